@@ -1,0 +1,102 @@
+"""Clustering rules on hand-made embeddings, so each rule is tested exactly."""
+
+import numpy as np
+import pandas as pd
+
+from weaklabel.labeling.clustering import ClusterParams, _nearest, cluster_terms
+
+DIM = 8
+
+
+def unit(*pairs):
+    """A normalized vector with the given (axis, value) entries."""
+    v = np.zeros(DIM, np.float32)
+    for axis, value in pairs:
+        v[axis] = value
+    return v / np.linalg.norm(v)
+
+
+def run(rows, **params):
+    terms = pd.Series([r[0] for r in rows])
+    support = np.array([r[1] for r in rows], dtype=np.float64)
+    emb = np.stack([r[2] for r in rows])
+    result = cluster_terms(terms, support, emb, ClusterParams(**params))
+    return {t: (int(l), h) for t, l, h in zip(terms, result.label, result.how)}, result
+
+
+def test_lexical_variants_merge_even_with_dissimilar_embeddings():
+    out, result = run([
+        ("t-shirt", 100, unit((0, 1))),
+        ("tshirt", 50, unit((1, 1))),  # orthogonal embedding: merged by the key alone
+        ("t shirts", 20, unit((2, 1))),
+        ("shirt", 80, unit((0, 1), (3, 0.3))),  # similar embedding but a different word
+    ])
+    assert out["t-shirt"][0] == out["tshirt"][0] == out["t shirts"][0]
+    assert out["shirt"][0] != out["t-shirt"][0]
+    assert out["t-shirt"][1] == "name" and out["tshirt"][1] == "variant"
+    assert result.n_labels == 2
+
+
+def test_frequent_synonyms_merge_only_above_merge_threshold():
+    out, _ = run([
+        ("grey", 100, unit((0, 1))),
+        ("gray", 60, unit((0, 1), (1, 0.2))),  # cosine 0.98
+        ("silver", 50, unit((0, 1), (1, 0.9))),  # cosine 0.74
+    ], merge_threshold=0.9)
+    assert out["grey"][0] == out["gray"][0]
+    assert out["gray"][1] == "synonym"
+    assert out["silver"][0] != out["grey"][0]
+
+
+def test_rare_term_attaches_to_nearest_label_when_similar_enough():
+    out, _ = run([
+        ("sneakers", 100, unit((0, 1))),
+        ("sandals", 100, unit((1, 1))),
+        ("running sneakers", 3, unit((0, 1), (1, 0.3))),  # cosine 0.96 to sneakers
+        ("zebra", 3, unit((5, 1))),  # near nothing
+    ], attach_threshold=0.8, min_label_support=10)
+    assert out["running sneakers"] == (out["sneakers"][0], "attached")
+    assert out["zebra"] == (-1, "rare")
+
+
+def test_rare_terms_cluster_into_a_new_label_when_their_support_adds_up():
+    out, result = run([
+        ("mug", 100, unit((0, 1))),
+        ("teapot", 4, unit((4, 1))),
+        ("tea pots", 3, unit((4, 1), (5, 0.05))),  # a variant of teapot
+        ("teakettle", 4, unit((4, 1), (5, 0.2))),  # cosine 0.98 to teapot
+        ("lonely", 2, unit((6, 1))),
+    ], min_label_support=10, rare_merge_threshold=0.85, attach_threshold=0.8)
+    assert out["teapot"][0] == out["tea pots"][0] == out["teakettle"][0] >= 0
+    assert out["teakettle"][1] in {"rare-cluster", "name"}
+    assert out["lonely"] == (-1, "rare")
+    assert result.n_labels == 2
+
+
+def test_typo_joins_a_much_more_frequent_word_one_edit_away():
+    out, _ = run([
+        ("trainers", 200, unit((0, 1))),
+        ("trianers", 2, unit((0, 1), (1, 1.2))),  # cosine 0.64: below attach, above typo similarity
+        ("skirts", 100, unit((2, 1))),
+        ("shirts", 100, unit((3, 1))),  # one edit from skirts, but both frequent
+    ], min_label_support=10, attach_threshold=0.9, typo_min_similarity=0.5, min_typo_length=6)
+    assert out["trianers"] == (out["trainers"][0], "typo")
+    assert out["skirts"][0] != out["shirts"][0]
+
+
+def test_clustering_off_makes_each_frequent_term_a_label():
+    terms = pd.Series(["a", "b", "c"])
+    result = cluster_terms(terms, np.array([20.0, 15.0, 2.0]), np.eye(3, DIM, dtype=np.float32),
+                           ClusterParams(min_label_support=10), enabled=False)
+    assert result.label.tolist() == [0, 1, -1]
+    assert result.how.tolist() == ["name", "name", "rare"]
+
+
+def test_nearest_matches_brute_force_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(300, 16)).astype(np.float32)
+    queries = rng.normal(size=(50, 16)).astype(np.float32)
+    idx, sim = _nearest(queries, base, 5, block=7)
+    brute = np.argsort(-(queries @ base.T), axis=1, kind="stable")[:, :5]
+    assert (idx == brute).all()
+    np.testing.assert_allclose(sim, np.take_along_axis(queries @ base.T, brute, axis=1), rtol=1e-5)

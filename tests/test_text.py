@@ -1,0 +1,56 @@
+import pytest
+
+from weaklabel.labeling.text import Analyzer, normalize, resolve_stopwords, singular, term_key
+
+
+def test_normalize_strips_html_nfkc_and_lowercases():
+    assert normalize("<p>Blue&nbsp;T-Shirt</p><br/>") .split() == ["blue", "t-shirt"]
+    assert normalize("ＣＯＴＴＯＮ Ｔee") == "cotton tee"  # full-width forms fold under NFKC
+
+
+def test_tokens_keep_inner_hyphens_and_apostrophes():
+    analyzer = Analyzer((1, 1))
+    assert analyzer.ngrams("Men's T-Shirt - Navy") == {"men's", "t-shirt", "navy"}
+
+
+def test_ngrams_never_cross_punctuation_stopwords_or_numbers():
+    analyzer = Analyzer((1, 3), resolve_stopwords("english"))
+    grams = analyzer.ngrams("Navy Blue Shirt for Men | Cotton, 2024 edition")
+    assert {"navy blue shirt", "navy blue", "blue shirt", "men", "cotton", "edition"} <= grams
+    assert "shirt men" not in grams and "shirt for" not in grams  # stopword boundary
+    assert "men cotton" not in grams  # "|" boundary
+    assert not any("2024" in g for g in grams)  # numbers dropped and act as boundaries
+
+
+def test_id_like_tokens_are_dropped_but_short_model_names_kept():
+    analyzer = Analyzer((1, 1))
+    assert analyzer.ngrams("SKU-123456 3d printer") == {"3d", "printer"}
+
+
+def test_whole_values_normalize_and_skip_stopword_only_values():
+    analyzer = Analyzer((1, 3), resolve_stopwords("english+marketplace"))
+    assert analyzer.whole_values(["Home ", "Kitchen & Dining", "new", ""]) == {"home", "kitchen dining"}
+
+
+def test_stopword_lists():
+    assert "the" in resolve_stopwords("english") and "sale" not in resolve_stopwords("english")
+    assert {"the", "sale", "free"} <= resolve_stopwords("english+marketplace")
+    assert resolve_stopwords(None) == frozenset()
+    assert resolve_stopwords(["Gift"]) == {"gift"}
+    with pytest.raises(ValueError, match="unknown stopword list"):
+        resolve_stopwords("french")
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [("T-Shirts", "tshirt", "t shirt", "T-shirt"), ("dresses", "dress"), ("watches", "watch"),
+     ("batteries", "battery"), ("flip-flops", "flip flop", "flipflops")],
+)
+def test_term_key_folds_variants(variants):
+    assert len({term_key(normalize(v)) for v in variants}) == 1
+
+
+def test_term_key_keeps_distinct_words_apart():
+    assert term_key("shirt") != term_key("t-shirt")
+    assert term_key("kurta") != term_key("kurti")
+    assert singular("glass") == "glass" and singular("bus") == "bus"

@@ -1,0 +1,124 @@
+"""The artifact folder every stage writes: ``manifest.json`` plus open-format files.
+
+A manifest records what made the folder: the toolkit version, the stage, the resolved config,
+fingerprints of the inputs, counts (rows in, out, rejected by reason), timings and the seed.
+``weaklabel run`` compares a stored manifest with a new run's inputs and config to skip work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint_files(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Path, size and content hash of each input file."""
+    return [{"path": str(p), "bytes": Path(p).stat().st_size, "sha256": sha256_file(p)} for p in paths]
+
+
+def fingerprint_artifact(folder: str | Path) -> dict[str, Any]:
+    """An upstream artifact is identified by its manifest's hash (its inputs, config and outputs)."""
+    path = Path(folder) / MANIFEST
+    return {"path": str(folder), "manifest_sha256": sha256_file(path)}
+
+
+def write_manifest(
+    folder: str | Path,
+    stage: str,
+    *,
+    config: dict[str, Any],
+    inputs: list[dict[str, Any]],
+    counts: dict[str, Any],
+    timings: dict[str, float],
+    seed: int | None = None,
+    outputs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    manifest = {
+        "stage": stage,
+        "weaklabel_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "config": config,
+        "inputs": inputs,
+        "counts": counts,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "seed": seed,
+        "outputs": outputs or {},
+    }
+    write_json(Path(folder) / MANIFEST, manifest)
+    return manifest
+
+
+def read_manifest(folder: str | Path, stage: str | None = None) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a weaklabel artifact: {MANIFEST} is missing")
+    manifest = json.loads(path.read_text())
+    if stage and manifest.get("stage") != stage:
+        raise ValueError(f"{folder} holds a '{manifest.get('stage')}' artifact, expected '{stage}'")
+    return manifest
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically: readers never see a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path, schema=None) -> None:
+    """Write Parquet atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
+    os.replace(tmp, path)
+
+
+class Timer:
+    """Named wall-clock sections: ``with timer("embed"): ...``; ``timer.seconds`` holds the totals."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return sorted(value) if isinstance(value, (set, frozenset)) else list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

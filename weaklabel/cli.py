@@ -1,0 +1,226 @@
+"""The ``weaklabel`` command: one subcommand per pipeline stage, each a thin shell over the API."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+
+EPILOG = "Every stage writes a folder with manifest.json; see the README for the artifact formats."
+
+
+def _add_roles(parser: argparse.ArgumentParser, *, required_text: bool) -> None:
+    group = parser.add_argument_group("columns of the listings")
+    group.add_argument("--id", default=None, metavar="COL", help="column with the listing id (default: id)")
+    group.add_argument("--image", default=None, metavar="COL",
+                       help="column with the image path or URL (default: image); '' for none")
+    group.add_argument("--text", action="append", default=[], metavar="COL[:W]",
+                       help="free-text column whose 1-3-grams are terms, with an optional weight 0<W<=1 "
+                            "(repeatable: --text title --text description:0.3)"
+                            + ("" if required_text else "; default: the columns the vocabulary was built from"))
+    group.add_argument("--tags", action="append", default=[], metavar="COL[:W]",
+                       help="tag column: a list, a JSON list or a delimited string; each tag is one term (repeatable)")
+    group.add_argument("--category", action="append", default=[], metavar="COL[:W]",
+                       help="category path column like 'Home > Kitchen > Mugs'; each level is one term (repeatable)")
+    group.add_argument("--tag-separator", default=None, metavar="SEP", help="separator of delimited tags (default: ',')")
+    group.add_argument("--category-separator", default=None, metavar="SEP",
+                       help="separator of category levels (default: '>')")
+    group.add_argument("--max-field-chars", type=int, default=None, metavar="N",
+                       help="longer field values are truncated and counted (default: 20000)")
+
+
+def _roles(args: argparse.Namespace, fallback=None):
+    """Column roles from the options; unset options fall back to a vocabulary's recorded roles."""
+    from .listings import ColumnRoles, Field
+
+    fields = tuple(
+        Field.parse(spec, role)
+        for role, specs in (("text", args.text), ("tags", args.tags), ("category", args.category))
+        for spec in specs
+    )
+    base = fallback.to_dict() if fallback is not None else {}
+    merged = {
+        "fields": [dataclasses.asdict(f) for f in fields] or base.get("fields", []),
+        "id": args.id if args.id is not None else base.get("id", "id"),
+        "image": (args.image or None) if args.image is not None else base.get("image", "image"),
+        "tag_separator": args.tag_separator or base.get("tag_separator", ","),
+        "category_separator": args.category_separator or base.get("category_separator", ">"),
+        "max_field_chars": args.max_field_chars or base.get("max_field_chars", 20_000),
+    }
+    if not merged["fields"]:
+        raise SystemExit("error: name at least one listing field with --text, --tags or --category")
+    return ColumnRoles.from_dict(merged)
+
+
+def _cmd_vocab(args: argparse.Namespace) -> None:
+    from .labeling.stages import build_vocabulary
+
+    vocabulary = build_vocabulary(
+        args.listings, _roles(args), args.out, progress=not args.quiet,
+        ngram_range=(args.ngram_min, args.ngram_max), stopwords=_stopwords(args.stopwords),
+        min_support=args.min_support, max_df=args.max_df, min_npmi=args.min_npmi,
+        blocklist=_word_file(args.blocklist), allowlist=_word_file(args.allowlist), model=args.model,
+        batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir, cluster=not args.no_cluster,
+        min_label_support=args.min_label_support, merge_threshold=args.merge_threshold,
+        attach_threshold=args.attach_threshold, rare_merge_threshold=args.rare_merge_threshold,
+        overrides=args.overrides,
+    )
+    stats = vocabulary.stats
+    tiers = vocabulary.labels["tier"].value_counts().to_dict()
+    print(f"{len(vocabulary.labels)} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
+          f"tail {tiers.get('tail', 0)}) from {stats['candidates']} candidate terms over {stats['listings']} listings")
+    print(f"wrote {args.out}/labels.parquet, terms.parquet, report.html, manifest.json")
+
+
+def _cmd_assign(args: argparse.Namespace) -> None:
+    from .labeling.stages import assign_labels
+    from .labeling.vocabulary import Vocabulary
+
+    recorded = Vocabulary.load(args.vocab).roles
+    roles = _roles(args, fallback=recorded)
+    coverage = assign_labels(
+        args.listings, args.vocab, args.out, roles=roles, keep=args.keep, rows_per_part=args.rows_per_part,
+        progress=not args.quiet, top_k=args.top_k, min_score=args.min_score, fallback_threshold=args.fallback,
+    )
+    print(f"labelled {coverage['listings_labelled']} listings, {coverage['listings_unlabelled']} without a label "
+          f"(coverage {coverage['coverage']:.1%}, {coverage['labels_per_listing_mean']:.2f} labels each)")
+    print(f"wrote {args.out}/part-*.parquet and manifest.json")
+
+
+def _cmd_example_data(args: argparse.Namespace) -> None:
+    from .synthetic import generate_listings
+
+    frame = generate_listings(args.n, args.out, seed=args.seed, image_size=args.image_size,
+                              images=not args.no_images, progress=not args.quiet)
+    print(f"wrote {len(frame)} listings to {Path(args.out) / 'listings.csv'}"
+          + ("" if args.no_images else f" and their images to {Path(args.out) / 'images'}"))
+
+
+def _stopwords(value: str):
+    if value == "none":
+        return None
+    if Path(value).is_file():
+        return _word_file(value)
+    return value
+
+
+def _word_file(path: str | None) -> list[str]:
+    if not path:
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _vocab_parser(sub) -> None:
+    p = sub.add_parser("vocab", help="build a label vocabulary from listing text",
+                       description="Extract candidate terms from listing text, embed and cluster them into a "
+                                   "label vocabulary. Writes labels.parquet, terms.parquet, report.html and "
+                                   "manifest.json to --out.", epilog=EPILOG)
+    p.add_argument("listings", nargs="+", help="listing files, directories or globs (csv, tsv, jsonl, parquet, .gz)")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_roles(p, required_text=True)
+    t = p.add_argument_group("candidate terms")
+    t.add_argument("--ngram-min", type=int, default=1, help="shortest n-gram taken from free text (default: 1)")
+    t.add_argument("--ngram-max", type=int, default=3, help="longest n-gram taken from free text (default: 3)")
+    t.add_argument("--stopwords", default="english+marketplace",
+                   help="'english', 'marketplace', 'english+marketplace', 'none', or a file with one word "
+                        "per line (default: english+marketplace)")
+    t.add_argument("--min-support", type=int, default=3, help="listings a term must occur in (default: 3)")
+    t.add_argument("--max-df", type=float, default=0.5,
+                   help="drop terms in more than this fraction of listings as generic (default: 0.5)")
+    t.add_argument("--min-npmi", type=float, default=0.0,
+                   help="drop n-grams whose words co-occur no more than chance (normalized PMI; default: 0.0)")
+    t.add_argument("--blocklist", metavar="FILE", help="file of terms never to use, one per line")
+    t.add_argument("--allowlist", metavar="FILE", help="file of terms always kept as candidates, one per line")
+    e = p.add_argument_group("embeddings")
+    e.add_argument("--model", default=None,
+                   help="sentence-transformers model: a local directory or a hub name (default: the packaged "
+                        "all-MiniLM-L6-v2, no download)")
+    e.add_argument("--batch-size", type=int, default=256, help="texts per embedding batch (default: 256)")
+    e.add_argument("--device", default=None, help="torch device for embeddings (default: cuda if present, else cpu)")
+    e.add_argument("--cache-dir", default=None,
+                   help="embedding cache folder (default: $WEAKLABEL_CACHE or ~/.cache/weaklabel)")
+    c = p.add_argument_group("clustering (see README: 'How clustering works')")
+    c.add_argument("--no-cluster", action="store_true", help="no clustering: every frequent term is its own label")
+    c.add_argument("--min-label-support", type=int, default=10,
+                   help="support a term group needs to be a label on its own (default: 10)")
+    c.add_argument("--merge-threshold", type=float, default=0.90,
+                   help="cosine similarity at which frequent groups merge as synonyms (default: 0.90)")
+    c.add_argument("--attach-threshold", type=float, default=0.80,
+                   help="cosine similarity at which a rare term joins its nearest label (default: 0.80)")
+    c.add_argument("--rare-merge-threshold", type=float, default=0.85,
+                   help="cosine similarity linking rare terms into a new label (default: 0.85)")
+    c.add_argument("--overrides", metavar="FILE", help="TOML file of edits: rename, merge, delete, add labels")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_vocab)
+
+
+def _assign_parser(sub) -> None:
+    p = sub.add_parser("assign", help="assign weak labels to listings with a vocabulary",
+                       description="Match listing text against a vocabulary and write the weak labels, scores and "
+                                   "evidence of every listing as Parquet parts in --out.", epilog=EPILOG)
+    p.add_argument("listings", nargs="+", help="listing files, directories or globs (csv, tsv, jsonl, parquet, .gz)")
+    p.add_argument("--vocab", required=True, help="vocabulary folder written by 'weaklabel vocab'")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_roles(p, required_text=False)
+    p.add_argument("--top-k", type=int, default=10, help="at most this many labels per listing (default: 10)")
+    p.add_argument("--min-score", type=float, default=0.3, help="drop labels scoring below this (default: 0.3)")
+    p.add_argument("--fallback", type=float, default=None, metavar="SIM",
+                   help="label listings that matched nothing with the labels nearest their text embedding, "
+                        "at cosine similarity >= SIM (default: off)")
+    p.add_argument("--keep", nargs="+", default=None, metavar="COL",
+                   help="listing columns to pass through (default: all)")
+    p.add_argument("--rows-per-part", type=int, default=250_000, help="listings per output part (default: 250000)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_assign)
+
+
+def _example_data_parser(sub) -> None:
+    p = sub.add_parser("example-data", help="generate example listings and images",
+                       description="Generate a deterministic marketplace-like listing dump (listings.csv) with one "
+                                   "drawn image per listing whose content follows its true type and colour.")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, default=2000, help="number of listings (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--image-size", type=int, default=64, help="image side in pixels (default: 64)")
+    p.add_argument("--no-images", action="store_true", help="write listings.csv only")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_example_data)
+
+
+PARSERS: list[Callable] = [_example_data_parser, _vocab_parser, _assign_parser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="weaklabel",
+        description="Weak image labels from product listing text: build a label vocabulary, assign labels, "
+                    "write WebDataset shards, train and evaluate compact image encoders.",
+    )
+    parser.add_argument("--version", action="version", version=f"weaklabel {__version__}")
+    sub = parser.add_subparsers(title="stages", dest="command", metavar="COMMAND")
+    for add in PARSERS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

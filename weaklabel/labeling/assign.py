@@ -1,0 +1,243 @@
+"""Weak multi-labels for listings, from a fitted vocabulary.
+
+How a listing gets its labels:
+
+1. **Matching.** Each field is analyzed exactly as when the vocabulary was built; every
+   n-gram (free text) or whole value (tags, categories) that is a labelled term is a match.
+2. **Overlaps: fragments are absorbed, words keep their meaning.** Within one field, when a
+   longer matched term contains a shorter one, the shorter is ignored if it is a fragment of
+   the longer: if the longer term has at least ``absorb_ratio`` times its support (the shorter
+   mostly occurs inside it: "track" in "track pants", "navy" in "navy blue"), or if the longer
+   term is a one-word label written apart ("t shirt" for "t-shirt": no "shirt" label).
+   Otherwise both count: "navy blue shirt" gets "navy blue" *and* "shirt", and "blue" too,
+   since "blue" is common on its own and a navy-blue item is blue. The rule is per field, not
+   per position.
+3. **Scores.** Each remaining match is evidence of strength ``w_f * s``: the field's weight
+   times the term's similarity to its label. Evidence for one label combines as a noisy-OR,
+   ``score = 1 - prod(1 - w_f * s)``, so more evidence raises the score and it stays in [0, 1].
+4. **Selection.** Labels scoring at least ``min_score`` are kept, best first, at most
+   ``top_k``; the ``evidence`` of each is the field and term of its strongest match.
+5. **Fallback (optional).** A listing left with no label gets the labels nearest to its text
+   embedding when their cosine similarity reaches ``fallback_threshold`` (evidence field
+   ``embedding``, no term).
+
+A listing with no label is kept, with empty lists. Everything after matching is vectorized
+with NumPy/SciPy sparse matrices; matching is one dictionary lookup per n-gram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy.sparse import csr_matrix
+
+from ..listings import ColumnRoles, Field, Listings
+from .embeddings import TextEmbedder
+from .text import term_key
+from .vocabulary import Vocabulary
+
+EVIDENCE_TYPE = pa.struct([("field", pa.string()), ("term", pa.string())])
+
+
+@dataclass
+class _Matches:
+    """Evidence triples: listing row, label, strength, field name, term (or None)."""
+
+    row: np.ndarray
+    label: np.ndarray
+    strength: np.ndarray
+    field: np.ndarray
+    term: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: Sequence["_Matches"]) -> "_Matches":
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in cls.__dataclass_fields__))
+
+
+class LabelAssigner:
+    """Assign weak labels to listings (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    vocabulary: a fitted :class:`Vocabulary` (or the folder it was saved in).
+    roles: columns and weights to read; defaults to those the vocabulary was built with.
+    top_k: at most this many labels per listing.
+    min_score: labels scoring below this are not kept.
+    fallback_threshold: None (off) or the cosine similarity a label needs to be assigned to a
+        listing that matched nothing.
+    absorb_ratio: a contained term is absorbed when the containing term has at least this
+        share of its support (see rule 2 above).
+    """
+
+    def __init__(
+        self,
+        vocabulary: Vocabulary | str,
+        roles: ColumnRoles | None = None,
+        *,
+        top_k: int = 10,
+        min_score: float = 0.3,
+        fallback_threshold: float | None = None,
+        absorb_ratio: float = 0.8,
+        batch_size: int = 256,
+        device: str | None = None,
+    ):
+        self.vocabulary = Vocabulary.load(vocabulary) if isinstance(vocabulary, str) else vocabulary
+        self.roles = roles or self.vocabulary.roles
+        if self.roles is None:
+            raise ValueError("roles are required: this vocabulary does not record the columns it was built from")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if not 0 <= min_score <= 1:
+            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+        if fallback_threshold is not None and not -1 <= fallback_threshold <= 1:
+            raise ValueError(f"fallback_threshold is a cosine similarity in [-1, 1], got {fallback_threshold}")
+        self.top_k = top_k
+        self.min_score = min_score
+        if not 0 < absorb_ratio <= 1:
+            raise ValueError(f"absorb_ratio must be in (0, 1], got {absorb_ratio}")
+        self.fallback_threshold = fallback_threshold
+        self.absorb_ratio = absorb_ratio
+        self.batch_size = batch_size
+        self.device = device
+        self._prepare()
+
+    def _prepare(self) -> None:
+        table = self.vocabulary.term_table()
+        self.analyzer_ = self.vocabulary.make_analyzer()
+        self.terms_ = table["term"].to_numpy(object)
+        self.term_index_ = dict(zip(self.terms_, range(len(table))))
+        self.term_label_ = table["label_id"].to_numpy(np.int32)
+        self.term_similarity_ = table["similarity"].to_numpy(np.float32)
+        names = self.vocabulary.labels["name"].to_numpy(object)
+        spelled_apart = np.array([" " not in n and term_key(t) == term_key(n) and " " in t
+                                  for t, n in zip(self.terms_, names[self.term_label_])], dtype=bool)
+        self.containment_ = _absorption(self.terms_, self.term_index_, table["support"].to_numpy(np.float64),
+                                        spelled_apart, self.absorb_ratio)
+        self.n_fallback_ = 0
+
+    def fit(self, listings=None) -> "LabelAssigner":
+        """Nothing to learn: the vocabulary is fitted already (kept for scikit-learn pipelines)."""
+        return self
+
+    def transform(self, listings: Listings | pd.DataFrame) -> pd.DataFrame:
+        """``labels``, ``scores`` and ``evidence`` columns, one row per listing, same index."""
+        frame = listings.frame if isinstance(listings, Listings) else listings
+        table = self.transform_arrow(frame)
+        return table.to_pandas().set_axis(frame.index)
+
+    def transform_arrow(self, frame: pd.DataFrame) -> pa.Table:
+        """As :meth:`transform`, as an Arrow table (no per-row Python objects: fast to write)."""
+        missing = [f.column for f in self.roles.fields if f.column not in frame.columns]
+        if missing:
+            raise ValueError(f"listings lack the field column(s) {missing}; columns are {list(frame.columns)}")
+        matches = _Matches.concat([self._match_field(frame, f) for f in self.roles.fields])
+        labels = _combine(matches, len(frame), self.min_score, self.top_k)
+        if self.fallback_threshold is not None:
+            unlabelled = np.flatnonzero(np.bincount(labels.row, minlength=len(frame)) == 0)
+            if len(unlabelled):
+                labels = _Matches.concat([labels, self._fallback(frame, unlabelled)])
+                labels = _sort(labels)
+        return _to_arrow(labels, len(frame))
+
+    def _match_field(self, frame: pd.DataFrame, field: Field) -> _Matches:
+        get = self.term_index_.get
+        rows: list[int] = []
+        cols: list[int] = []
+        terms_of = self.analyzer_.ngram_list if field.role == "text" else self.analyzer_.whole_values
+        for i, value in enumerate(frame[field.column]):
+            if value is None or len(value) == 0:
+                continue
+            found = [j for j in map(get, terms_of(value)) if j is not None]
+            rows += [i] * len(found)
+            cols += found
+        shape = (len(frame), max(len(self.terms_), 1))
+        hits = csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+        hits.data[:] = 1.0  # a term repeated in one field counts once
+        if self.containment_.nnz:
+            absorbed = (hits @ self.containment_).astype(bool)
+            hits = hits - hits.multiply(absorbed)
+            hits.eliminate_zeros()
+        hits = hits.tocoo()
+        term = hits.col
+        return _Matches(
+            row=hits.row.astype(np.int64),
+            label=self.term_label_[term],
+            strength=field.weight * self.term_similarity_[term],
+            field=np.full(len(term), field.column, dtype=object),
+            term=self.terms_[term],
+        )
+
+    def _fallback(self, frame: pd.DataFrame, rows: np.ndarray) -> _Matches:
+        texts = [" ".join(str(frame[f.column].iloc[r]) for f in self.roles.fields if f.role == "text") for r in rows]
+        embedder = TextEmbedder(self.vocabulary.model, batch_size=self.batch_size, device=self.device, use_cache=False)
+        similarity = embedder.encode(texts) @ self.vocabulary.label_embeddings.T
+        k = min(self.top_k, similarity.shape[1])
+        best = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+        best_sim = np.take_along_axis(similarity, best, axis=1)
+        keep = best_sim >= self.fallback_threshold
+        self.n_fallback_ += int(keep.any(axis=1).sum())
+        return _Matches(
+            row=np.repeat(rows, k)[keep.reshape(-1)],
+            label=best[keep].astype(np.int32),
+            strength=best_sim[keep].astype(np.float32),
+            field=np.full(int(keep.sum()), "embedding", dtype=object),
+            term=np.full(int(keep.sum()), None, dtype=object),
+        )
+
+
+def _absorption(terms: np.ndarray, index: dict[str, int], support: np.ndarray,
+                spelled_apart: np.ndarray, absorb_ratio: float) -> csr_matrix:
+    """A[long, short] = 1 when ``long`` contains ``short`` and absorbs it (rule 2 of the module docstring)."""
+    rows, cols = [], []
+    for i, term in enumerate(terms):
+        words = term.split(" ")
+        for n in range(1, len(words)):
+            for start in range(len(words) - n + 1):
+                j = index.get(" ".join(words[start : start + n]))
+                if j is not None and (spelled_apart[i] or support[i] >= absorb_ratio * support[j]):
+                    rows.append(i)
+                    cols.append(j)
+    shape = (max(len(terms), 1),) * 2
+    return csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+
+
+def _combine(matches: _Matches, n_rows: int, min_score: float, top_k: int) -> _Matches:
+    """Noisy-OR the evidence per (listing, label), keep the strongest evidence, select the best labels."""
+    if len(matches.row) == 0:
+        return matches
+    order = np.lexsort((matches.term.astype(str), -matches.strength, matches.label, matches.row))
+    m = _Matches(*(getattr(matches, name)[order] for name in _Matches.__dataclass_fields__))
+    starts = np.flatnonzero(np.r_[True, (np.diff(m.row) != 0) | (np.diff(m.label) != 0)])
+    log_miss = np.log1p(-np.minimum(m.strength, 1 - 1e-6).astype(np.float64))
+    score = (1.0 - np.exp(np.add.reduceat(log_miss, starts))).astype(np.float32)
+    best = _Matches(m.row[starts], m.label[starts], score, m.field[starts], m.term[starts])
+    keep = best.strength >= min_score
+    return _sort(_Matches(*(getattr(best, name)[keep] for name in _Matches.__dataclass_fields__)), top_k)
+
+
+def _sort(matches: _Matches, top_k: int | None = None) -> _Matches:
+    """Order by listing, then score descending, then label id; keep ``top_k`` per listing."""
+    order = np.lexsort((matches.label, -matches.strength, matches.row))
+    m = _Matches(*(getattr(matches, name)[order] for name in _Matches.__dataclass_fields__))
+    if top_k is None:
+        return m
+    group_start = np.r_[0, np.flatnonzero(np.diff(m.row)) + 1]
+    rank = np.arange(len(m.row)) - np.repeat(group_start, np.diff(np.r_[group_start, len(m.row)]))
+    keep = rank < top_k
+    return _Matches(*(getattr(m, name)[keep] for name in _Matches.__dataclass_fields__))
+
+
+def _to_arrow(m: _Matches, n_rows: int) -> pa.Table:
+    offsets = pa.array(np.searchsorted(m.row, np.arange(n_rows + 1)).astype(np.int32))
+    evidence = pa.StructArray.from_arrays(
+        [pa.array(m.field.tolist(), pa.string()), pa.array(m.term.tolist(), pa.string())], fields=list(EVIDENCE_TYPE)
+    )
+    return pa.table({
+        "labels": pa.ListArray.from_arrays(offsets, pa.array(m.label.astype(np.int32))),
+        "scores": pa.ListArray.from_arrays(offsets, pa.array(m.strength.astype(np.float32))),
+        "evidence": pa.ListArray.from_arrays(offsets, evidence),
+    })

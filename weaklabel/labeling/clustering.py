@@ -1,0 +1,225 @@
+"""Clustering candidate terms into labels, to tame the long tail.
+
+Text embeddings alone cannot tell spelling variants from distinct concepts: all-MiniLM-L6-v2
+scores "tshirt"/"t-shirt" at 0.73 but "shirt"/"t-shirt" at 0.80 and "kurta"/"kurti" (two
+different garments) at 0.87. So the clustering works in steps, the safest first:
+
+1. **Variants** – terms with the same key (hyphens and spaces removed, words singularized:
+   "T-Shirts", "tshirt", "t shirt") form one group. Exact and cheap.
+2. **Frequent groups** – a group whose support reaches ``min_label_support`` is frequent.
+   Frequent groups whose embeddings are at least ``merge_threshold`` similar are merged
+   (synonyms such as "grey"/"gray"); the threshold is high on purpose.
+3. **Typos** – a rare group whose key is one edit away from a frequent group's key (found with
+   shared deletion keys, as SymSpell does) joins it when the frequent group is at least
+   ``typo_support_ratio`` times more common and their embeddings are at least
+   ``typo_min_similarity`` similar ("tshrit" → "tshirt", but not "skirt" → "shirt").
+4. **Attachment** – any other rare group joins its nearest label when their similarity is at
+   least ``attach_threshold``.
+5. **Rare clusters** – the remaining rare groups link to each other at
+   ``rare_merge_threshold``; a connected set whose combined support reaches
+   ``min_label_support`` becomes a new label, the rest are dropped (reason ``rare``).
+
+Every nearest-neighbour search is exact (blocked matrix products), so results are
+deterministic. A label's support is the sum of its terms' supports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .text import term_key
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    min_label_support: int = 10
+    merge_threshold: float = 0.90
+    attach_threshold: float = 0.80
+    rare_merge_threshold: float = 0.85
+    typo_min_similarity: float = 0.50
+    typo_support_ratio: float = 5.0
+    min_typo_length: int = 6
+    neighbours: int = 10
+
+
+@dataclass
+class Clustering:
+    """Per candidate term: its label (-1 when dropped), how it joined, and its similarity to the label."""
+
+    label: np.ndarray  # int64, label index in 0..n_labels-1 or -1
+    how: np.ndarray  # object: name, variant, synonym, typo, attached, rare-cluster, rare
+    similarity: np.ndarray  # float32
+    n_labels: int
+
+
+def cluster_terms(
+    terms: pd.Series, support: np.ndarray, embeddings: np.ndarray, params: ClusterParams, *, enabled: bool = True
+) -> Clustering:
+    """Cluster terms (sorted by support, descending) into labels; see the module docstring."""
+    n = len(terms)
+    if not enabled:
+        keep = support >= params.min_label_support
+        label = np.where(keep, np.cumsum(keep) - 1, -1)
+        how = np.where(keep, "name", "rare").astype(object)
+        return Clustering(label, how, keep.astype(np.float32), int(keep.sum()))
+
+    group, _ = pd.factorize(pd.Series([term_key(t) for t in terms], dtype=object))
+    group_support = np.bincount(group, weights=support)
+    group_emb = weighted_centroids(embeddings, support, group, len(group_support))
+    frequent = np.flatnonzero(group_support >= params.min_label_support)
+    rare = np.flatnonzero(group_support < params.min_label_support)
+
+    # Group -> cluster of groups; starts as each group alone.
+    cluster = np.arange(len(group_support))
+    cluster[frequent] = frequent[_components_above(group_emb[frequent], params.merge_threshold, params.neighbours)]
+    group_how = np.full(len(group_support), "", dtype=object)
+
+    typo_target = _typo_targets(terms, group, group_support, group_emb, frequent, rare, params)
+    has_typo = typo_target >= 0
+    cluster[rare[has_typo]] = cluster[typo_target[has_typo]]
+    group_how[rare[has_typo]] = "typo"
+    rare = rare[~has_typo]
+
+    label_ids = np.unique(cluster[frequent])
+    centroids = weighted_centroids(group_emb[frequent], group_support[frequent],
+                                   np.searchsorted(label_ids, cluster[frequent]), len(label_ids))
+    if len(rare) and len(label_ids):
+        nearest, sim = _nearest(group_emb[rare], centroids, 1)
+        attached = sim[:, 0] >= params.attach_threshold
+        cluster[rare[attached]] = label_ids[nearest[attached, 0]]
+        group_how[rare[attached]] = "attached"
+        rare = rare[~attached]
+
+    is_label = np.zeros(len(group_support), bool)
+    is_label[cluster[frequent]] = True
+    if len(rare):
+        components = _components_above(group_emb[rare], params.rare_merge_threshold, params.neighbours)
+        component_support = np.bincount(components, weights=group_support[rare])
+        roots = rare[_first_of_each(components)]
+        cluster[rare] = roots[components]
+        big = component_support[components] >= params.min_label_support
+        is_label[cluster[rare[big]]] = True
+        group_how[rare[big]] = "rare-cluster"
+        group_how[rare[~big]] = "rare"
+
+    return _label_terms(terms, group, cluster, is_label, group_how, support, embeddings)
+
+
+def _label_terms(terms, group, cluster, is_label, group_how, support, embeddings) -> Clustering:
+    """Number the labels and describe every term's place in them."""
+    term_cluster = cluster[group]
+    kept = is_label[term_cluster]
+    label = np.full(len(terms), -1, np.int64)
+    codes, uniques = pd.factorize(term_cluster[kept])
+    label[kept] = codes
+    n_labels = len(uniques)
+    centroids = weighted_centroids(embeddings[kept], support[kept], label[kept], n_labels)
+    similarity = np.zeros(len(terms), np.float32)
+    similarity[kept] = np.einsum("ij,ij->i", embeddings[kept], centroids[label[kept]])
+
+    how = group_how[group].copy()
+    first_in_group = np.zeros(len(terms), bool)
+    first_in_group[_first_of_each(group)] = True
+    variant = kept & ~first_in_group
+    how[variant & (how == "")] = "variant"
+    similarity[variant & (how == "variant")] = 1.0
+    first_in_label = np.zeros(len(terms), bool)
+    first_in_label[np.flatnonzero(kept)[_first_of_each(label[kept])]] = True
+    how[first_in_label] = "name"
+    similarity[first_in_label] = 1.0
+    how[kept & (how == "")] = "synonym"
+    how[~kept] = "rare"
+    return Clustering(label, how, similarity, n_labels)
+
+
+def _typo_targets(terms, group, group_support, group_emb, frequent, rare, params) -> np.ndarray:
+    """For each rare group, the frequent group one edit away that it is a typo of, or -1."""
+    target = np.full(len(rare), -1)
+    if not len(rare) or not len(frequent):
+        return target
+    first = _first_of_each(group)
+    keys = np.array([term_key(terms.iloc[i]) for i in first], dtype=object)
+    rare_keys = _deletion_keys(keys, rare, params.min_typo_length)
+    frequent_keys = _deletion_keys(keys, frequent, params.min_typo_length)
+    pairs = rare_keys.merge(frequent_keys, on="key", suffixes=("_rare", "_frequent")).drop_duplicates(
+        ["group_rare", "group_frequent"]
+    )
+    if pairs.empty:
+        return target
+    g_rare = pairs["group_rare"].to_numpy()
+    g_freq = pairs["group_frequent"].to_numpy()
+    sim = np.einsum("ij,ij->i", group_emb[g_rare], group_emb[g_freq])
+    ok = (sim >= params.typo_min_similarity) & (group_support[g_freq] >= params.typo_support_ratio * group_support[g_rare])
+    best = pd.DataFrame({"rare": g_rare[ok], "frequent": g_freq[ok], "sim": sim[ok]})
+    best = best.sort_values(["rare", "sim"], ascending=[True, False]).drop_duplicates("rare")
+    position = pd.Series(np.arange(len(rare)), index=rare)
+    target[position[best["rare"]].to_numpy()] = best["frequent"].to_numpy()
+    return target
+
+
+def _deletion_keys(keys: np.ndarray, groups: np.ndarray, min_length: int) -> pd.DataFrame:
+    """Each group's key and all its one-character deletions, for keys of at least ``min_length``."""
+    rows = [
+        (g, variant)
+        for g in groups
+        if len(key := keys[g]) >= min_length
+        for variant in {key, *(key[:i] + key[i + 1 :] for i in range(len(key)))}
+    ]
+    return pd.DataFrame(rows, columns=["group", "key"])
+
+
+def _components_above(vectors: np.ndarray, threshold: float, k: int) -> np.ndarray:
+    """Connected components of the graph linking each vector to its k nearest at >= threshold."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    neighbours, sim = _nearest(vectors, vectors, min(k + 1, n))
+    rows = np.repeat(np.arange(n), neighbours.shape[1])
+    keep = sim.reshape(-1) >= threshold
+    graph = coo_matrix((np.ones(keep.sum()), (rows[keep], neighbours.reshape(-1)[keep])), shape=(n, n))
+    _, components = connected_components(graph, directed=False)
+    # Number components by their first member so results follow the input order.
+    codes, _ = pd.factorize(components)
+    return codes.astype(np.int64)
+
+
+def _nearest(queries: np.ndarray, base: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k inner-product neighbours of each query, best first, in blocks to bound memory."""
+    k = min(k, len(base))
+    idx = np.empty((len(queries), k), np.int64)
+    sim = np.empty((len(queries), k), np.float32)
+    for start in range(0, len(queries), block):
+        scores = queries[start : start + block] @ base.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < len(base) else np.tile(np.arange(len(base)), (len(scores), 1))
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.lexsort((top, -top_scores), axis=1)
+        idx[start : start + block] = np.take_along_axis(top, order, axis=1)
+        sim[start : start + block] = np.take_along_axis(top_scores, order, axis=1)
+    return idx, sim
+
+
+def weighted_centroids(vectors: np.ndarray, weights: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """L2-normalized weighted mean of the rows of ``vectors`` in each of ``n`` groups."""
+    return _normalize(_sum_rows_by(vectors * np.asarray(weights, np.float32)[:, None], index, n))
+
+
+def _sum_rows_by(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """Row sums of ``values`` grouped by ``index`` (a sparse product: np.add.at is slow)."""
+    onehot = csr_matrix((np.ones(len(index), np.float32), (index, np.arange(len(index)))), shape=(n, len(index)))
+    return np.asarray(onehot @ values, dtype=np.float32)
+
+
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+def _first_of_each(ids: np.ndarray) -> np.ndarray:
+    """Index of the first occurrence of each distinct id, in order of first appearance."""
+    _, first = np.unique(ids, return_index=True)
+    return np.sort(first)

@@ -1,0 +1,130 @@
+"""User edits to the vocabulary, applied at fit time so a rebuild keeps them.
+
+An overrides file is TOML (a dict with the same keys works from Python)::
+
+    delete = ["gift", "sale"]                # labels to remove (their terms are dropped)
+
+    [rename]                                 # label -> new display name
+    "tshirt" = "t-shirt"
+
+    [merge]                                  # target label <- labels or terms merged into it
+    "sneakers" = ["trainers", "running shoes"]
+
+    [add]                                    # a new label made of these terms, whatever
+    "tea towel" = ["tea towel", "dish towel"]   # their support or earlier clustering
+
+A label is named by its name or by any of its terms. Edits are applied in the order add,
+merge, delete, rename. A name that matches nothing is an error, so no edit is silently lost.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .text import normalize
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+KEYS = {"delete", "rename", "merge", "add"}
+
+
+class OverridesError(ValueError):
+    pass
+
+
+@dataclass
+class Overrides:
+    delete: list[str] = field(default_factory=list)
+    rename: dict[str, str] = field(default_factory=dict)
+    merge: dict[str, list[str]] = field(default_factory=dict)
+    add: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, source: str | Path | dict | None) -> "Overrides":
+        if source is None:
+            return cls()
+        if isinstance(source, dict):
+            data = source
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise OverridesError(f"overrides file not found: {path}")
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as error:
+                raise OverridesError(f"{path} is not valid TOML: {error}") from None
+        unknown = set(data) - KEYS
+        if unknown:
+            raise OverridesError(f"unknown overrides key(s) {sorted(unknown)}; allowed: {sorted(KEYS)}")
+        return cls(
+            delete=list(data.get("delete", [])),
+            rename=dict(data.get("rename", {})),
+            merge={k: _as_list(v) for k, v in data.get("merge", {}).items()},
+            add={k: _as_list(v) for k, v in data.get("add", {}).items()},
+        )
+
+    def added_terms(self) -> set[str]:
+        """Terms named in ``add``: they bypass the candidate filters."""
+        return {normalize(t) for terms in self.add.values() for t in terms}
+
+    def apply(self, assignment: pd.DataFrame, support: pd.Series) -> pd.DataFrame:
+        """Apply the edits to a term table (term, support, label, how, similarity).
+
+        Returns a copy with an extra ``display_name`` column (set where a label was named by
+        the user) and rows appended for added terms that were not candidates.
+        """
+        table = assignment.copy()
+        table["display_name"] = None
+        next_label = int(table["label"].max()) + 1 if len(table) else 0
+        for name, terms in self.add.items():
+            table = self._add(table, name, [normalize(t) for t in terms], next_label, support)
+            next_label += 1
+        for target, sources in self.merge.items():
+            into = self._resolve(table, target)
+            for source in sources:
+                rows = table["label"] == self._resolve(table, source)
+                table.loc[rows, ["label", "how"]] = [into, "merged"]
+        for name in self.delete:
+            rows = table["label"] == self._resolve(table, name)
+            table.loc[rows, ["label", "how"]] = [-1, "deleted"]
+        for old, new in self.rename.items():
+            table.loc[table["label"] == self._resolve(table, old), "display_name"] = new
+        return table
+
+    @staticmethod
+    def _add(table: pd.DataFrame, name: str, terms: list[str], label: int, support: pd.Series) -> pd.DataFrame:
+        present = table["term"].isin(terms)
+        table.loc[present, ["label", "how", "similarity"]] = [label, "override", 1.0]
+        missing = [t for t in terms if t not in set(table["term"])]
+        extra = pd.DataFrame({"term": missing, "support": [int(support.get(t, 0)) for t in missing],
+                              "label": label, "how": "override", "similarity": 1.0})
+        table = pd.concat([table, extra], ignore_index=True) if missing else table
+        table.loc[table["label"] == label, "display_name"] = name
+        return table
+
+    @staticmethod
+    def _resolve(table: pd.DataFrame, name: str) -> int:
+        """The label that a name (a label's name or any of its terms) refers to."""
+        key = normalize(name).strip()
+        named = table["display_name"] == name
+        if named.any():
+            return int(table.loc[named, "label"].iloc[0])
+        rows = table[(table["term"] == key) & (table["label"] >= 0)]
+        if len(rows):
+            return int(rows["label"].iloc[0])
+        known = table.loc[table["label"] >= 0, "term"].tolist()
+        close = difflib.get_close_matches(key, known, n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise OverridesError(f"overrides name {name!r}, which is no label or labelled term of this vocabulary{hint}")
+
+
+def _as_list(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)

@@ -1,0 +1,125 @@
+"""Candidate terms: counting them over listings and filtering the counts.
+
+Counts are additive (``TermCounts.combine``), so partitions of a large dump can be counted
+apart and merged; the vocabulary is then fitted on these term statistics alone, never on a
+matrix of all listings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..listings import ColumnRoles, Field
+from .text import Analyzer
+
+
+def field_terms(frame: pd.DataFrame, field: Field, analyzer: Analyzer) -> Iterator[set[str]]:
+    """The distinct terms of one field, listing by listing."""
+    values = frame[field.column]
+    if field.role == "text":
+        return (analyzer.ngrams(v) if v else set() for v in values)
+    return (analyzer.whole_values(v) for v in values)
+
+
+@dataclass
+class TermCounts:
+    """Listing counts of every term: per field, and in any field (a listing counts once)."""
+
+    n_listings: int
+    by_field: pd.DataFrame  # term, field, support
+    any_field: pd.Series  # term -> support
+
+    @classmethod
+    def count(cls, frame: pd.DataFrame, roles: ColumnRoles, analyzer: Analyzer) -> "TermCounts":
+        per_field = {f.column: Counter() for f in roles.fields}
+        any_field: Counter = Counter()
+        streams = [field_terms(frame, f, analyzer) for f in roles.fields]
+        for listing_terms in zip(*streams):
+            union: set[str] = set()
+            for field, terms in zip(roles.fields, listing_terms):
+                per_field[field.column].update(terms)
+                union |= terms
+            any_field.update(union)
+        by_field = pd.concat(
+            [_counter_frame(c, column) for column, c in per_field.items()], ignore_index=True
+        )
+        return cls(len(frame), by_field, pd.Series(any_field, dtype="int64").rename("support"))
+
+    @classmethod
+    def combine(cls, parts: Sequence["TermCounts"]) -> "TermCounts":
+        """Sum the counts of several partitions."""
+        by_field = (
+            pd.concat([p.by_field for p in parts]).groupby(["term", "field"], sort=False)["support"].sum()
+        )
+        any_field = pd.concat([p.any_field for p in parts]).groupby(level=0, sort=False).sum()
+        return cls(sum(p.n_listings for p in parts), by_field.reset_index(), any_field.rename("support"))
+
+
+def _counter_frame(counter: Counter, field: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"term": list(counter.keys()), "field": field, "support": np.fromiter(counter.values(), "int64", len(counter))}
+    )
+
+
+def npmi(terms: pd.Index, support: pd.Series, n_listings: int) -> np.ndarray:
+    """Normalized pointwise mutual information of each n-gram against its words taken apart.
+
+    1 means the words only ever occur together (a phrase like "track pants"), 0 means they
+    co-occur by chance ("men blue"), below 0 that they avoid each other. Unigrams get 1.
+    """
+    scores = np.ones(len(terms))
+    for i, term in enumerate(terms):
+        words = term.split(" ")
+        if len(words) == 1:
+            continue
+        p_joint = support.iloc[i] / n_listings
+        log_indep = sum(math.log(support.get(w, 1) / n_listings) for w in words)
+        if p_joint >= 1.0:
+            scores[i] = 1.0
+        else:
+            scores[i] = (math.log(p_joint) - log_indep) / -math.log(p_joint)
+    return scores
+
+
+def select_candidates(
+    counts: TermCounts,
+    *,
+    min_support: int,
+    max_df: float,
+    min_npmi: float,
+    blocklist: Iterable[str] = (),
+    allowlist: Iterable[str] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Filter counted terms into candidates.
+
+    Returns ``(candidates, dropped, reasons)``: candidates (term, support) sorted by support
+    then term; dropped terms with a ``reason`` (``max_df``, ``npmi``, ``blocklist``) that are
+    listed individually; and a count per reason including ``min_support``, whose terms are only
+    counted (there can be millions of them).
+    """
+    support = counts.any_field
+    allow = set(allowlist)
+    block = set(blocklist)
+    frequent = support[(support >= min_support) | support.index.isin(allow)]
+    reasons = {"min_support": int(len(support) - len(frequent))}
+
+    frame = frequent.rename_axis("term").reset_index()
+    frame["reason"] = None
+    frame.loc[frame["support"] > max_df * counts.n_listings, "reason"] = "max_df"
+    scores = npmi(pd.Index(frame["term"]), frame["support"].set_axis(frame["term"]), counts.n_listings)
+    frame.loc[frame["reason"].isna() & (scores < min_npmi), "reason"] = "npmi"
+    frame.loc[frame["term"].isin(block), "reason"] = "blocklist"
+    frame.loc[frame["term"].isin(allow) & ~frame["term"].isin(block), "reason"] = None
+
+    dropped = frame[frame["reason"].notna()].reset_index(drop=True)
+    for reason, n in dropped["reason"].value_counts().items():
+        reasons[str(reason)] = int(n)
+    candidates = frame[frame["reason"].isna()][["term", "support"]]
+    candidates = candidates.sort_values(["support", "term"], ascending=[False, True], ignore_index=True)
+    return candidates, dropped, reasons

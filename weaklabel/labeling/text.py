@@ -1,0 +1,159 @@
+"""Text normalization, tokenization and term keys shared by vocabulary fitting and assignment.
+
+One analyzer serves both stages, so a term found while building the vocabulary is found the
+same way when labels are assigned.
+
+- Normalization: HTML tags stripped and entities unescaped, Unicode NFKC, lowercase.
+- Tokens are runs of letters/digits; a hyphen or apostrophe *inside* a word keeps it whole
+  ("t-shirt", "men's"). Anything else (spaces, "|", ",", " - ") separates tokens.
+- N-grams never cross a boundary: punctuation other than inner hyphens/apostrophes, a
+  stopword, or a dropped (numeric or ID-like) token. "shirt for men" yields "shirt" and "men",
+  never "shirt men".
+- A term's *key* folds the surface variants of one word together: hyphens, spaces and
+  apostrophes removed and each word singularized, so "T-Shirts", "tshirt" and "t shirt" share
+  the key "tshirt".
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+# scikit-learn's English list holds content words that name products or their parts
+# ("top", "back" as in "back pack", "bottom", "fill"): they are not stopwords in a catalogue.
+PRODUCT_WORDS = frozenset(
+    """top bottom back front side full fill fire thick thin system bill mill interest detail
+    name part show call move found describe amount cry con de""".split()
+)
+ENGLISH = frozenset(ENGLISH_STOP_WORDS) - PRODUCT_WORDS
+
+# Words that marketplace sellers add to almost any listing: they describe the offer, not the item.
+# Words that name products ("top", "set", "pack") are deliberately absent.
+MARKETPLACE_FILLER = frozenset(
+    """new brand-new sale hot best quality premium free shipping delivery gift gifts
+    offer offers deal deals discount cheap price buy now original genuine authentic latest
+    trendy stylish item items product products pcs lot available great good perfect""".split()
+)
+
+_TAG_RE = re.compile(r"<[^>]*>")
+# One scan yields tokens (group 1) and, as empty strings, boundaries: any other non-space mark.
+_SCAN_RE = re.compile(r"([^\W_]+(?:[-'’][^\W_]+)*)|[^\w\s]|_")
+_TOKEN_RE = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
+_JOINERS_RE = re.compile(r"[-'’\s]+")
+
+
+def resolve_stopwords(stopwords: str | Iterable[str] | None) -> frozenset[str]:
+    """Turn a stopword setting into a set.
+
+    ``"english"`` is scikit-learn's English list less the product words in it (``PRODUCT_WORDS``), ``"marketplace"`` the filler words sellers
+    add ("new", "sale", "free shipping"...), ``"english+marketplace"`` both; an iterable is taken
+    as the words themselves; ``None`` means none.
+    """
+    if stopwords is None:
+        return frozenset()
+    if isinstance(stopwords, str):
+        named = {"english": ENGLISH, "marketplace": MARKETPLACE_FILLER}
+        words: set[str] = set()
+        for name in stopwords.split("+"):
+            if name not in named:
+                raise ValueError(
+                    f"unknown stopword list {name!r}: use 'english', 'marketplace', "
+                    "'english+marketplace', a list of words, or None"
+                )
+            words |= named[name]
+        return frozenset(words)
+    return frozenset(normalize(w) for w in stopwords)
+
+
+def normalize(text: str) -> str:
+    """Strip HTML, apply NFKC and lowercase one string."""
+    if "<" in text or "&" in text:
+        text = html.unescape(_TAG_RE.sub(" ", text))
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return text.lower()
+
+
+def is_droppable_token(token: str) -> bool:
+    """Numbers, sizes, codes and IDs: tokens with digits that are not short model names like '3d'."""
+    digits = sum(ch.isdigit() for ch in token)
+    return digits > 0 and (digits >= 3 or digits == len(token.replace("-", "")) or len(token) > 12)
+
+
+class Analyzer:
+    """Turns one field value into its n-grams, with the boundaries described in the module docstring."""
+
+    def __init__(self, ngram_range: tuple[int, int] = (1, 3), stopwords: frozenset[str] = frozenset()):
+        low, high = ngram_range
+        if not 1 <= low <= high:
+            raise ValueError(f"ngram_range must be (low, high) with 1 <= low <= high, got {ngram_range}")
+        self.ngram_range = (low, high)
+        self.stopwords = stopwords
+        self._kept: dict[str, bool] = {}  # token -> kept? (a cache: this is the hot loop)
+
+    def _keep(self, token: str) -> bool:
+        kept = self._kept.get(token)
+        if kept is None:
+            kept = self._kept[token] = token not in self.stopwords and not is_droppable_token(token)
+        return kept
+
+    def runs(self, text: str) -> list[list[str]]:
+        """Maximal runs of kept tokens, split at every boundary."""
+        runs: list[list[str]] = []
+        run: list[str] = []
+        keep = self._kept.get
+        for token in _SCAN_RE.findall(normalize(text)):
+            if token and (keep(token) or (keep(token) is None and self._keep(token))):
+                run.append(token)
+            elif run:
+                runs.append(run)
+                run = []
+        if run:
+            runs.append(run)
+        return runs
+
+    def ngram_list(self, text: str) -> list[str]:
+        """The n-grams of one text, in order, repeats included."""
+        low, high = self.ngram_range
+        grams: list[str] = []
+        for run in self.runs(text):
+            if low == 1:
+                grams += run
+            for n in range(max(low, 2), min(high, len(run)) + 1):
+                grams += [" ".join(run[i : i + n]) for i in range(len(run) - n + 1)]
+        return grams
+
+    def ngrams(self, text: str) -> set[str]:
+        """Distinct n-grams of one text (a listing counts once per term)."""
+        return set(self.ngram_list(text))
+
+    def whole_values(self, values: Sequence[str]) -> set[str]:
+        """Terms of a tag or category field: each value whole, normalized, stopword-only values skipped."""
+        terms = set()
+        for value in values:
+            tokens = _TOKEN_RE.findall(normalize(value))
+            if tokens and not all(t in self.stopwords or is_droppable_token(t) for t in tokens):
+                terms.add(" ".join(tokens))
+        return terms
+
+
+def singular(word: str) -> str:
+    """A light English singularizer for term keys (never shown to users)."""
+    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "zes", "sses")):
+        return word[:-2]
+    if word.endswith("s"):
+        return word[:-1]
+    return word
+
+
+def term_key(term: str) -> str:
+    """The variant-folding key of a term: 'T-Shirts', 't shirt' and 'tshirt' all give 'tshirt'."""
+    return "".join(singular(w) for w in _JOINERS_RE.split(term) if w)

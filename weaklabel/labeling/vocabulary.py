@@ -1,0 +1,325 @@
+"""The label vocabulary: fitted from listings, saved as an artifact folder, edited by overrides.
+
+``VocabularyBuilder`` follows scikit-learn: parameters are set in ``__init__`` and validated in
+``fit``; ``fit`` learns ``vocabulary_``. The fit only needs term statistics
+(:class:`~weaklabel.labeling.terms.TermCounts`), so ``fit_counts`` accepts counts made over
+partitions elsewhere.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..artifacts import Timer, read_manifest, write_parquet
+from ..listings import ColumnRoles, Listings
+from .clustering import ClusterParams, cluster_terms, weighted_centroids
+from .embeddings import TextEmbedder
+from .overrides import Overrides
+from .terms import TermCounts, select_candidates
+from .text import Analyzer, normalize, resolve_stopwords
+
+TIERS = ("head", "torso", "tail")
+
+LABELS_SCHEMA = pa.schema(
+    [
+        ("label_id", pa.int32()),
+        ("name", pa.string()),
+        ("aliases", pa.list_(pa.string())),
+        ("support", pa.int64()),
+        ("tier", pa.string()),
+    ]
+)
+TERMS_SCHEMA = pa.schema(
+    [
+        ("term", pa.string()),
+        ("field", pa.string()),
+        ("support", pa.int64()),
+        ("label_id", pa.int32()),
+        ("similarity", pa.float32()),
+        ("how", pa.string()),
+    ]
+)
+
+
+@dataclass
+class Vocabulary:
+    """Labels, the terms that map to them, and the settings needed to find those terms again."""
+
+    labels: pd.DataFrame  # label_id, name, aliases, support, tier
+    terms: pd.DataFrame  # term, field, support, label_id (<NA> when dropped), similarity, how
+    label_embeddings: np.ndarray  # n_labels x dim, L2-normalized, row i = label_id i
+    analyzer: dict[str, Any]  # ngram_range, stopwords
+    model: str | None = None
+    roles: ColumnRoles | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return self.labels["name"].tolist()
+
+    def make_analyzer(self) -> Analyzer:
+        return Analyzer(tuple(self.analyzer["ngram_range"]), frozenset(self.analyzer["stopwords"]))
+
+    def term_table(self) -> pd.DataFrame:
+        """One row per labelled term (term, label_id, similarity, support), support being its largest in any field."""
+        kept = self.terms[self.terms["label_id"].notna()]
+        support = kept.groupby("term", sort=False)["support"].max()
+        table = kept.drop_duplicates("term")[["term", "label_id", "similarity"]].reset_index(drop=True)
+        return table.assign(support=table["term"].map(support).to_numpy())
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_parquet(self.labels, folder / "labels.parquet", LABELS_SCHEMA)
+        write_parquet(self.terms, folder / "terms.parquet", TERMS_SCHEMA)
+        np.save(folder / "label_embeddings.npy", self.label_embeddings.astype(np.float32))
+
+    def config(self) -> dict[str, Any]:
+        """What assignment needs besides the tables (stored in the manifest's config)."""
+        return {
+            "analyzer": {"ngram_range": list(self.analyzer["ngram_range"]), "stopwords": sorted(self.analyzer["stopwords"])},
+            "model": self.model,
+            "roles": self.roles.to_dict() if self.roles else None,
+        }
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Vocabulary":
+        folder = Path(folder)
+        config = read_manifest(folder, "vocab")["config"]["vocabulary"]
+        labels = pd.read_parquet(folder / "labels.parquet")
+        labels["aliases"] = labels["aliases"].map(list)
+        terms = pd.read_parquet(folder / "terms.parquet")
+        terms["label_id"] = terms["label_id"].astype("Int32")
+        roles = ColumnRoles.from_dict(config["roles"]) if config.get("roles") else None
+        return cls(labels, terms, np.load(folder / "label_embeddings.npy"), config["analyzer"], config.get("model"), roles)
+
+
+class VocabularyBuilder:
+    """Fit a label vocabulary on listing text.
+
+    Parameters
+    ----------
+    roles: which columns are free text, tags and categories (and their weights).
+    ngram_range: n-gram lengths taken from free text.
+    stopwords: ``"english"``, ``"marketplace"``, ``"english+marketplace"``, a list, or None.
+    min_support: a term must occur in this many listings to be a candidate.
+    max_df: terms in more than this fraction of listings are dropped as generic.
+    min_npmi: n-grams whose words co-occur no more than chance (normalized PMI below this) are
+        dropped ("men blue"); unigrams are kept.
+    blocklist / allowlist: terms always dropped / always kept as candidates.
+    model: text embedding model (directory or hub name); None uses the packaged all-MiniLM-L6-v2.
+    cluster: False skips clustering (each frequent term is its own label), for comparison.
+    min_label_support, merge_threshold, attach_threshold, rare_merge_threshold,
+    typo_min_similarity, typo_support_ratio, min_typo_length, neighbours: see
+        :mod:`weaklabel.labeling.clustering`.
+    overrides: a TOML file or dict of user edits (see :mod:`weaklabel.labeling.overrides`).
+    tier_mass: cumulative support shares closing the head and torso tiers.
+    """
+
+    def __init__(
+        self,
+        roles: ColumnRoles,
+        *,
+        ngram_range: tuple[int, int] = (1, 3),
+        stopwords: str | Iterable[str] | None = "english+marketplace",
+        min_support: int = 3,
+        max_df: float = 0.5,
+        min_npmi: float = 0.0,
+        blocklist: Iterable[str] = (),
+        allowlist: Iterable[str] = (),
+        model: str | None = None,
+        batch_size: int = 256,
+        device: str | None = None,
+        cache_dir: str | Path | None = None,
+        cluster: bool = True,
+        min_label_support: int = 10,
+        merge_threshold: float = 0.90,
+        attach_threshold: float = 0.80,
+        rare_merge_threshold: float = 0.85,
+        typo_min_similarity: float = 0.50,
+        typo_support_ratio: float = 5.0,
+        min_typo_length: int = 6,
+        neighbours: int = 10,
+        overrides: str | Path | dict | None = None,
+        tier_mass: tuple[float, float] = (0.5, 0.8),
+        progress: bool = False,
+    ):
+        self.roles = roles
+        self.ngram_range = ngram_range
+        self.stopwords = stopwords
+        self.min_support = min_support
+        self.max_df = max_df
+        self.min_npmi = min_npmi
+        self.blocklist = blocklist
+        self.allowlist = allowlist
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.cache_dir = cache_dir
+        self.cluster = cluster
+        self.min_label_support = min_label_support
+        self.merge_threshold = merge_threshold
+        self.attach_threshold = attach_threshold
+        self.rare_merge_threshold = rare_merge_threshold
+        self.typo_min_similarity = typo_min_similarity
+        self.typo_support_ratio = typo_support_ratio
+        self.min_typo_length = min_typo_length
+        self.neighbours = neighbours
+        self.overrides = overrides
+        self.tier_mass = tier_mass
+        self.progress = progress
+
+    # -- scikit-learn protocol -------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
+
+    def analyzer(self) -> Analyzer:
+        return Analyzer(tuple(self.ngram_range), resolve_stopwords(self.stopwords))
+
+    def fit(self, listings: Listings | pd.DataFrame) -> "VocabularyBuilder":
+        """Count terms in ``listings`` (a :class:`Listings` or its cleaned frame) and fit on the counts."""
+        frame = listings.frame if isinstance(listings, Listings) else listings
+        self._validate()
+        self.timer_ = Timer()
+        with self.timer_("count_terms"):
+            counts = TermCounts.count(frame, self.roles, self.analyzer())
+        return self._fit_counts(counts)
+
+    def fit_counts(self, counts: TermCounts) -> "VocabularyBuilder":
+        """Fit on term statistics alone (counted over any number of partitions)."""
+        self._validate()
+        self.timer_ = Timer()
+        return self._fit_counts(counts)
+
+    def _fit_counts(self, counts: TermCounts) -> "VocabularyBuilder":
+        timer = self.timer_
+        overrides = Overrides.load(self.overrides)
+        allow = {normalize(t) for t in self.allowlist} | overrides.added_terms()
+        with timer("select_terms"):
+            candidates, dropped, reasons = select_candidates(
+                counts,
+                min_support=self.min_support,
+                max_df=self.max_df,
+                min_npmi=self.min_npmi,
+                blocklist={normalize(t) for t in self.blocklist},
+                allowlist=allow,
+            )
+        embedder = TextEmbedder(self.model, batch_size=self.batch_size, device=self.device,
+                                cache_dir=self.cache_dir, progress=self.progress)
+        with timer("embed_terms"):
+            embeddings = embedder.encode(candidates["term"].tolist())
+        with timer("cluster"):
+            clustering = cluster_terms(candidates["term"], candidates["support"].to_numpy(np.float64),
+                                       embeddings, self._cluster_params(), enabled=self.cluster)
+        with timer("overrides"):
+            assignment = candidates.assign(label=clustering.label, how=clustering.how, similarity=clustering.similarity)
+            assignment = overrides.apply(assignment, counts.any_field)
+        self.vocabulary_ = self._vocabulary(assignment, dropped, counts, embedder, embeddings)
+        self.vocabulary_.stats = {
+            "listings": counts.n_listings,
+            "distinct_terms": int(len(counts.any_field)),
+            "candidates": int(len(candidates)),
+            "labels": int(len(self.vocabulary_.labels)),
+            "labelled_terms": int((assignment["label"] >= 0).sum()),
+            "dropped_terms": {**reasons, **_how_counts(assignment)},
+            "embeddings_computed": embedder.n_computed,
+            "support_before": candidates["support"].tolist(),
+        }
+        return self
+
+    # -- building the result ---------------------------------------------------------------
+    def _vocabulary(self, assignment, dropped, counts, embedder, embeddings) -> Vocabulary:
+        kept = assignment[assignment["label"] >= 0]
+        labels = _label_table(kept, self.tier_mass)
+        new_id = pd.Series(labels["label_id"].to_numpy(), index=labels.pop("_key"))
+        assignment["label_id"] = assignment["label"].map(new_id).astype("Int32")
+
+        vectors = embedder.encode(kept["term"].tolist()) if len(kept) else np.zeros((0, embeddings.shape[1]), np.float32)
+        centroid = weighted_centroids(vectors, kept["support"].to_numpy(), assignment.loc[kept.index, "label_id"].to_numpy(int), len(labels))
+
+        dropped_rows = dropped.assign(label_id=pd.NA, similarity=np.nan, how="dropped:" + dropped["reason"])
+        per_term = pd.concat([assignment[["term", "label_id", "similarity", "how"]],
+                              dropped_rows[["term", "label_id", "similarity", "how"]]], ignore_index=True)
+        terms = counts.by_field.merge(per_term, on="term", how="inner")
+        added = per_term[~per_term["term"].isin(counts.by_field["term"])]
+        terms = pd.concat([terms, added.assign(field="", support=0)], ignore_index=True)
+        terms["label_id"] = terms["label_id"].astype("Int32")
+        terms["similarity"] = terms["similarity"].astype(np.float32)
+        terms = terms.sort_values(["support", "term", "field"], ascending=[False, True, True], ignore_index=True)
+        terms = terms[["term", "field", "support", "label_id", "similarity", "how"]]
+        analyzer = self.analyzer()
+        return Vocabulary(labels, terms, centroid, {"ngram_range": list(analyzer.ngram_range), "stopwords": sorted(analyzer.stopwords)},
+                          self.model, self.roles)
+
+    def _cluster_params(self) -> ClusterParams:
+        return ClusterParams(
+            min_label_support=self.min_label_support,
+            merge_threshold=self.merge_threshold,
+            attach_threshold=self.attach_threshold,
+            rare_merge_threshold=self.rare_merge_threshold,
+            typo_min_similarity=self.typo_min_similarity,
+            typo_support_ratio=self.typo_support_ratio,
+            min_typo_length=self.min_typo_length,
+            neighbours=self.neighbours,
+        )
+
+    def _validate(self) -> None:
+        checks = [
+            (self.min_support >= 1, f"min_support must be >= 1, got {self.min_support}"),
+            (0 < self.max_df <= 1, f"max_df must be in (0, 1], got {self.max_df}"),
+            (-1 <= self.min_npmi <= 1, f"min_npmi must be in [-1, 1], got {self.min_npmi}"),
+            (self.min_label_support >= 1, f"min_label_support must be >= 1, got {self.min_label_support}"),
+            (self.neighbours >= 1, f"neighbours must be >= 1, got {self.neighbours}"),
+            (0 < self.tier_mass[0] <= self.tier_mass[1] <= 1, f"tier_mass must be 0 < head <= torso <= 1, got {self.tier_mass}"),
+        ]
+        for name in ("merge_threshold", "attach_threshold", "rare_merge_threshold", "typo_min_similarity"):
+            value = getattr(self, name)
+            checks.append((-1 <= value <= 1, f"{name} is a cosine similarity in [-1, 1], got {value}"))
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+def _label_table(kept: pd.DataFrame, tier_mass: tuple[float, float]) -> pd.DataFrame:
+    """One row per label, numbered by support (descending) then name; name = most frequent term."""
+    kept = kept.sort_values(["support", "term"], ascending=[False, True])
+    grouped = kept.groupby("label", sort=False)
+    labels = pd.DataFrame({
+        "_key": list(grouped.groups.keys()),
+        "name": grouped["term"].first().to_numpy(),
+        "aliases": [list(terms[1:]) for terms in grouped["term"].agg(list)],
+        "support": grouped["support"].sum().to_numpy(np.int64),
+    })
+    renamed = kept.dropna(subset=["display_name"]).drop_duplicates("label") if "display_name" in kept else None
+    if renamed is not None and len(renamed):
+        names = renamed.set_index("label")["display_name"]
+        labels["name"] = labels["_key"].map(names).fillna(labels["name"])
+    labels = labels.sort_values(["support", "name"], ascending=[False, True], ignore_index=True)
+    labels.insert(0, "label_id", np.arange(len(labels), dtype=np.int32))
+    labels["tier"] = assign_tiers(labels["support"].to_numpy(), tier_mass)
+    return labels
+
+
+def assign_tiers(support: np.ndarray, tier_mass: tuple[float, float]) -> list[str]:
+    """Head, torso, tail by cumulative share of support (support sorted descending).
+
+    A label is head while the share of support held by the labels before it is below
+    ``tier_mass[0]``, torso while below ``tier_mass[1]``, then tail.
+    """
+    total = max(float(support.sum()), 1.0)
+    before = (np.cumsum(support) - support) / total
+    return np.where(before < tier_mass[0], "head", np.where(before < tier_mass[1], "torso", "tail")).tolist()
+
+
+def _how_counts(assignment: pd.DataFrame) -> dict[str, int]:
+    dropped = assignment[assignment["label"] < 0]
+    return {str(k): int(v) for k, v in dropped["how"].value_counts().items()}
+

@@ -54,3 +54,9 @@ def test_term_key_keeps_distinct_words_apart():
     assert term_key("shirt") != term_key("t-shirt")
     assert term_key("kurta") != term_key("kurti")
     assert singular("glass") == "glass" and singular("bus") == "bus"
+
+
+def test_ngram_ranges_beyond_trigrams_and_without_unigrams():
+    analyzer = Analyzer((2, 4))
+    assert analyzer.ngram_list("a b c d | e f") == ["a b", "b c", "c d", "e f", "a b c", "b c d", "a b c d"]
+    assert Analyzer((3, 3)).ngram_list("x y") == []

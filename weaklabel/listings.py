@@ -39,27 +39,30 @@ Values longer than ``max_field_chars`` are cut, not rejected: text values to tha
 many characters, tags/category strings before they are split. They are counted in
 ``counts["truncated_fields"]`` (over the rows each file read accepts).
 
-Speed: CSV/TSV files are parsed by pyarrow's multi-threaded reader and cleaned with
-vectorized pandas operations; only a file that pyarrow cannot read as valid UTF-8
-is parsed again, record by record, with Python's ``csv`` module. JSONL files are
-parsed by pyarrow when they are clean and line by line otherwise.
+Speed: a clean CSV/TSV file is parsed once by pyarrow's multi-threaded reader and
+cleaned with vectorized pandas operations (tags and category strings are split
+once per distinct value). A file with malformed records is read again
+single-threaded, which numbers them; a file with invalid UTF-8 is read again as
+bytes and checked column by column. Only a file with both problems, or one that
+pyarrow cannot parse, goes record by record through Python's ``csv`` module, which
+rejects a field over 131,072 characters as ``malformed_line``. JSONL files are parsed
+by pyarrow when they are clean and line by line otherwise.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
-import gc
 import glob
 import gzip
 import io
 import json
 import math
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence, get_args
+from typing import Any, Iterable, Iterator, Literal, Sequence, get_args
 
 import numpy as np
 import pandas as pd
@@ -68,7 +71,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
+from tqdm import tqdm
+
+from .perf import gc_paused
 
 Role = Literal["text", "tags", "category"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -238,14 +243,13 @@ def _unsupported(what: str) -> ListingsError:
 
 
 def _files_of(item: str | Path) -> list[Path]:
-    text = str(item)
-    if any(c in text for c in "*?["):
+    text, path = str(item), Path(item)
+    if not path.exists() and any(c in text for c in "*?["):
         matches = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
         found = [p for p in matches if p.is_file() and _suffix(p)]
         if not found:
             raise _unsupported(f"no listing files match {text!r}")
         return found
-    path = Path(item)
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.is_file() and _suffix(p))
         if not found:
@@ -314,25 +318,43 @@ def _clip(text: str) -> str:
     return text[:RAW_CHARS]
 
 
-def _arrow_csv(path: Path, delimiter: str, threads: bool) -> tuple[pa.Table, list[tuple]]:
-    """Read a delimited file with every column as nullable text.
+def _valid_utf8(path: Path) -> bool:
+    """Whether the (decompressed) file is valid UTF-8, checked in bounded memory."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 24), b""):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
-    Returns the table and the skipped malformed records as (number, text,
-    expected, actual); numbers are only known when ``threads`` is False. The
-    read block grows when a single record is larger than a block.
+
+def _arrow_csv(
+    path: Path, delimiter: str, column_type: pa.DataType, numbered: bool
+) -> tuple[pa.Table, list[tuple]]:
+    """Read a delimited file with every column as ``column_type`` (string or binary).
+
+    Without ``numbered`` the read is multi-threaded and fails on a malformed record.
+    With it, the read is single-threaded and skips malformed records, returned as
+    (number, text, expected, actual); only use it on valid UTF-8, because pyarrow
+    cannot hand invalid UTF-8 to the handler. The read block grows when a single
+    record is larger than a block.
     """
     block = _FIRST_BLOCK
     while True:
         try:
-            return _arrow_csv_blocks(path, delimiter, threads, block)
+            return _arrow_csv_blocks(path, delimiter, column_type, numbered, block)
         except pa.ArrowInvalid as e:
             if "straddl" not in str(e) or block >= _MAX_BLOCK:
                 raise
-            block *= 16
+            block = min(block * 16, _MAX_BLOCK)
 
 
 def _arrow_csv_blocks(
-    path: Path, delimiter: str, threads: bool, block: int
+    path: Path, delimiter: str, column_type: pa.DataType, numbered: bool, block: int
 ) -> tuple[pa.Table, list[tuple]]:
     bad: list[tuple] = []
 
@@ -341,36 +363,57 @@ def _arrow_csv_blocks(
         return "skip"
 
     parse = pacsv.ParseOptions(
-        delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
+        delimiter=delimiter,
+        newlines_in_values=True,
+        invalid_row_handler=on_invalid if numbered else None,
     )
-    read = pacsv.ReadOptions(use_threads=threads, block_size=block)
+    read = pacsv.ReadOptions(use_threads=not numbered, block_size=block)
     with pacsv.open_csv(path, read_options=read, parse_options=parse) as reader:
         names = reader.schema.names
     convert = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True, null_values=[""]
+        column_types=dict.fromkeys(names, column_type), strings_can_be_null=True, null_values=[""]
     )
     bad.clear()
     return pacsv.read_csv(path, read, parse, convert), bad
 
 
-def _read_delimited(path: Path, delimiter: str, roles: ColumnRoles) -> _Decoded:
-    """Fast path: pyarrow; re-read single-threaded to number malformed records."""
+def _arrow_csv_tiers(path: Path, delimiter: str) -> tuple[pa.Table, list[tuple], pa.DataType]:
+    """Try pyarrow readings from fastest to most forgiving; raise when none works.
+
+    First text columns with no malformed records (the common case). After a
+    failure: on valid UTF-8, text columns with malformed records skipped and
+    numbered; otherwise bytes columns (still failing on malformed records).
+    """
     try:
-        table, bad = _arrow_csv(path, delimiter, threads=True)
-        if bad:
-            table, bad = _arrow_csv(path, delimiter, threads=False)
-    except pa.ArrowInvalid:
-        return _read_delimited_python(_read_bytes(path), delimiter, roles)
+        return (*_arrow_csv(path, delimiter, pa.string(), numbered=False), pa.string())
+    except pa.ArrowException:
+        if _valid_utf8(path):
+            return (*_arrow_csv(path, delimiter, pa.string(), numbered=True), pa.string())
+        return (*_arrow_csv(path, delimiter, pa.binary(), numbered=False), pa.binary())
+
+
+def _read_delimited(path: Path, delimiter: str, roles: ColumnRoles) -> _Decoded:
+    """Read a CSV/TSV file with pyarrow, or with Python's ``csv`` when pyarrow cannot.
+
+    Python's parser is only needed for a file that has invalid UTF-8 and malformed
+    records, or that pyarrow cannot parse at all.
+    """
+    try:
+        table, bad, column_type = _arrow_csv_tiers(path, delimiter)
+    except pa.ArrowException:
+        return _read_delimited_python(path, delimiter, roles)
     rows_in = table.num_rows + len(bad)
     bad_rows = [number - 2 for number, *_ in bad]  # numbers are 1-based and count the header
-    frame = table.to_pandas()
-    if bad_rows:
-        frame.index = np.setdiff1d(np.arange(rows_in), bad_rows)
-    rejected = [
+    malformed = [
         (row, None, "malformed_line", f"expected {expected} fields, got {actual}", _clip(text))
         for row, (_, text, expected, actual) in zip(bad_rows, bad)
     ]
-    return _Decoded(frame, rejected, rows_in, delimiter)
+    rows = np.delete(np.arange(rows_in), bad_rows)
+    binary = table.column_names if column_type == pa.binary() else []
+    table, rows, undecodable = _drop_undecodable(table, binary, rows, roles.id, delimiter)
+    frame = table.to_pandas()
+    frame.index = rows
+    return _Decoded(frame, malformed + undecodable, rows_in, delimiter)
 
 
 def _csv_records(text: str, delimiter: str) -> Iterator[tuple[list[str] | None, str, str]]:
@@ -398,21 +441,23 @@ def _csv_records(text: str, delimiter: str) -> Iterator[tuple[list[str] | None, 
             yield fields, "".join(consumed).rstrip("\r\n"), error
 
 
-def _read_delimited_python(data: bytes, delimiter: str, roles: ColumnRoles) -> _Decoded:
+def _read_delimited_python(path: Path, delimiter: str, roles: ColumnRoles) -> _Decoded:
     """Slow path for files pyarrow rejects: parse record by record with ``csv``.
 
     Invalid UTF-8 bytes are kept as surrogate escapes so that each record can be
     checked on its own; rejects keep the raw text of their record.
     """
-    text = data.removeprefix(_BOM).decode("utf-8", errors="surrogateescape")
+    text = _read_bytes(path).removeprefix(_BOM).decode("utf-8", errors="surrogateescape")
     records = _csv_records(text, delimiter)
-    header = next(records, (None,))[0]
+    header, _, error = next(records, ([], "", ""))
+    if header is None:
+        raise ListingsError(f"{path}: cannot parse the header line: {error}")
     if not header:
         return _Decoded(pd.DataFrame(), [], 0, delimiter)
     good: list[list[str | None]] = []
     rows: list[int] = []
     rejected: list[tuple[int, str | None, str, str, str]] = []
-    with _gc_paused():
+    with gc_paused():
         for row, (fields, raw, error) in enumerate(records):
             raw_bytes = raw.encode("utf-8", errors="surrogateescape")
             if fields is None or len(fields) != len(header):
@@ -452,7 +497,7 @@ def _read_jsonl(path: Path, roles: ColumnRoles) -> _Decoded:
     try:
         table = pajson.read_json(path)
         table.validate(full=True)
-    except pa.ArrowInvalid:
+    except pa.ArrowException:
         return _read_jsonl_python(_read_bytes(path), roles)
     frame = _ints_to_str(table, roles.columns).to_pandas()
     return _Decoded(frame, [], len(frame), None)
@@ -464,7 +509,7 @@ def _read_jsonl_python(data: bytes, roles: ColumnRoles) -> _Decoded:
     rows: list[int] = []
     rejected: list[tuple[int, str | None, str, str, str]] = []
     lines = (line for line in data.removeprefix(_BOM).splitlines() if line.strip())
-    with _gc_paused():
+    with gc_paused():
         for row, line in enumerate(lines):
             reason, detail, record = _parse_json_line(line)
             if record is None:
@@ -495,32 +540,46 @@ def _parse_json_line(line: bytes) -> tuple[str, str, dict | None]:
 
 
 def _read_parquet(path: Path, roles: ColumnRoles) -> _Decoded:
-    """Read a Parquet file; binary-typed role columns must hold valid UTF-8."""
+    """Read a Parquet file; role columns must hold valid UTF-8."""
     try:
         table = pq.read_table(path)
     except pa.ArrowException as e:
         raise ListingsError(f"cannot read Parquet file {path}: {e}") from None
     table, binary = _binary_columns(_ints_to_str(table, roles.columns), roles.columns)
-    bad = _undecodable_mask(table, binary)
-    rejected = _undecodable_records(table, bad, binary, roles.id)
-    if bad.any():
-        table = table.filter(pa.array(~bad))
-    for name in binary:
-        i = table.schema.get_field_index(name)
-        table = table.set_column(i, name, pc.cast(table.column(i), pa.string()))
+    rows = np.arange(table.num_rows)
+    table, rows, rejected = _drop_undecodable(table, binary, rows, roles.id, None)
     frame = table.to_pandas()
-    frame.index = np.flatnonzero(~bad)
-    return _Decoded(frame, rejected, len(bad), None)
+    frame.index = rows
+    return _Decoded(frame, rejected, len(rows) + len(rejected), None)
 
 
-def _undecodable_mask(table: pa.Table, binary: list[str]) -> np.ndarray:
+def _drop_undecodable(
+    table: pa.Table, binary: Sequence[str], rows: np.ndarray, id_column: str, delimiter: str | None
+) -> tuple[pa.Table, np.ndarray, list[tuple[int, str | None, str, str, str]]]:
+    """Reject the rows whose ``binary`` columns hold invalid UTF-8; cast those columns to text.
+
+    ``rows`` are the record numbers of the table rows; the kept ones are returned.
+    """
+    bad = _undecodable_mask(table, binary)
+    rejected = _undecodable_records(table, bad, binary, rows, id_column, delimiter)
+    if rejected:
+        table, rows = table.filter(pa.array(~bad)), rows[~bad]
+    for i, name in enumerate(table.column_names):
+        if name in binary:
+            table = table.set_column(i, name, pc.cast(table.column(i), pa.string()))
+    return table, rows, rejected
+
+
+def _undecodable_mask(table: pa.Table, binary: Sequence[str]) -> np.ndarray:
     """Rows whose binary columns hold invalid UTF-8 (checked cell by cell only on failure)."""
     bad = np.zeros(table.num_rows, dtype=bool)
-    for name in binary:
+    for i, name in enumerate(table.column_names):
+        if name not in binary:
+            continue
         try:
-            pc.cast(table.column(name), pa.string())
+            pc.cast(table.column(i), pa.string())
         except pa.ArrowInvalid:
-            bad |= np.array([_utf8_error(v) != "" for v in table.column(name).to_pylist()])
+            bad |= np.array([_utf8_error(v) != "" for v in table.column(i).to_pylist()])
     return bad
 
 
@@ -536,12 +595,12 @@ def _binary_columns(table: pa.Table, names: Sequence[str]) -> tuple[pa.Table, li
         if i < 0:
             continue
         column = table.column(i)
-        if pa.types.is_string(column.type):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             try:
                 column.validate(full=True)
                 continue
             except pa.ArrowInvalid:
-                table = table.set_column(i, name, column.cast(pa.binary()))
+                table = table.set_column(i, name, column.cast(pa.large_binary()))
         elif not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
             continue
         binary.append(name)
@@ -549,19 +608,25 @@ def _binary_columns(table: pa.Table, names: Sequence[str]) -> tuple[pa.Table, li
 
 
 def _undecodable_records(
-    table: pa.Table, bad: np.ndarray, binary: list[str], id_column: str
+    table: pa.Table,
+    bad: np.ndarray,
+    binary: Sequence[str],
+    rows: np.ndarray,
+    id_column: str,
+    delimiter: str | None,
 ) -> list[tuple[int, str | None, str, str, str]]:
-    """Rejection records (JSON raw) for the rows flagged by :func:`_undecodable_mask`."""
+    """Rejection records for the rows flagged by :func:`_undecodable_mask`."""
     if not bad.any():
         return []
     records = []
-    for row, record in zip(np.flatnonzero(bad), table.filter(pa.array(bad)).to_pylist()):
-        errors = [f"column {n!r}: {e}" for n in binary if (e := _utf8_error(record[n]))]
+    for row, record in zip(rows[bad], table.filter(pa.array(bad)).to_pylist()):
+        errors = [f"column {n!r}: {e}" for n in binary if (e := _utf8_error(record.get(n)))]
         rid = record.get(id_column)
         if isinstance(rid, bytes):
             rid = None if _utf8_error(rid) else rid.decode("utf-8")
-        raw = _clip(_json_record(record))
-        records.append((int(row), rid or None, "undecodable_bytes", "; ".join(errors), raw))
+        values = {k: _escaped(v) if isinstance(v, bytes) else v for k, v in record.items()}
+        raw = _delimited_line(values.values(), delimiter) if delimiter else _json_record(values)
+        records.append((int(row), rid or None, "undecodable_bytes", "; ".join(errors), _clip(raw)))
     return records
 
 
@@ -599,22 +664,6 @@ def _scalar_str(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building millions of small lists and dicts.
-
-    They cannot form cycles, yet each allocation burst makes the collector rescan
-    them all: pausing it makes list building several times faster.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _holds_text(s: pd.Series) -> bool:
@@ -669,7 +718,7 @@ def _clean_items(s: pd.Series, sep: str, limit: int) -> tuple[pd.Series, pd.Seri
         return _split_text(s.fillna(""), sep, limit)
     items = np.empty(len(s), dtype=object)
     over = np.zeros(len(s), dtype=bool)
-    with _gc_paused():
+    with gc_paused():
         for i, cell in enumerate(s.tolist()):
             if isinstance(cell, str) and len(cell) > limit:
                 cell, over[i] = cell[:limit], True
@@ -688,7 +737,7 @@ def _split_text(text: pd.Series, sep: str, limit: int) -> tuple[pd.Series, pd.Se
         text = text.str.slice(0, limit)
     codes, uniques = pd.factorize(text)
     parsed = [_items(value, sep) for value in uniques]
-    with _gc_paused():
+    with gc_paused():
         items = [parsed[code][:] for code in codes.tolist()]
     return pd.Series(items, index=text.index, dtype=object), over
 
@@ -707,7 +756,7 @@ def _clean_fields(
         else:
             sep = roles.tag_separator if f.role == "tags" else roles.category_separator
             values, over = _clean_items(frame[f.column], sep, roles.max_field_chars)
-            content |= values.map(bool).astype(bool)
+            content |= values.to_numpy().astype(bool)  # a list is true when not empty
         cleaned[f.column] = values
         cut += over.astype(int)
     return cleaned, content, cut
@@ -748,12 +797,11 @@ def _json_record(record: dict) -> str:
     return json.dumps(clean, default=_json_default, ensure_ascii=False)
 
 
-def _delimited_line(values: Sequence[Any], delimiter: str) -> str:
+def _delimited_line(values: Iterable[Any], delimiter: str) -> str:
     out = io.StringIO()
-    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(
-        ["" if _is_null(v) else v for v in values]
-    )
-    return out.getvalue()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")  # quotes \r and \n
+    writer.writerow(["" if _is_null(v) else v for v in values])
+    return out.getvalue().removesuffix("\r\n")
 
 
 def _render_raw(rows: pd.DataFrame, delimiter: str | None) -> list[str]:

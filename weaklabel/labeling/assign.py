@@ -28,6 +28,7 @@ with NumPy/SciPy sparse matrices; matching is one dictionary lookup per n-gram.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain, repeat
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,8 @@ import pandas as pd
 import pyarrow as pa
 from scipy.sparse import csr_matrix
 
-from ..listings import ColumnRoles, Field, Listings
+from ..listings import ColumnRoles, Listings
+from ..perf import gc_paused
 from .embeddings import TextEmbedder
 from .text import term_key
 from .vocabulary import Vocabulary
@@ -45,7 +47,7 @@ EVIDENCE_TYPE = pa.struct([("field", pa.string()), ("term", pa.string())])
 
 @dataclass
 class _Matches:
-    """Evidence triples: listing row, label, strength, field name, term (or None)."""
+    """Evidence: listing row, label, strength, field index, term index (-1: none)."""
 
     row: np.ndarray
     label: np.ndarray
@@ -109,7 +111,7 @@ class LabelAssigner:
         table = self.vocabulary.term_table()
         self.analyzer_ = self.vocabulary.make_analyzer()
         self.terms_ = table["term"].to_numpy(object)
-        self.term_index_ = dict(zip(self.terms_, range(len(table))))
+        self.term_index_ = {term: i for i, term in enumerate(self.terms_)}
         self.term_label_ = table["label_id"].to_numpy(np.int32)
         self.term_similarity_ = table["similarity"].to_numpy(np.float32)
         names = self.vocabulary.labels["name"].to_numpy(object)
@@ -134,28 +136,28 @@ class LabelAssigner:
         missing = [f.column for f in self.roles.fields if f.column not in frame.columns]
         if missing:
             raise ValueError(f"listings lack the field column(s) {missing}; columns are {list(frame.columns)}")
-        matches = _Matches.concat([self._match_field(frame, f) for f in self.roles.fields])
+        with gc_paused():
+            matches = _Matches.concat([self._match_field(frame, i) for i in range(len(self.roles.fields))])
         labels = _combine(matches, len(frame), self.min_score, self.top_k)
         if self.fallback_threshold is not None:
             unlabelled = np.flatnonzero(np.bincount(labels.row, minlength=len(frame)) == 0)
             if len(unlabelled):
                 labels = _Matches.concat([labels, self._fallback(frame, unlabelled)])
                 labels = _sort(labels)
-        return _to_arrow(labels, len(frame))
+        field_names = np.array([f.column for f in self.roles.fields] + ["embedding"], dtype=object)
+        return _to_arrow(labels, len(frame), field_names, self.terms_)
 
-    def _match_field(self, frame: pd.DataFrame, field: Field) -> _Matches:
-        get = self.term_index_.get
-        rows: list[int] = []
-        cols: list[int] = []
+    def _match_field(self, frame: pd.DataFrame, field_index: int) -> _Matches:
+        field = self.roles.fields[field_index]
         terms_of = self.analyzer_.ngram_list if field.role == "text" else self.analyzer_.whole_values
-        for i, value in enumerate(frame[field.column]):
-            if value is None or len(value) == 0:
-                continue
-            found = [j for j in map(get, terms_of(value)) if j is not None]
-            rows += [i] * len(found)
-            cols += found
+        found = [terms_of(v) if v is not None and len(v) else [] for v in frame[field.column].tolist()]
+        lengths = np.fromiter(map(len, found), np.int64, len(found))
+        flat = list(chain.from_iterable(found))
+        term = np.fromiter(map(self.term_index_.get, flat, repeat(-1)), np.int64, len(flat))
+        row = np.repeat(np.arange(len(found)), lengths)
+        matched = term >= 0
         shape = (len(frame), max(len(self.terms_), 1))
-        hits = csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+        hits = csr_matrix((np.ones(int(matched.sum()), np.float32), (row[matched], term[matched])), shape=shape)
         hits.data[:] = 1.0  # a term repeated in one field counts once
         if self.containment_.nnz:
             absorbed = (hits @ self.containment_).astype(bool)
@@ -167,8 +169,8 @@ class LabelAssigner:
             row=hits.row.astype(np.int64),
             label=self.term_label_[term],
             strength=field.weight * self.term_similarity_[term],
-            field=np.full(len(term), field.column, dtype=object),
-            term=self.terms_[term],
+            field=np.full(len(term), field_index, dtype=np.int64),
+            term=term.astype(np.int64),
         )
 
     def _fallback(self, frame: pd.DataFrame, rows: np.ndarray) -> _Matches:
@@ -184,13 +186,13 @@ class LabelAssigner:
             row=np.repeat(rows, k)[keep.reshape(-1)],
             label=best[keep].astype(np.int32),
             strength=best_sim[keep].astype(np.float32),
-            field=np.full(int(keep.sum()), "embedding", dtype=object),
-            term=np.full(int(keep.sum()), None, dtype=object),
+            field=np.full(int(keep.sum()), len(self.roles.fields), dtype=np.int64),
+            term=np.full(int(keep.sum()), -1, dtype=np.int64),
         )
 
 
-def _absorption(terms: np.ndarray, index: dict[str, int], support: np.ndarray,
-                spelled_apart: np.ndarray, absorb_ratio: float) -> csr_matrix:
+def _absorption(terms: np.ndarray, index: dict[str, int], support: np.ndarray, spelled_apart: np.ndarray,
+                absorb_ratio: float) -> csr_matrix:
     """A[long, short] = 1 when ``long`` contains ``short`` and absorbs it (rule 2 of the module docstring)."""
     rows, cols = [], []
     for i, term in enumerate(terms):
@@ -209,7 +211,7 @@ def _combine(matches: _Matches, n_rows: int, min_score: float, top_k: int) -> _M
     """Noisy-OR the evidence per (listing, label), keep the strongest evidence, select the best labels."""
     if len(matches.row) == 0:
         return matches
-    order = np.lexsort((matches.term.astype(str), -matches.strength, matches.label, matches.row))
+    order = np.lexsort((matches.term, -matches.strength, matches.label, matches.row))
     m = _Matches(*(getattr(matches, name)[order] for name in _Matches.__dataclass_fields__))
     starts = np.flatnonzero(np.r_[True, (np.diff(m.row) != 0) | (np.diff(m.label) != 0)])
     log_miss = np.log1p(-np.minimum(m.strength, 1 - 1e-6).astype(np.float64))
@@ -231,10 +233,12 @@ def _sort(matches: _Matches, top_k: int | None = None) -> _Matches:
     return _Matches(*(getattr(m, name)[keep] for name in _Matches.__dataclass_fields__))
 
 
-def _to_arrow(m: _Matches, n_rows: int) -> pa.Table:
+def _to_arrow(m: _Matches, n_rows: int, field_names: np.ndarray, terms: np.ndarray) -> pa.Table:
     offsets = pa.array(np.searchsorted(m.row, np.arange(n_rows + 1)).astype(np.int32))
+    term = pa.DictionaryArray.from_arrays(pa.array(m.term, pa.int64(), mask=m.term < 0), pa.array(terms, pa.string()))
+    field = pa.DictionaryArray.from_arrays(pa.array(m.field), pa.array(field_names, pa.string()))
     evidence = pa.StructArray.from_arrays(
-        [pa.array(m.field.tolist(), pa.string()), pa.array(m.term.tolist(), pa.string())], fields=list(EVIDENCE_TYPE)
+        [field.cast(pa.string()), term.cast(pa.string())], fields=list(EVIDENCE_TYPE)
     )
     return pa.table({
         "labels": pa.ListArray.from_arrays(offsets, pa.array(m.label.astype(np.int32))),

@@ -61,6 +61,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 <p>{stats.get('listings', 0)} listings, {stats.get('distinct_terms', 0)} distinct terms,
 {stats.get('candidates', 0)} candidates, <b>{len(labels)} labels</b>
 (head {tiers['head']}, torso {tiers['torso']}, tail {tiers['tail']}) made of {stats.get('labelled_terms', 0)} terms.</p>
+<h2>Support before vs after clustering</h2>
+<p>Each curve ranks terms (before) and labels (after) by the listings they cover: clustering folds the
+long tail of variants, typos and rare synonyms into fewer, better-supported labels.</p>
 <img alt="support before and after clustering" src="data:image/png;base64,{png}">
 <h2>Top {min(TOP_LABELS, len(labels))} labels</h2>
 <table><tr><th>id</th><th>name</th><th>support</th><th>tier</th><th>aliases</th></tr>{rows}</table>

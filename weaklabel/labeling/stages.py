@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
@@ -89,13 +90,27 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
     coverage = _coverage(per_row, counts, vocabulary, assigner.n_fallback_)
     write_manifest(
         out, "assign",
-        config={"roles": roles.to_dict(), "keep": list(keep) if keep is not None else None, **params},
+        config={"vocab": str(Path(vocab).resolve()), "roles": roles.to_dict(),
+                "keep": list(keep) if keep is not None else None, **params},
         inputs=fingerprint_files(files) + [fingerprint_artifact(vocab)],
         counts={**listings.counts, **coverage},
         timings=timer.seconds,
         outputs={"parts": n_parts},
     )
     return coverage
+
+
+def labeled_parts(folder: str | Path) -> list[Path]:
+    """The Parquet parts of an ``assign`` folder, in order."""
+    parts = sorted(Path(folder).glob("part-*.parquet"))
+    if not parts:
+        raise FileNotFoundError(f"{folder} holds no part-*.parquet: is it a folder written by 'weaklabel assign'?")
+    return parts
+
+
+def read_labeled(folder: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """All weak labels of an ``assign`` folder as one DataFrame (the folder also holds JSON and rejections)."""
+    return pd.read_parquet(labeled_parts(folder), columns=list(columns) if columns else None)
 
 
 def _passthrough_columns(listings: Listings, roles: ColumnRoles, keep: Sequence[str] | None) -> list[str]:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..listings import ColumnRoles, Field
+from ..perf import gc_paused
 from .text import Analyzer
 
 
@@ -40,12 +41,13 @@ class TermCounts:
         per_field = {f.column: Counter() for f in roles.fields}
         any_field: Counter = Counter()
         streams = [field_terms(frame, f, analyzer) for f in roles.fields]
-        for listing_terms in zip(*streams):
-            union: set[str] = set()
-            for field, terms in zip(roles.fields, listing_terms):
-                per_field[field.column].update(terms)
-                union |= terms
-            any_field.update(union)
+        with gc_paused():
+            for listing_terms in zip(*streams):
+                union: set[str] = set()
+                for field, terms in zip(roles.fields, listing_terms):
+                    per_field[field.column].update(terms)
+                    union |= terms
+                any_field.update(union)
         by_field = pd.concat(
             [_counter_frame(c, column) for column, c in per_field.items()], ignore_index=True
         )

@@ -93,38 +93,33 @@ class Analyzer:
             raise ValueError(f"ngram_range must be (low, high) with 1 <= low <= high, got {ngram_range}")
         self.ngram_range = (low, high)
         self.stopwords = stopwords
-        self._kept: dict[str, bool] = {}  # token -> kept? (a cache: this is the hot loop)
+        # token -> itself if kept, "" if it is a boundary (stopword, number): a cache, as this is the hot loop
+        self._token_map: dict[str, str] = {"": ""}
 
-    def _keep(self, token: str) -> bool:
-        kept = self._kept.get(token)
-        if kept is None:
-            kept = self._kept[token] = token not in self.stopwords and not is_droppable_token(token)
+    def _map_token(self, token: str) -> str:
+        kept = token if token not in self.stopwords and not is_droppable_token(token) else ""
+        self._token_map[token] = kept
         return kept
 
-    def runs(self, text: str) -> list[list[str]]:
-        """Maximal runs of kept tokens, split at every boundary."""
-        runs: list[list[str]] = []
-        run: list[str] = []
-        keep = self._kept.get
-        for token in _SCAN_RE.findall(normalize(text)):
-            if token and (keep(token) or (keep(token) is None and self._keep(token))):
-                run.append(token)
-            elif run:
-                runs.append(run)
-                run = []
-        if run:
-            runs.append(run)
-        return runs
+    def tokens(self, text: str) -> list[str]:
+        """The tokens of a text in order, with "" standing for every boundary."""
+        found = _SCAN_RE.findall(normalize(text))
+        mapped = list(map(self._token_map.get, found))
+        if None in mapped:
+            mapped = [self._map_token(t) if m is None else m for t, m in zip(found, mapped)]
+        return mapped
 
     def ngram_list(self, text: str) -> list[str]:
-        """The n-grams of one text, in order, repeats included."""
+        """The n-grams of one text, in order, repeats included; none spans a boundary."""
         low, high = self.ngram_range
-        grams: list[str] = []
-        for run in self.runs(text):
-            if low == 1:
-                grams += run
-            for n in range(max(low, 2), min(high, len(run)) + 1):
-                grams += [" ".join(run[i : i + n]) for i in range(len(run) - n + 1)]
+        tokens = self.tokens(text)
+        grams = [t for t in tokens if t] if low == 1 else []
+        if low <= 2 <= high:  # bigrams and trigrams spelled out: the generic form is 2x slower
+            grams += [f"{a} {b}" for a, b in zip(tokens, tokens[1:]) if a and b]
+        if low <= 3 <= high:
+            grams += [f"{a} {b} {c}" for a, b, c in zip(tokens, tokens[1:], tokens[2:]) if a and b and c]
+        for n in range(max(low, 4), high + 1):
+            grams += [" ".join(words) for words in zip(*(tokens[i:] for i in range(n))) if all(words)]
         return grams
 
     def ngrams(self, text: str) -> set[str]:

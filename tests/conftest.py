@@ -1,0 +1,57 @@
+"""Shared fixtures: a small generated catalogue and its vocabulary, built once per test session.
+
+Tests never touch the user's cache: embeddings are cached under a session temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from weaklabel.listings import ColumnRoles, Field
+
+FASHION = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fashion"
+EXAMPLE_ROLES = ColumnRoles(
+    fields=(Field("title", "text"), Field("description", "text", 0.3), Field("tags", "tags", 0.5),
+            Field("category_path", "category", 0.5)),
+    id="id", image="image",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("weaklabel-cache")
+    os.environ["WEAKLABEL_CACHE"] = str(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def example_data(tmp_path_factory) -> Path:
+    """600 generated listings with 32 px images: listings.csv and images/."""
+    from weaklabel.synthetic import generate_listings
+
+    folder = tmp_path_factory.mktemp("example")
+    generate_listings(600, folder, seed=0, image_size=32)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def example_vocab(example_data, tmp_path_factory) -> Path:
+    """The vocabulary of ``example_data``, built with the packaged MiniLM model."""
+    from weaklabel.labeling import build_vocabulary
+
+    out = tmp_path_factory.mktemp("vocab")
+    build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, out, progress=False, min_label_support=5)
+    return out
+
+
+@pytest.fixture(scope="session")
+def example_labeled(example_data, example_vocab, tmp_path_factory) -> Path:
+    """The weak labels of ``example_data`` (the ``assign`` stage's folder)."""
+    from weaklabel.labeling import assign_labels
+
+    out = tmp_path_factory.mktemp("labeled")
+    assign_labels(example_data / "listings.csv", example_vocab, out, progress=False)
+    return out

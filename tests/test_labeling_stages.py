@@ -1,0 +1,204 @@
+"""The vocab and assign stages end to end, with the packaged MiniLM model, on generated listings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import EXAMPLE_ROLES
+from weaklabel.cli import build_parser, main
+from weaklabel.labeling import LabelAssigner, Vocabulary, assign_labels, build_vocabulary, read_labeled
+from weaklabel.labeling.overrides import OverridesError
+from weaklabel.listings import ColumnRoles, Field, read_listings
+
+
+def label_of(vocab: Vocabulary, term: str):
+    rows = vocab.terms[(vocab.terms["term"] == term) & vocab.terms["label_id"].notna()]
+    return int(rows["label_id"].iloc[0]) if len(rows) else None
+
+
+def test_vocab_folder_holds_documented_artifacts(example_vocab):
+    for name in ("labels.parquet", "terms.parquet", "label_embeddings.npy", "rejected.parquet", "report.html", "manifest.json"):
+        assert (example_vocab / name).is_file(), name
+    labels = pd.read_parquet(example_vocab / "labels.parquet")
+    schema = pq.read_schema(example_vocab / "labels.parquet")
+    assert str(schema.field("label_id").type) == "int32" and str(schema.field("aliases").type) == "list<element: string>"
+    assert labels["label_id"].tolist() == list(range(len(labels)))
+    ordered = labels.sort_values(["support", "name"], ascending=[False, True])["label_id"].tolist()
+    assert ordered == labels["label_id"].tolist()
+    assert set(labels["tier"]) <= {"head", "torso", "tail"} and labels["tier"].iloc[0] == "head"
+    terms = pd.read_parquet(example_vocab / "terms.parquet")
+    assert list(terms.columns) == ["term", "field", "support", "label_id", "similarity", "how"]
+    assert set(terms["field"]) <= {"title", "description", "tags", "category_path", ""}
+    assert np.load(example_vocab / "label_embeddings.npy").shape == (len(labels), 384)
+
+
+def test_vocab_manifest_records_config_inputs_counts_and_timings(example_vocab, example_data):
+    manifest = json.loads((example_vocab / "manifest.json").read_text())
+    assert manifest["stage"] == "vocab" and manifest["weaklabel_version"]
+    assert manifest["inputs"][0]["sha256"] and manifest["inputs"][0]["path"].endswith("listings.csv")
+    assert manifest["counts"]["rows_in"] == 600 and manifest["counts"]["labels"] == manifest["outputs"]["labels"]
+    assert manifest["config"]["builder"]["min_label_support"] == 5
+    assert {"count_terms", "embed_terms", "cluster"} <= set(manifest["timings_s"])
+
+
+def test_variants_and_synonyms_share_a_label(example_vocab):
+    vocab = Vocabulary.load(example_vocab)
+    shirt = label_of(vocab, "t-shirt")
+    assert shirt is not None
+    assert label_of(vocab, "tshirt") == shirt and label_of(vocab, "t shirt") == shirt
+    assert label_of(vocab, "mugs") == label_of(vocab, "mug") is not None
+    assert label_of(vocab, "grey") == label_of(vocab, "gray")
+
+
+def test_report_shows_plot_top_labels_and_dropped_terms(example_vocab):
+    html = (example_vocab / "report.html").read_text()
+    assert "Support before vs after clustering" in html and "data:image/png;base64," in html
+    assert "Top " in html and "Dropped terms by reason" in html and "min_support" in html
+
+
+def test_rebuild_is_deterministic_and_uses_the_embedding_cache(example_data, example_vocab, tmp_path):
+    build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False, min_label_support=5)
+    assert pd.read_parquet(tmp_path / "labels.parquet").equals(pd.read_parquet(example_vocab / "labels.parquet"))
+    assert json.loads((tmp_path / "manifest.json").read_text())["counts"]["embeddings_computed"] == 0
+
+
+def test_clustering_merges_labels(example_data, example_vocab, tmp_path):
+    flat = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
+                            min_label_support=5, cluster=False)
+    clustered = Vocabulary.load(example_vocab)
+    assert len(clustered.labels) < len(flat.labels)
+    assert flat.terms.loc[flat.terms["term"] == "tshirt", "label_id"].iloc[0] != \
+        flat.terms.loc[flat.terms["term"] == "t-shirt", "label_id"].iloc[0]
+
+
+def test_overrides_rename_merge_delete_add(example_data, tmp_path):
+    overrides = tmp_path / "overrides.toml"
+    overrides.write_text(
+        'delete = ["sale"]\n'
+        '[rename]\n"t-shirt" = "tee shirt"\n'
+        '[merge]\n"mug" = ["teapot"]\n'
+        '[add]\n"cosy" = ["soft", "cozy"]\n'
+    )
+    vocab = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path / "v", progress=False,
+                             min_label_support=5, stopwords="english", overrides=overrides)
+    names = set(vocab.labels["name"])
+    assert "tee shirt" in names and "t-shirt" not in names
+    assert label_of(vocab, "teapot") == label_of(vocab, "mug")
+    assert label_of(vocab, "sale") is None
+    assert label_of(vocab, "soft") == label_of(vocab, "cozy") == int(vocab.labels.set_index("name").loc["cosy", "label_id"])
+    manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    assert any(i["path"].endswith("overrides.toml") for i in manifest["inputs"])
+
+
+def test_overrides_naming_nothing_is_an_error(example_data, tmp_path):
+    with pytest.raises(OverridesError, match="no label or labelled term"):
+        build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
+                         overrides={"delete": ["no such label anywhere"]})
+
+
+def test_assign_writes_every_listing_with_labels_scores_evidence(example_labeled):
+    table = read_labeled(example_labeled)
+    assert len(table) == 600 and table["id"].is_unique
+    schema = pq.read_schema(next(example_labeled.glob("part-*.parquet")))
+    assert str(schema.field("labels").type) == "list<element: int32>"
+    assert str(schema.field("scores").type) == "list<element: float>"
+    assert "struct<field: string, term: string>" in str(schema.field("evidence").type)
+    assert {"true_type", "title", "price"} <= set(table.columns)  # passed through
+    row = table.iloc[0]
+    assert len(row["labels"]) == len(row["scores"]) == len(row["evidence"])
+    assert all(np.diff(row["scores"]) <= 0)
+    manifest = json.loads((example_labeled / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["listings_labelled"] + counts["listings_unlabelled"] == 600
+    assert counts["coverage"] > 0.9
+    assert Path(manifest["config"]["vocab"]).name.startswith("vocab")
+
+
+def test_weak_labels_predict_the_true_type(example_labeled, example_vocab):
+    """The best label of each frequent true type predicts it well (the benchmark does this on real data)."""
+    table = read_labeled(example_labeled)
+    names = pd.read_parquet(example_vocab / "labels.parquet")["name"].to_numpy()
+    f1s = []
+    for true_type, group in table.groupby("true_type"):
+        if len(group) < 20:
+            continue
+        inside = pd.Series([l for labels in group["labels"] for l in labels]).value_counts()
+        everywhere = pd.Series([l for labels in table["labels"] for l in labels]).value_counts()
+        f1s.append(max(2 * inside[l] / (len(group) + everywhere[l]) for l in inside.index))
+    assert np.mean(f1s) > 0.8, (names[:10], f1s)
+
+
+def test_assign_keep_limits_passthrough(example_data, example_vocab, tmp_path):
+    assign_labels(example_data / "listings.csv", example_vocab, tmp_path, keep=["true_type"], progress=False)
+    assert list(read_labeled(tmp_path).columns) == ["id", "image", "labels", "scores", "evidence", "true_type"]
+    with pytest.raises(ValueError, match="no_such_column"):
+        assign_labels(example_data / "listings.csv", example_vocab, tmp_path, keep=["no_such_column"], progress=False)
+
+
+def test_unmatched_listing_is_kept_and_fallback_labels_it(example_vocab):
+    frame = pd.DataFrame({"id": ["a", "b"], "title": ["zzqx wobble", "red t-shirt"], "description": ["", ""],
+                          "tags": [[], []], "category_path": [[], []], "image": ["", ""]})
+    plain = LabelAssigner(Vocabulary.load(example_vocab)).transform(frame)
+    assert list(plain["labels"].iloc[0]) == [] and len(plain["labels"].iloc[1]) > 0
+    fallback = LabelAssigner(Vocabulary.load(example_vocab), fallback_threshold=-1.0, top_k=2)
+    result = fallback.transform(frame)
+    assert len(result["labels"].iloc[0]) == 2
+    assert [e["field"] for e in result["evidence"].iloc[0]] == ["embedding", "embedding"]
+    assert list(result["labels"].iloc[1]) == list(plain["labels"].iloc[1])[:2]
+    assert fallback.n_fallback_ == 1
+
+
+def test_rejected_rows_are_written_with_their_reason(tmp_path, example_vocab):
+    listings = tmp_path / "dump.csv"
+    listings.write_text("id,title,image\n1,red mug,a.jpg\n1,blue mug,b.jpg\n2,,c.jpg\n3,green mug,d.jpg\n")
+    roles = ColumnRoles(fields=(Field("title", "text"),))
+    counts = assign_labels(listings, example_vocab, tmp_path / "out", roles=roles, progress=False)
+    rejected = pd.read_parquet(tmp_path / "out" / "rejected.parquet")
+    assert sorted(rejected["reason"]) == ["duplicate_id", "empty_text"]
+    assert counts["listings_labelled"] + counts["listings_unlabelled"] == 2
+
+
+def test_cli_version_and_every_option_has_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("weaklabel ")
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"vocab", "assign", "example-data"} <= set(subcommands)
+    for name, sub in subcommands.items():
+        for action in sub._actions:
+            assert action.help and action.help.strip(), f"weaklabel {name}: {action.dest} has no help"
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert "(default" in capsys.readouterr().out
+
+
+def test_cli_runs_vocab_then_assign(example_data, tmp_path):
+    csv = str(example_data / "listings.csv")
+    assert main(["vocab", csv, "--text", "title", "--tags", "tags:0.5", "--out", str(tmp_path / "v"), "-q",
+                 "--min-label-support", "5"]) == 0
+    assert main(["assign", csv, "--vocab", str(tmp_path / "v"), "--out", str(tmp_path / "l"), "-q"]) == 0
+    table = read_labeled(tmp_path / "l")
+    assert len(table) == 600
+    manifest = json.loads((tmp_path / "l" / "manifest.json").read_text())
+    assert [f["column"] for f in manifest["config"]["roles"]["fields"]] == ["title", "tags"]
+
+
+def test_cli_reports_a_missing_column_clearly(example_data, tmp_path, capsys):
+    code = main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "titel" in err and "title" in err
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([Path(sys.executable).parent / "weaklabel", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("weaklabel ")

@@ -202,3 +202,27 @@ def test_cli_reports_a_missing_column_clearly(example_data, tmp_path, capsys):
 def test_console_script_is_installed():
     result = subprocess.run([Path(sys.executable).parent / "weaklabel", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("weaklabel ")
+
+
+def test_assign_on_a_dask_cluster_matches_inline_and_resolves_cross_file_duplicates(example_data, example_vocab, tmp_path):
+    from distributed import LocalCluster
+
+    frame = pd.read_csv(example_data / "listings.csv")
+    (tmp_path / "in").mkdir()
+    frame.iloc[:250].to_csv(tmp_path / "in" / "a.csv", index=False)
+    frame.iloc[200:450].to_csv(tmp_path / "in" / "b.csv", index=False)  # rows 200-249 repeat a.csv's ids
+    frame.iloc[450:].to_parquet(tmp_path / "in" / "c.parquet")
+    inline = assign_labels(tmp_path / "in", example_vocab, tmp_path / "inline", workers=1, rows_per_part=100, progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        distributed = assign_labels(tmp_path / "in", example_vocab, tmp_path / "dask", scheduler=cluster.scheduler_address,
+                                    rows_per_part=100, progress=False)
+    assert inline == distributed
+    a, b = read_labeled(tmp_path / "inline"), read_labeled(tmp_path / "dask")
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 600 and a["id"].is_unique
+    assert [p.name for p in sorted((tmp_path / "dask").glob("part-*"))][:3] == [
+        "part-00000-0000.parquet", "part-00000-0001.parquet", "part-00000-0002.parquet"]
+    rejected = pd.read_parquet(tmp_path / "dask" / "rejected.parquet")
+    assert (rejected["reason"] == "duplicate_id").sum() == 50 and rejected["source"].str.endswith("b.csv").all()
+    counts = json.loads((tmp_path / "dask" / "manifest.json").read_text())["counts"]
+    assert counts["rows_in"] == 650 and counts["rows_out"] == 600 and counts["rejected"]["duplicate_id"] == 50

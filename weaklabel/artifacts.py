@@ -12,12 +12,14 @@ import json
 import os
 import platform
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import __version__
 
@@ -97,6 +99,36 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, schema=None) -> None:
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
     os.replace(tmp, path)
+
+
+def embedding_column(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    """Rows of a float32 matrix as an Arrow fixed-size list column."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+
+
+def write_embeddings(path: str | Path, ids: Sequence[str], vectors: np.ndarray,
+                     extra: dict[str, Sequence] | None = None) -> None:
+    """The embeddings file: Parquet with ``id`` (string) and ``embedding`` (fixed-size list<float32>),
+    plus any ``extra`` columns."""
+    import pyarrow.parquet as pq
+
+    columns = {"id": pa.array([str(i) for i in ids], pa.string()), "embedding": embedding_column(vectors)}
+    columns.update({name: pa.array(list(values)) for name, values in (extra or {}).items()})
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(pa.table(columns), tmp)
+    os.replace(tmp, path)
+
+
+def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """``(other columns, matrix)`` of an embeddings file; row i of the matrix is row i of the frame."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    column = table.column("embedding").combine_chunks()
+    matrix = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1).astype(np.float32, copy=False)
+    return table.drop(["embedding"]).to_pandas(), matrix
 
 
 class Timer:

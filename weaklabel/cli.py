@@ -33,6 +33,14 @@ def _add_roles(parser: argparse.ArgumentParser, *, required_text: bool) -> None:
                        help="longer field values are truncated and counted (default: 20000)")
 
 
+def _add_dask(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("partitions on Dask (each input file is one partition)")
+    group.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="worker processes of the local Dask cluster; 1 runs inline (default: the number of cores)")
+    group.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                       help="run on an existing Dask cluster instead (its workers must see the same paths)")
+
+
 def _roles(args: argparse.Namespace, fallback=None):
     """Column roles from the options; unset options fall back to a vocabulary's recorded roles."""
     from .listings import ColumnRoles, Field
@@ -84,7 +92,8 @@ def _cmd_assign(args: argparse.Namespace) -> None:
     roles = _roles(args, fallback=recorded)
     coverage = assign_labels(
         args.listings, args.vocab, args.out, roles=roles, keep=args.keep, rows_per_part=args.rows_per_part,
-        progress=not args.quiet, top_k=args.top_k, min_score=args.min_score, fallback_threshold=args.fallback,
+        workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
+        top_k=args.top_k, min_score=args.min_score, fallback_threshold=args.fallback,
     )
     print(f"labelled {coverage['listings_labelled']} listings, {coverage['listings_unlabelled']} without a label "
           f"(coverage {coverage['coverage']:.1%}, {coverage['labels_per_listing_mean']:.2f} labels each)")
@@ -98,6 +107,51 @@ def _cmd_example_data(args: argparse.Namespace) -> None:
                               images=not args.no_images, progress=not args.quiet)
     print(f"wrote {len(frame)} listings to {Path(args.out) / 'listings.csv'}"
           + ("" if args.no_images else f" and their images to {Path(args.out) / 'images'}"))
+
+
+def _cmd_shards(args: argparse.Namespace) -> None:
+    if args.paths[0] == "verify":
+        _verify_shards(args)
+        return
+    from .datasets import write_shards
+
+    if len(args.paths) != 1 or not args.out:
+        raise SystemExit("error: use 'weaklabel shards LABELED --out DIR [options]' or 'weaklabel shards verify DIR'")
+    manifest = write_shards(
+        args.paths[0], args.out, images_root=args.images_root, size=args.size, resize_mode=args.resize_mode,
+        resize_only_if_bigger=args.resize_only_if_bigger, image_format=args.format, quality=args.quality,
+        min_size=args.min_size, max_pixels=args.max_pixels, timeout=args.timeout, retries=args.retries,
+        backoff=args.retry_backoff, max_download_bytes=args.max_download_bytes,
+        fetch_threads=args.fetch_threads, keep_unlabelled=args.keep_unlabelled, splits=args.split, carry=args.carry,
+        max_samples=args.max_samples, max_bytes=args.max_bytes, partition_rows=args.partition_rows,
+        workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
+        **({"user_agent": args.user_agent} if args.user_agent else {}),
+    )
+    counts, outputs = manifest["counts"], manifest["outputs"]
+    if outputs["run"] != "fresh":
+        print(f"{outputs['run']} an interrupted run: kept {outputs['partitions_resumed']} of {outputs['partitions']} "
+              f"partitions and {outputs['shards_resumed']} shards" if outputs["run"] == "resumed"
+              else "options or input changed since the interrupted run: started over")
+    splits = ", ".join(f"{name} {split['samples']} in {len(split['shards'])} shards"
+                       for name, split in outputs["splits"].items())
+    reasons = ", ".join(f"{reason} {n}" for reason, n in counts["rejected"].items() if n)
+    print(f"wrote {counts['written']} of {counts['rows_in']} listings ({splits}); {counts['duplicates']} duplicate "
+          f"images; {counts['rejected_total']} rejected" + (f" ({reasons})" if reasons else ""))
+    print(f"wrote {args.out}/{{split}}-NNNNNN.tar, _info.json, {{split}}.index.json, rejected.parquet, "
+          "duplicates.parquet, labels.parquet, manifest.json")
+
+
+def _verify_shards(args: argparse.Namespace) -> None:
+    from .datasets import verify_shards
+
+    if len(args.paths) != 2:
+        raise SystemExit("error: use 'weaklabel shards verify DIR'")
+    problems = verify_shards(args.paths[1], workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise SystemExit(f"{len(problems)} problem(s) in {args.paths[1]}")
+    print(f"{args.paths[1]}: every shard matches its manifest and every sample decodes")
 
 
 def _stopwords(value: str):
@@ -175,6 +229,7 @@ def _assign_parser(sub) -> None:
     p.add_argument("--keep", nargs="+", default=None, metavar="COL",
                    help="listing columns to pass through (default: all)")
     p.add_argument("--rows-per-part", type=int, default=250_000, help="listings per output part (default: 250000)")
+    _add_dask(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_assign)
 
@@ -192,7 +247,77 @@ def _example_data_parser(sub) -> None:
     p.set_defaults(func=_cmd_example_data)
 
 
-PARSERS: list[Callable] = [_example_data_parser, _vocab_parser, _assign_parser]
+def _shards_parser(sub) -> None:
+    p = sub.add_parser("shards", help="write WebDataset shards of images and weak labels; or verify them",
+                       description="Fetch, check and resize the image of every labelled listing and write "
+                                   "WebDataset tar shards per split, with timm's _info.json, a wids index per split, "
+                                   "rejected.parquet, duplicates.parquet and manifest.json. Rerunning the same "
+                                   "command after an interruption resumes it. 'weaklabel shards verify DIR' re-reads "
+                                   "a shards folder and exits non-zero on any problem.",
+                       epilog="Rejection reasons in rejected.parquet: no_labels, missing_image, not_found, "
+                              "fetch_error, timeout, too_large, decode_error, too_small, too_many_pixels "
+                              "(described in weaklabel.datasets.reasons). " + EPILOG)
+    p.add_argument("paths", nargs="+", metavar="LABELED",
+                   help="labeled folder written by 'weaklabel assign'; or 'verify DIR' to check a shards folder")
+    p.add_argument("--out", help="output folder (required when writing)")
+    src = p.add_argument_group("image sources")
+    src.add_argument("--images-root", default=".",
+                     help="folder that relative image paths start from (default: the current directory)")
+    src.add_argument("--timeout", type=float, default=10.0,
+                     help="seconds to wait for a server at each step of a download (default: 10)")
+    src.add_argument("--retries", type=int, default=2,
+                     help="extra attempts after a timeout, connection error, 408/429 or 5xx answer (default: 2)")
+    src.add_argument("--retry-backoff", type=float, default=0.5,
+                     help="seconds before the first retry, doubled for each next one (default: 0.5)")
+    src.add_argument("--max-download-bytes", type=int, default=20_000_000,
+                     help="refuse sources bigger than this, local files included (default: 20000000)")
+    src.add_argument("--user-agent", default=None,
+                     help="User-Agent header of downloads (default: 'weaklabel/VERSION (image fetcher for "
+                          "training shards)')")
+    src.add_argument("--fetch-threads", type=int, default=16,
+                     help="images fetched and processed at once in each partition (default: 16)")
+    img = p.add_argument_group("images")
+    img.add_argument("--size", type=int, default=256, help="target side in pixels (default: 256)")
+    img.add_argument("--resize-mode", choices=("keep_ratio", "center_crop", "border", "none"), default="keep_ratio",
+                     help="keep_ratio: shorter side to --size; center_crop: that, then the central square; "
+                          "border: longer side to --size, padded white to a square; none: no resize "
+                          "(as img2dataset; default: keep_ratio)")
+    img.add_argument("--resize-only-if-bigger", action="store_true",
+                     help="leave images whose relevant side is at most --size as they are (default: off)")
+    img.add_argument("--format", choices=("jpg", "webp", "png"), default="jpg",
+                     help="output image format; sources already in it and at the right size are stored "
+                          "unchanged (default: jpg)")
+    img.add_argument("--quality", type=int, default=95, help="jpg/webp quality 1-100; png ignores it (default: 95)")
+    img.add_argument("--min-size", type=int, default=0,
+                     help="reject images whose shorter side is below this (default: 0, none)")
+    img.add_argument("--max-pixels", type=int, default=89_478_485,
+                     help="reject images with more pixels, before decoding them (default: 89478485, Pillow's "
+                          "decompression-bomb limit)")
+    out = p.add_argument_group("samples and shards")
+    out.add_argument("--split", default="train=0.9,val=0.05,test=0.05",
+                     help="split names and fractions summing to 1; a listing's split follows a hash of its id "
+                          "(default: train=0.9,val=0.05,test=0.05)")
+    out.add_argument("--carry", action="append", default=[], metavar="COL",
+                     help="labeled column copied into each sample's json (repeatable; default: none)")
+    out.add_argument("--keep-unlabelled", action="store_true",
+                     help="write listings without labels too (empty labels, no cls) instead of rejecting them "
+                          "(default: off)")
+    out.add_argument("--max-samples", type=int, default=10_000, help="samples per shard at most (default: 10000)")
+    out.add_argument("--max-bytes", type=int, default=1_000_000_000,
+                     help="bytes per shard at most, unless one sample is bigger (default: 1000000000)")
+    run = p.add_argument_group("execution")
+    run.add_argument("--workers", type=int, default=None,
+                     help="worker processes on a local Dask cluster; 1 runs in this process (default: the cores)")
+    run.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                     help="run the partitions on this existing Dask cluster instead (default: none)")
+    run.add_argument("--partition-rows", type=int, default=1000,
+                     help="listings per partition, the unit of work and of resuming; small inputs are cut into "
+                          "at least 16 partitions (default: 1000)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_shards)
+
+
+PARSERS: list[Callable] = [_example_data_parser, _vocab_parser, _assign_parser, _shards_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..artifacts import embedding_column
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -149,14 +151,3 @@ def _model_key(model_path: str) -> str:
         digest.update(model_path.encode())
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", path.name or model_path)
     return f"{name}-{digest.hexdigest()[:12]}"
-
-
-def embedding_column(vectors: np.ndarray) -> pa.FixedSizeListArray:
-    """Rows of a float32 matrix as an Arrow fixed-size list column (the embeddings file format)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
-
-
-def frame_to_matrix(frame: pd.DataFrame, column: str = "embedding") -> np.ndarray:
-    """The inverse of :func:`embedding_column` for a pandas column of arrays."""
-    return np.stack(frame[column].to_numpy()).astype(np.float32, copy=False) if len(frame) else np.zeros((0, 0), np.float32)

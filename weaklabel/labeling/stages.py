@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from ..artifacts import Timer, fingerprint_artifact, fingerprint_files, write_manifest, write_parquet
-from ..listings import ColumnRoles, Listings, list_listing_files, read_listings
+from ..listings import ColumnRoles, Listings, concat_listings, list_listing_files, read_listing_file, read_listings
+from ..parallel import run_partitions
 from .assign import LabelAssigner
 from .report import write_vocab_report
 from .vocabulary import Vocabulary, VocabularyBuilder
@@ -54,11 +56,14 @@ def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRol
 
 def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, out: str | Path,
                   *, roles: ColumnRoles | None = None, keep: Sequence[str] | None = None,
-                  rows_per_part: int = 250_000, progress: bool = True, **params: Any) -> dict[str, Any]:
+                  rows_per_part: int = 250_000, workers: int | None = None, scheduler: str | None = None,
+                  progress: bool = True, **params: Any) -> dict[str, Any]:
     """Label listings with the vocabulary in ``vocab``; write ``part-*.parquet`` and a manifest.
 
-    ``keep`` names the listing columns passed through besides id and image (all by default).
-    Returns the manifest's counts.
+    Each input file is one partition, labelled by a Dask worker (see :mod:`weaklabel.parallel`)
+    into ``part-{file:05d}-{chunk:04d}.parquet``; an id already accepted from an earlier file is
+    then removed from later parts and rejected as ``duplicate_id``. ``keep`` names the listing
+    columns passed through besides id and image (all by default). Returns the coverage counts.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,37 +72,71 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
     timer = Timer()
     vocabulary = Vocabulary.load(vocab)
     roles = roles or vocabulary.roles
+    LabelAssigner(vocabulary, roles, **params)  # validate the parameters before starting workers
     files = list_listing_files(source)
-    with timer("read"):
-        listings = read_listings(files, roles, progress=progress)
-    assigner = LabelAssigner(vocabulary, roles, **params)
-    passthrough = _passthrough_columns(listings, roles, keep)
-    counts = np.zeros(len(vocabulary.labels), np.int64)
-    n_parts = max(1, -(-len(listings.frame) // rows_per_part))
-    n_labels_per_row = []
+    tasks = [_AssignTask(i, str(f), str(vocab), str(out), roles.to_dict(), list(keep) if keep else None,
+                         rows_per_part, params) for i, f in enumerate(files)]
     with timer("assign"):
-        for part in tqdm(range(n_parts), desc="assign", unit="part", disable=not progress):
-            frame = listings.frame.iloc[part * rows_per_part : (part + 1) * rows_per_part]
-            labels = assigner.transform_arrow(frame)
-            table = _output_table(frame, roles, labels, passthrough)
-            pq.write_table(table, out / f"part-{part:05d}.parquet")
-            flat = labels.column("labels").combine_chunks().flatten().to_numpy()
-            counts += np.bincount(flat, minlength=len(counts))
-            n_labels_per_row.append(labels.column("labels").combine_chunks().value_lengths().to_numpy(zero_copy_only=False))
-    with timer("write"):
+        results = run_partitions(_assign_file, tasks, workers=workers, scheduler=scheduler,
+                                 progress=progress, desc="assign")
+    with timer("merge"):
+        listings = concat_listings([r["ids"] for r in results])
+        _drop_cross_file_duplicates(results)
         write_parquet(listings.rejected, out / "rejected.parquet")
-    per_row = np.concatenate(n_labels_per_row) if n_labels_per_row else np.zeros(0)
-    coverage = _coverage(per_row, counts, vocabulary, assigner.n_fallback_)
+        coverage = _coverage(labeled_parts(out), vocabulary)
     write_manifest(
         out, "assign",
         config={"vocab": str(Path(vocab).resolve()), "roles": roles.to_dict(),
-                "keep": list(keep) if keep is not None else None, **params},
+                "keep": list(keep) if keep is not None else None, "rows_per_part": rows_per_part, **params},
         inputs=fingerprint_files(files) + [fingerprint_artifact(vocab)],
         counts={**listings.counts, **coverage},
         timings=timer.seconds,
-        outputs={"parts": n_parts},
+        outputs={"parts": [p.name for p in labeled_parts(out)]},
     )
     return coverage
+
+
+@dataclass(frozen=True)
+class _AssignTask:
+    index: int
+    path: str
+    vocab: str
+    out: str
+    roles: dict
+    keep: list[str] | None
+    rows_per_part: int
+    params: dict
+
+
+def _assign_file(task: _AssignTask) -> dict[str, Any]:
+    """One partition: label one listing file into its own parts (runs on a worker)."""
+    roles = ColumnRoles.from_dict(task.roles)
+    listings = read_listing_file(task.path, roles)
+    assigner = LabelAssigner(Vocabulary.load(task.vocab), roles, **task.params)
+    passthrough = _passthrough_columns(listings, roles, task.keep)
+    parts = []
+    for chunk, start in enumerate(range(0, max(len(listings.frame), 1), task.rows_per_part)):
+        frame = listings.frame.iloc[start : start + task.rows_per_part]
+        path = Path(task.out) / f"part-{task.index:05d}-{chunk:04d}.parquet"
+        pq.write_table(_output_table(frame, roles, assigner.transform_arrow(frame), passthrough), path)
+        parts.append(str(path))
+    slim = Listings(listings.frame[[roles.id]], listings.rejected, listings.counts, listings.files,
+                    listings.roles, listings.origin)
+    return {"parts": parts, "ids": slim}
+
+
+def _drop_cross_file_duplicates(results: list[dict[str, Any]]) -> None:
+    """Remove from each file's parts the ids an earlier file already holds (the first file wins)."""
+    seen: set[str] = set()
+    for result in results:
+        ids = result["ids"].frame.iloc[:, 0]
+        repeated = set(ids[ids.isin(seen)])
+        seen.update(ids)
+        if repeated:
+            for part in result["parts"]:
+                table = pq.read_table(part)
+                keep = pc.invert(pc.is_in(table.column("id"), pa.array(sorted(repeated), pa.string())))
+                pq.write_table(table.filter(keep), part)
 
 
 def labeled_parts(folder: str | Path) -> list[Path]:
@@ -135,17 +174,25 @@ def _output_table(frame, roles: ColumnRoles, labels: pa.Table, passthrough: list
     return table
 
 
-def _coverage(per_row: np.ndarray, label_counts: np.ndarray, vocabulary: Vocabulary, n_fallback: int) -> dict[str, Any]:
-    n = len(per_row)
+def _coverage(parts: list[Path], vocabulary: Vocabulary) -> dict[str, Any]:
+    """Coverage statistics read back from the written parts."""
+    table = pq.read_table(parts, columns=["labels", "evidence"])
+    labels = table.column("labels").combine_chunks()
+    per_row = labels.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+    counts = np.bincount(labels.flatten().to_numpy(), minlength=len(vocabulary.labels))
+    evidence = table.column("evidence").combine_chunks()
+    by_embedding = pc.equal(evidence.flatten().field("field"), "embedding")
+    fallback_rows = pc.filter(pc.list_parent_indices(evidence), by_embedding)
     tiers = vocabulary.labels["tier"].to_numpy()
+    n = len(per_row)
     return {
         "listings_labelled": int((per_row > 0).sum()),
         "listings_unlabelled": int((per_row == 0).sum()),
         "coverage": float((per_row > 0).mean()) if n else 0.0,
         "labels_per_listing_mean": float(per_row.mean()) if n else 0.0,
-        "listings_labelled_by_fallback": int(n_fallback),
-        "label_assignments_by_tier": {t: int(label_counts[tiers == t].sum()) for t in ("head", "torso", "tail")},
-        "labels_never_assigned": int((label_counts == 0).sum()),
+        "listings_labelled_by_fallback": len(pc.unique(fallback_rows)),
+        "label_assignments_by_tier": {t: int(counts[tiers == t].sum()) for t in ("head", "torso", "tail")},
+        "labels_never_assigned": int((counts == 0).sum()),
     }
 
 

@@ -17,7 +17,7 @@ from conftest import EXAMPLE_ROLES
 from weaklabel.cli import build_parser, main
 from weaklabel.labeling import LabelAssigner, Vocabulary, assign_labels, build_vocabulary, read_labeled
 from weaklabel.labeling.overrides import OverridesError
-from weaklabel.listings import ColumnRoles, Field, read_listings
+from weaklabel.listings import ColumnRoles, Field
 
 
 def label_of(vocab: Vocabulary, term: str):
@@ -128,7 +128,7 @@ def test_weak_labels_predict_the_true_type(example_labeled, example_vocab):
     table = read_labeled(example_labeled)
     names = pd.read_parquet(example_vocab / "labels.parquet")["name"].to_numpy()
     f1s = []
-    for true_type, group in table.groupby("true_type"):
+    for _, group in table.groupby("true_type"):
         if len(group) < 20:
             continue
         inside = pd.Series([l for labels in group["labels"] for l in labels]).value_counts()

@@ -175,38 +175,38 @@ def _vocab_parser(sub) -> None:
                                    "label vocabulary. Writes labels.parquet, terms.parquet, report.html and "
                                    "manifest.json to --out.", epilog=EPILOG)
     p.add_argument("listings", nargs="+", help="listing files, directories or globs (csv, tsv, jsonl, parquet, .gz)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_roles(p, required_text=True)
     t = p.add_argument_group("candidate terms")
-    t.add_argument("--ngram-min", type=int, default=1, help="shortest n-gram taken from free text (default: 1)")
-    t.add_argument("--ngram-max", type=int, default=3, help="longest n-gram taken from free text (default: 3)")
-    t.add_argument("--stopwords", default="english+marketplace",
+    t.add_argument("--ngram-min", type=int, metavar="N", default=1, help="shortest n-gram taken from free text (default: 1)")
+    t.add_argument("--ngram-max", type=int, metavar="N", default=3, help="longest n-gram taken from free text (default: 3)")
+    t.add_argument("--stopwords", default="english+marketplace", metavar="LIST|FILE",
                    help="'english', 'marketplace', 'english+marketplace', 'none', or a file with one word "
                         "per line (default: english+marketplace)")
-    t.add_argument("--min-support", type=int, default=3, help="listings a term must occur in (default: 3)")
-    t.add_argument("--max-df", type=float, default=0.5,
+    t.add_argument("--min-support", type=int, metavar="N", default=3, help="listings a term must occur in (default: 3)")
+    t.add_argument("--max-df", type=float, metavar="X", default=0.5,
                    help="drop terms in more than this fraction of listings as generic (default: 0.5)")
-    t.add_argument("--min-npmi", type=float, default=0.0,
+    t.add_argument("--min-npmi", type=float, metavar="X", default=0.0,
                    help="drop n-grams whose words co-occur no more than chance (normalized PMI; default: 0.0)")
     t.add_argument("--blocklist", metavar="FILE", help="file of terms never to use, one per line")
     t.add_argument("--allowlist", metavar="FILE", help="file of terms always kept as candidates, one per line")
     e = p.add_argument_group("embeddings")
-    e.add_argument("--model", default=None,
+    e.add_argument("--model", default=None, metavar="NAME|DIR",
                    help="sentence-transformers model: a local directory or a hub name (default: the packaged "
                         "all-MiniLM-L6-v2, no download)")
-    e.add_argument("--batch-size", type=int, default=256, help="texts per embedding batch (default: 256)")
-    e.add_argument("--device", default=None, help="torch device for embeddings (default: cuda if present, else cpu)")
-    e.add_argument("--cache-dir", default=None,
+    e.add_argument("--batch-size", type=int, metavar="N", default=256, help="texts per embedding batch (default: 256)")
+    e.add_argument("--device", default=None, metavar="DEVICE", help="torch device for embeddings (default: cuda if present, else cpu)")
+    e.add_argument("--cache-dir", default=None, metavar="DIR",
                    help="embedding cache folder (default: $WEAKLABEL_CACHE or ~/.cache/weaklabel)")
     c = p.add_argument_group("clustering (see README: 'How clustering works')")
     c.add_argument("--no-cluster", action="store_true", help="no clustering: every frequent term is its own label")
-    c.add_argument("--min-label-support", type=int, default=10,
+    c.add_argument("--min-label-support", type=int, metavar="N", default=10,
                    help="support a term group needs to be a label on its own (default: 10)")
-    c.add_argument("--merge-threshold", type=float, default=0.90,
+    c.add_argument("--merge-threshold", type=float, metavar="X", default=0.90,
                    help="cosine similarity at which frequent groups merge as synonyms (default: 0.90)")
-    c.add_argument("--attach-threshold", type=float, default=0.80,
+    c.add_argument("--attach-threshold", type=float, metavar="X", default=0.80,
                    help="cosine similarity at which a rare term joins its nearest label (default: 0.80)")
-    c.add_argument("--rare-merge-threshold", type=float, default=0.85,
+    c.add_argument("--rare-merge-threshold", type=float, metavar="X", default=0.85,
                    help="cosine similarity linking rare terms into a new label (default: 0.85)")
     c.add_argument("--overrides", metavar="FILE", help="TOML file of edits: rename, merge, delete, add labels")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -219,16 +219,16 @@ def _assign_parser(sub) -> None:
                                    "evidence of every listing as Parquet parts in --out.", epilog=EPILOG)
     p.add_argument("listings", nargs="+", help="listing files, directories or globs (csv, tsv, jsonl, parquet, .gz)")
     p.add_argument("--vocab", required=True, help="vocabulary folder written by 'weaklabel vocab'")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_roles(p, required_text=False)
-    p.add_argument("--top-k", type=int, default=10, help="at most this many labels per listing (default: 10)")
-    p.add_argument("--min-score", type=float, default=0.3, help="drop labels scoring below this (default: 0.3)")
+    p.add_argument("--top-k", type=int, metavar="N", default=10, help="at most this many labels per listing (default: 10)")
+    p.add_argument("--min-score", type=float, metavar="X", default=0.3, help="drop labels scoring below this (default: 0.3)")
     p.add_argument("--fallback", type=float, default=None, metavar="SIM",
                    help="label listings that matched nothing with the labels nearest their text embedding, "
                         "at cosine similarity >= SIM (default: off)")
     p.add_argument("--keep", nargs="+", default=None, metavar="COL",
                    help="listing columns to pass through (default: all)")
-    p.add_argument("--rows-per-part", type=int, default=250_000, help="listings per output part (default: 250000)")
+    p.add_argument("--rows-per-part", type=int, metavar="N", default=250_000, help="listings per output part (default: 250000)")
     _add_dask(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_assign)
@@ -238,10 +238,10 @@ def _example_data_parser(sub) -> None:
     p = sub.add_parser("example-data", help="generate example listings and images",
                        description="Generate a deterministic marketplace-like listing dump (listings.csv) with one "
                                    "drawn image per listing whose content follows its true type and colour.")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", type=int, default=2000, help="number of listings (default: 2000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--image-size", type=int, default=64, help="image side in pixels (default: 64)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--n", type=int, metavar="N", default=2000, help="number of listings (default: 2000)")
+    p.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default: 0)")
+    p.add_argument("--image-size", type=int, metavar="N", default=64, help="image side in pixels (default: 64)")
     p.add_argument("--no-images", action="store_true", help="write listings.csv only")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_example_data)
@@ -263,21 +263,21 @@ def _shards_parser(sub) -> None:
     src = p.add_argument_group("image sources")
     src.add_argument("--images-root", default=".",
                      help="folder that relative image paths start from (default: the current directory)")
-    src.add_argument("--timeout", type=float, default=10.0,
+    src.add_argument("--timeout", type=float, metavar="X", default=10.0,
                      help="seconds to wait for a server at each step of a download (default: 10)")
-    src.add_argument("--retries", type=int, default=2,
+    src.add_argument("--retries", type=int, metavar="N", default=2,
                      help="extra attempts after a timeout, connection error, 408/429 or 5xx answer (default: 2)")
-    src.add_argument("--retry-backoff", type=float, default=0.5,
+    src.add_argument("--retry-backoff", type=float, metavar="X", default=0.5,
                      help="seconds before the first retry, doubled for each next one (default: 0.5)")
-    src.add_argument("--max-download-bytes", type=int, default=20_000_000,
+    src.add_argument("--max-download-bytes", type=int, metavar="N", default=20_000_000,
                      help="refuse sources bigger than this, local files included (default: 20000000)")
     src.add_argument("--user-agent", default=None,
                      help="User-Agent header of downloads (default: 'weaklabel/VERSION (image fetcher for "
                           "training shards)')")
-    src.add_argument("--fetch-threads", type=int, default=16,
+    src.add_argument("--fetch-threads", type=int, metavar="N", default=16,
                      help="images fetched and processed at once in each partition (default: 16)")
     img = p.add_argument_group("images")
-    img.add_argument("--size", type=int, default=256, help="target side in pixels (default: 256)")
+    img.add_argument("--size", type=int, metavar="N", default=256, help="target side in pixels (default: 256)")
     img.add_argument("--resize-mode", choices=("keep_ratio", "center_crop", "border", "none"), default="keep_ratio",
                      help="keep_ratio: shorter side to --size; center_crop: that, then the central square; "
                           "border: longer side to --size, padded white to a square; none: no resize "
@@ -287,10 +287,10 @@ def _shards_parser(sub) -> None:
     img.add_argument("--format", choices=("jpg", "webp", "png"), default="jpg",
                      help="output image format; sources already in it and at the right size are stored "
                           "unchanged (default: jpg)")
-    img.add_argument("--quality", type=int, default=95, help="jpg/webp quality 1-100; png ignores it (default: 95)")
-    img.add_argument("--min-size", type=int, default=0,
+    img.add_argument("--quality", type=int, metavar="N", default=95, help="jpg/webp quality 1-100; png ignores it (default: 95)")
+    img.add_argument("--min-size", type=int, metavar="N", default=0,
                      help="reject images whose shorter side is below this (default: 0, none)")
-    img.add_argument("--max-pixels", type=int, default=89_478_485,
+    img.add_argument("--max-pixels", type=int, metavar="N", default=89_478_485,
                      help="reject images with more pixels, before decoding them (default: 89478485, Pillow's "
                           "decompression-bomb limit)")
     out = p.add_argument_group("samples and shards")
@@ -302,15 +302,15 @@ def _shards_parser(sub) -> None:
     out.add_argument("--keep-unlabelled", action="store_true",
                      help="write listings without labels too (empty labels, no cls) instead of rejecting them "
                           "(default: off)")
-    out.add_argument("--max-samples", type=int, default=10_000, help="samples per shard at most (default: 10000)")
-    out.add_argument("--max-bytes", type=int, default=1_000_000_000,
+    out.add_argument("--max-samples", type=int, metavar="N", default=10_000, help="samples per shard at most (default: 10000)")
+    out.add_argument("--max-bytes", type=int, metavar="N", default=1_000_000_000,
                      help="bytes per shard at most, unless one sample is bigger (default: 1000000000)")
     run = p.add_argument_group("execution")
-    run.add_argument("--workers", type=int, default=None,
+    run.add_argument("--workers", type=int, metavar="N", default=None,
                      help="worker processes on a local Dask cluster; 1 runs in this process (default: the cores)")
     run.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                      help="run the partitions on this existing Dask cluster instead (default: none)")
-    run.add_argument("--partition-rows", type=int, default=1000,
+    run.add_argument("--partition-rows", type=int, metavar="N", default=1000,
                      help="listings per partition, the unit of work and of resuming; small inputs are cut into "
                           "at least 16 partitions (default: 1000)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -61,7 +61,6 @@ def cluster_terms(
     terms: pd.Series, support: np.ndarray, embeddings: np.ndarray, params: ClusterParams, *, enabled: bool = True
 ) -> Clustering:
     """Cluster terms (sorted by support, descending) into labels; see the module docstring."""
-    n = len(terms)
     if not enabled:
         keep = support >= params.min_label_support
         label = np.where(keep, np.cumsum(keep) - 1, -1)

@@ -14,6 +14,7 @@ alone.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -53,7 +54,7 @@ def run_partitions(
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=min(workers, len(tasks)), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs="error")
+                               dashboard_address=None, silence_logs=logging.ERROR)
     try:
         with Client(scheduler or cluster) as client:
             futures = client.map(func, list(tasks), pure=False)

@@ -1,0 +1,379 @@
+"""The ``shards`` stage: a ``labeled/`` artifact and its images → WebDataset shards per split.
+
+It follows img2dataset's reader → fetcher → resizer → writer split, in phases that make the
+result deterministic (the same shards for any number of workers) and resumable:
+
+0. **read** (driver): the labeled parts are cut into partitions of consecutive rows, written to
+   ``_work/input-NNNNN.parquet``; ``_work/state.json`` records a hash of the config and input.
+1. **images** (one Dask task per partition, :func:`.tasks.process_partition`): a thread pool
+   fetches the images ahead (:mod:`.fetch`) while the task hashes the original bytes and
+   checks/decodes/resizes/encodes them (:mod:`.images`). The encoded images go back to back into
+   ``_work/part-NNNNN.bin`` and one index row per input row (outcome, sha256, byte range, json
+   sidecar) into ``_work/part-NNNNN.parquet``, renamed into place last: an index that exists
+   belongs to a finished partition.
+2. **plan** (driver, reads only the small indexes): in input order the first listing with given
+   image bytes wins and later ones become duplicates, *before* splitting, so one image never
+   lands in two splits; winners get their split from a hash of their id; each split is cut into
+   shards by ``max_samples`` and ``max_bytes`` (tar sizes are known exactly in advance).
+3. **shards** (one task per shard, :func:`.tasks.write_shard`): samples are copied from the work
+   files into ``{split}-NNNNNN.tar.tmp`` (hashed while written), renamed when complete. This is
+   disk-bound copying, so without ``scheduler`` it runs in this process rather than paying for a
+   second local cluster; with one, on the cluster.
+4. **finish** (driver): ``rejected.parquet``, ``duplicates.parquet``, ``labels.parquet``, timm's
+   ``_info.json``, a wids index per split, then ``manifest.json``; ``_work/`` is removed.
+
+A rerun after a kill finds ``state.json`` with the same hash and keeps finished partitions and
+shards; with a different hash (options or input changed) it starts over and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..artifacts import (
+    MANIFEST,
+    Timer,
+    fingerprint_artifact,
+    read_manifest,
+    sha256_file,
+    write_json,
+    write_manifest,
+    write_parquet,
+)
+from ..parallel import run_partitions
+from . import tasks
+from .fetch import DEFAULT_USER_AGENT, FetchOptions
+from .format import (
+    DEFAULT_SPLITS,
+    parse_splits,
+    shard_name,
+    split_of,
+    tar_bytes,
+    timm_info,
+    wids_index,
+)
+from .images import PILLOW_MAX_PIXELS, ImageOptions
+from .reasons import REASONS
+from .tasks import WORK, Job, ShardTask
+
+logger = logging.getLogger(__name__)
+
+STATE = "state.json"
+OUTPUT_PATTERNS = (MANIFEST, "*.tar", "*.tar.tmp", "*.index.json", "_info.json", "rejected.parquet",
+                   "duplicates.parquet", "labels.parquet")
+INPUT_COLUMNS = ("id", "image", "labels", "scores")
+SAMPLE_FIELDS = ("id", "labels", "label_names", "scores", "width", "height")
+MIN_PARTITIONS = 16  # small inputs are cut finer so every worker gets work...
+MIN_PARTITION_ROWS = 100  # ...but not so fine that per-task overhead dominates
+
+REJECTED_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.string()), ("reason", pa.string()),
+                             ("detail", pa.string())])
+DUPLICATES_SCHEMA = pa.schema([("id", pa.string()), ("duplicate_of", pa.string()), ("split", pa.string())])
+
+
+def write_shards(
+    labeled: str | Path,
+    out: str | Path,
+    *,
+    images_root: str | Path = ".",
+    size: int = 256,
+    resize_mode: str = "keep_ratio",
+    resize_only_if_bigger: bool = False,
+    image_format: str = "jpg",
+    quality: int = 95,
+    min_size: int = 0,
+    max_pixels: int = PILLOW_MAX_PIXELS,
+    timeout: float = 10.0,
+    retries: int = 2,
+    backoff: float = 0.5,
+    max_download_bytes: int = 20_000_000,
+    user_agent: str = DEFAULT_USER_AGENT,
+    fetch_threads: int = 16,
+    keep_unlabelled: bool = False,
+    splits: str | Mapping[str, float] = DEFAULT_SPLITS,
+    carry: Sequence[str] = (),
+    max_samples: int = 10_000,
+    max_bytes: int = 1_000_000_000,
+    partition_rows: int = 1000,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write the shards of ``labeled`` to ``out`` (see the module docstring); return the manifest.
+
+    Image options mean what img2dataset's do (see :mod:`weaklabel.datasets.images`); fetch
+    options are described in :mod:`weaklabel.datasets.fetch`; rejection reasons in
+    :data:`weaklabel.datasets.reasons.REASONS`.
+    """
+    labeled, out = Path(labeled).resolve(), Path(out).resolve()
+    upstream = read_manifest(labeled, "assign")
+    image = ImageOptions(size, resize_mode, resize_only_if_bigger, image_format, quality, min_size, max_pixels)
+    fetcher = FetchOptions(str(Path(images_root).resolve()), timeout, retries, backoff, max_download_bytes, user_agent)
+    split_fractions = parse_splits(splits)
+    _check_counts(fetch_threads=fetch_threads, max_samples=max_samples, max_bytes=max_bytes,
+                  partition_rows=partition_rows)
+    carry = tuple(carry)
+    _check_carry(carry)
+    files = _input_files(labeled)
+    columns = _input_columns(files[0], carry)
+    config = {"labeled": str(labeled), "vocab": upstream["config"]["vocab"], **asdict(image), **asdict(fetcher),
+              "keep_unlabelled": keep_unlabelled, "splits": split_fractions, "carry": list(carry),
+              "max_samples": max_samples, "max_bytes": max_bytes, "partition_rows": partition_rows}
+    job = Job(str(out), fetcher, image, keep_unlabelled, carry, fetch_threads)
+    timer = Timer()
+    with timer("read"):
+        status, n_partitions = _prepare(labeled, files, columns, out, config)
+    with timer("images"):
+        resumed = run_partitions(partial(tasks.process_partition, job), range(n_partitions), workers=workers,
+                                 scheduler=scheduler, progress=progress, desc="images")
+    with timer("plan"):
+        frame, planned = _plan(job.work, n_partitions, split_fractions, max_samples, max_bytes)
+    with timer("shards"):
+        shards = run_partitions(partial(tasks.write_shard, job), planned, workers=workers if scheduler else 1,
+                                scheduler=scheduler, progress=progress, desc="shards")
+    with timer("finish"):
+        shards = [_measure_resumed(out, shard) for shard in shards]
+        outputs = _write_metadata(out, frame, shards, split_fractions)
+    outputs.update(run=status, partitions=n_partitions, partitions_resumed=sum(resumed),
+                   shards_resumed=sum(shard.pop("resumed") for shard in shards))
+    manifest = write_manifest(out, "shards", config=config, inputs=[fingerprint_artifact(labeled)],
+                              counts=_counts(frame), timings=timer.seconds, outputs=outputs)
+    shutil.rmtree(job.work)
+    return manifest
+
+
+def _check_counts(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def _check_carry(carry: tuple[str, ...]) -> None:
+    clashes = [column for column in carry if column in SAMPLE_FIELDS]
+    if clashes:
+        raise ValueError(f"carry names {clashes}, which the json sidecar already holds: {list(SAMPLE_FIELDS)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# phase 0: read
+# ------------------------------------------------------------------------------------------------
+
+def _prepare(labeled: Path, files: Sequence[Path], columns: list[str], out: Path,
+             config: dict[str, Any]) -> tuple[str, int]:
+    """Resume when ``_work`` holds a run with the same config and input; else start over.
+
+    Returns how the run started ("fresh", "resumed", "restarted") and the number of partitions.
+    """
+    config_hash = hashlib.sha256(
+        json.dumps({"config": config, "input": fingerprint_artifact(labeled)}, sort_keys=True).encode()
+    ).hexdigest()
+    state_path = out / WORK / STATE
+    state = json.loads(state_path.read_text()) if state_path.is_file() else None
+    if state and state["config_hash"] == config_hash:
+        return "resumed", state["partitions"]
+    if state:
+        logger.warning("%s holds an interrupted run with other options or input; starting over", out)
+    _clear(out)
+    (out / WORK).mkdir(parents=True)
+    _copy_labels(Path(config["vocab"]), out)
+    n_partitions = _write_inputs(files, columns, out / WORK, config["partition_rows"])
+    write_json(state_path, {"config_hash": config_hash, "partitions": n_partitions})
+    return ("restarted" if state else "fresh"), n_partitions
+
+
+def _clear(out: Path) -> None:
+    """Remove what a previous run of this stage left in ``out`` (and nothing else)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for pattern in OUTPUT_PATTERNS:
+        for path in out.glob(pattern):
+            path.unlink()
+    shutil.rmtree(out / WORK, ignore_errors=True)
+
+
+def _copy_labels(vocab: Path, out: Path) -> None:
+    source = vocab / "labels.parquet"
+    if not source.is_file():
+        raise FileNotFoundError(f"the labeled artifact's vocabulary {vocab} has no labels.parquet")
+    tmp = out / "labels.parquet.tmp"
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, out / "labels.parquet")
+
+
+def _input_files(labeled: Path) -> list[Path]:
+    files = sorted(labeled.glob("part-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{labeled} holds no part-*.parquet files")
+    return files
+
+
+def _write_inputs(files: Sequence[Path], columns: list[str], work: Path, partition_rows: int) -> int:
+    """Cut the labeled parts into partitions of consecutive rows (with their global row number)."""
+    total = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+    rows = min(partition_rows, max(MIN_PARTITION_ROWS, math.ceil(total / MIN_PARTITIONS)))
+    ids: list[pa.Array] = []
+    n_partitions = 0
+    for table in _chunks(files, columns, rows):
+        start = n_partitions * rows
+        table = table.append_column("row", pa.array(np.arange(start, start + len(table)), pa.int64()))
+        pq.write_table(table, tasks.input_path(work, n_partitions))
+        ids.extend(table.column("id").chunks)
+        n_partitions += 1
+    _check_unique(pa.chunked_array(ids, pa.string()))
+    return n_partitions
+
+
+def _input_columns(path: Path, carry: Sequence[str]) -> list[str]:
+    names = pq.ParquetFile(path).schema_arrow.names
+    missing = [column for column in (*INPUT_COLUMNS, *carry) if column not in names]
+    if missing:
+        raise ValueError(f"{path.parent} lacks column(s) {missing} (named by --carry?); its columns are {names}")
+    return [*INPUT_COLUMNS, *carry]
+
+
+def _chunks(files: Sequence[Path], columns: list[str], rows: int) -> Iterator[pa.Table]:
+    """Tables of exactly ``rows`` rows (the last one shorter) across file boundaries."""
+    pending: list[pa.Table] = []
+    count = 0
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns):
+            pending.append(pa.Table.from_batches([batch]))
+            count += batch.num_rows
+            while count >= rows:
+                table = pa.concat_tables(pending, promote_options="default")
+                yield table.slice(0, rows)
+                pending, count = [table.slice(rows)], count - rows
+    if count:
+        yield pa.concat_tables(pending, promote_options="default")
+
+
+def _check_unique(ids: pa.ChunkedArray) -> None:
+    if len(ids.unique()) != len(ids):
+        frame = ids.to_pandas()
+        raise ValueError(f"listing ids repeat in the labeled input, e.g. {frame[frame.duplicated()].iloc[0]!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# phase 2: plan (driver)
+# ------------------------------------------------------------------------------------------------
+
+PLAN_COLUMNS = ["row", "id", "image", "status", "detail", "sha256", "key", "sample_bytes", "labels", "passed_through"]
+
+
+def _plan(work: Path, n_partitions: int, splits: Mapping[str, float], max_samples: int,
+          max_bytes: int) -> tuple[pd.DataFrame, list[ShardTask]]:
+    """Every input row with its fate (status, split, duplicate_of), and the shards to write."""
+    frame = _assign_splits(_read_indexes(work, n_partitions), splits)
+    written = frame[frame["status"].eq("ok")]
+    shards: list[ShardTask] = []
+    for name in splits:
+        shards += _shard_tasks(written[written["split"].eq(name)], name, max_samples, max_bytes)
+    return frame, shards
+
+
+def _assign_splits(frame: pd.DataFrame, splits: Mapping[str, float]) -> pd.DataFrame:
+    """Deduplicate by image bytes in input order, then split the winners by id; a duplicate is
+    marked with the id and split of the listing whose image it repeats."""
+    ok = frame["status"].eq("ok")
+    duplicate = ok & frame["sha256"].where(ok).duplicated(keep="first")
+    winners = frame[ok & ~duplicate]
+    if winners["key"].duplicated().any():
+        raise ValueError(f"sample keys collide: {winners['key'][winners['key'].duplicated()].tolist()[:5]}")
+    split = pd.Series([split_of(i, splits) for i in winners["id"]], index=winners.index, dtype=object)
+    by_sha = winners.assign(split=split).set_index("sha256")
+    frame["split"] = split.reindex(frame.index)
+    frame["duplicate_of"] = None
+    frame.loc[duplicate, "duplicate_of"] = frame.loc[duplicate, "sha256"].map(by_sha["id"])
+    frame.loc[duplicate, "split"] = frame.loc[duplicate, "sha256"].map(by_sha["split"])
+    frame.loc[duplicate, "status"] = "duplicate"
+    return frame
+
+
+def _read_indexes(work: Path, n_partitions: int) -> pd.DataFrame:
+    frames = []
+    for index in range(n_partitions):
+        frame = pq.read_table(tasks.index_path(work, index), columns=PLAN_COLUMNS).to_pandas()
+        frames.append(frame.assign(partition=index, position=np.arange(len(frame))))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in [*PLAN_COLUMNS, "partition", "position"]})
+    return pd.concat(frames, ignore_index=True)
+
+
+def _shard_tasks(samples: pd.DataFrame, split: str, max_samples: int, max_bytes: int) -> list[ShardTask]:
+    entries = list(zip(samples["partition"].tolist(), samples["position"].tolist()))
+    bounds = shard_bounds(samples["sample_bytes"].tolist(), max_samples, max_bytes)
+    return [ShardTask(shard_name(split, n), tuple(entries[start:stop])) for n, (start, stop) in enumerate(bounds)]
+
+
+def shard_bounds(sample_bytes: Sequence[int], max_samples: int, max_bytes: int) -> list[tuple[int, int]]:
+    """Cut samples, in order, into runs of at most ``max_samples`` whose tar is at most ``max_bytes``
+    (a single sample bigger than that gets a shard of its own)."""
+    bounds, start, size = [], 0, 0
+    for i, n in enumerate(sample_bytes):
+        if i > start and (i - start == max_samples or tar_bytes(size + n) > max_bytes):
+            bounds.append((start, i))
+            start, size = i, 0
+        size += n
+    if len(sample_bytes) > start:
+        bounds.append((start, len(sample_bytes)))
+    return bounds
+
+
+# ------------------------------------------------------------------------------------------------
+# phase 4: finish (driver)
+# ------------------------------------------------------------------------------------------------
+
+def _measure_resumed(out: Path, shard: dict[str, Any]) -> dict[str, Any]:
+    """Size and hash of a shard an interrupted run had finished (new ones come measured)."""
+    if not shard["resumed"]:
+        return shard
+    path = out / shard["name"]
+    return {**shard, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _write_metadata(out: Path, frame: pd.DataFrame, shards: list[dict[str, Any]],
+                    splits: Mapping[str, float]) -> dict[str, Any]:
+    rejected = frame[~frame["status"].isin(["ok", "duplicate"])]
+    write_parquet(rejected.rename(columns={"status": "reason"})[REJECTED_SCHEMA.names], out / "rejected.parquet",
+                  REJECTED_SCHEMA)
+    duplicates = frame[frame["status"].eq("duplicate")]
+    write_parquet(duplicates[DUPLICATES_SCHEMA.names], out / "duplicates.parquet", DUPLICATES_SCHEMA)
+    by_split = {name: [s for s in shards if s["name"].startswith(f"{name}-")] for name in splits}
+    write_json(out / "_info.json", timm_info(out.name, by_split))
+    for name, split_shards in by_split.items():
+        write_json(out / f"{name}.index.json", wids_index(name, split_shards))
+    written = frame[frame["status"].eq("ok")]
+    return {"splits": {name: {"samples": sum(s["samples"] for s in split_shards),
+                              "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256")} for s in split_shards],
+                              "label_histogram": _histogram(written.loc[written["split"].eq(name), "labels"])}
+                       for name, split_shards in by_split.items()}}
+
+
+def _histogram(labels: pd.Series) -> dict[str, int]:
+    """Samples per label id (a sample counts once for each of its labels)."""
+    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in labels]) if len(labels) else np.zeros(0, np.int64)
+    counts = np.bincount(flat) if len(flat) else np.zeros(0, np.int64)
+    return {str(label): int(n) for label, n in enumerate(counts) if n}
+
+
+def _counts(frame: pd.DataFrame) -> dict[str, Any]:
+    """rows_in == written + duplicates + sum(rejected): every input row is accounted for."""
+    status = frame["status"].value_counts()
+    rejected = {reason: int(status.get(reason, 0)) for reason in REASONS}
+    return {"rows_in": len(frame), "written": int(status.get("ok", 0)), "duplicates": int(status.get("duplicate", 0)),
+            "rejected": rejected, "rejected_total": sum(rejected.values()),
+            "passed_through": int(frame.loc[frame["status"].eq("ok"), "passed_through"].sum())}

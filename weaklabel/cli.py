@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -114,6 +115,7 @@ def _cmd_shards(args: argparse.Namespace) -> None:
         _verify_shards(args)
         return
     from .datasets import write_shards
+    from .datasets.fetch import DEFAULT_USER_AGENT
 
     if len(args.paths) != 1 or not args.out:
         raise SystemExit("error: use 'weaklabel shards LABELED --out DIR [options]' or 'weaklabel shards verify DIR'")
@@ -122,16 +124,16 @@ def _cmd_shards(args: argparse.Namespace) -> None:
         resize_only_if_bigger=args.resize_only_if_bigger, image_format=args.format, quality=args.quality,
         min_size=args.min_size, max_pixels=args.max_pixels, timeout=args.timeout, retries=args.retries,
         backoff=args.retry_backoff, max_download_bytes=args.max_download_bytes,
-        fetch_threads=args.fetch_threads, keep_unlabelled=args.keep_unlabelled, splits=args.split, carry=args.carry,
+        user_agent=args.user_agent or DEFAULT_USER_AGENT, fetch_threads=args.fetch_threads, keep_unlabelled=args.keep_unlabelled, splits=args.split, carry=args.carry,
         max_samples=args.max_samples, max_bytes=args.max_bytes, partition_rows=args.partition_rows,
         workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
-        **({"user_agent": args.user_agent} if args.user_agent else {}),
     )
     counts, outputs = manifest["counts"], manifest["outputs"]
-    if outputs["run"] != "fresh":
-        print(f"{outputs['run']} an interrupted run: kept {outputs['partitions_resumed']} of {outputs['partitions']} "
-              f"partitions and {outputs['shards_resumed']} shards" if outputs["run"] == "resumed"
-              else "options or input changed since the interrupted run: started over")
+    if outputs["run"] == "resumed":
+        print(f"resumed an interrupted run: kept {outputs['partitions_resumed']} of {outputs['partitions']} "
+              f"partitions and {outputs['shards_resumed']} shards")
+    elif outputs["run"] == "restarted":
+        print("options or input changed since the interrupted run: started over")
     splits = ", ".join(f"{name} {split['samples']} in {len(split['shards'])} shards"
                        for name, split in outputs["splits"].items())
     reasons = ", ".join(f"{reason} {n}" for reason, n in counts["rejected"].items() if n)
@@ -317,7 +319,167 @@ def _shards_parser(sub) -> None:
     p.set_defaults(func=_cmd_shards)
 
 
-PARSERS: list[Callable] = [_example_data_parser, _vocab_parser, _assign_parser, _shards_parser]
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .training import train
+
+    names = ("model", "pretrained", "weights", "embed_dim", "drop_path", "image_size", "labels_weight", "loss",
+             "asl_gamma_neg", "asl_gamma_pos", "asl_clip", "label_smoothing", "repeat_threshold", "shuffle_buffer",
+             "crop_scale", "color_jitter", "workers", "epochs", "steps", "batch_size", "accum_steps", "lr", "min_lr",
+             "weight_decay", "warmup_steps", "grad_clip", "ema", "device", "precision", "compile", "seed",
+             "deterministic", "eval_every", "log_every", "checkpoint_every", "stop_after_steps")
+    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.task is not None:
+        options["tasks"] = args.task
+    if args.balance is not None:
+        options["balance"] = None if args.balance == "none" else args.balance
+    if args.quiet:
+        options["progress"] = False
+    result = train(args.shards, args.out, resume=args.resume, **options)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
+    if result.get("stopped"):
+        print(f"stopped after step {result['step']} as asked; continue with --resume")
+        return
+    shown = {k: v for k, v in result.items() if isinstance(v, float)}
+    print(f"trained {result['step']} steps ({result['epoch']} epochs, {result['images_seen']} images)"
+          + "".join(f", {k} {v:.4f}" for k, v in shown.items() if k.startswith(("val_map", "val_top1", "val_loss"))))
+    print(f"wrote {args.out}/last.pt, best.pt, metrics.jsonl, config.json, manifest.json")
+
+
+def _cmd_embed(args: argparse.Namespace) -> None:
+    from .training import embed
+
+    result = embed(args.checkpoint, args.source, args.out, split=args.split, batch_size=args.batch_size,
+                   device=args.device, workers=args.workers, ema=False if args.no_ema else None,
+                   progress=not args.quiet)
+    print(f"wrote {result['rows']} embeddings of dimension {result['dim']} to {args.out}"
+          + (f"; {len(result['failed'])} unreadable images left out" if result["failed"] else ""))
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from .training import export_encoder
+
+    result = export_encoder(args.checkpoint, args.out, format=args.format, opset=args.opset,
+                            tolerance=args.tolerance, ema=False if args.no_ema else None)
+    print(f"wrote {args.out} ({args.format}); max abs diff to PyTorch {result['max_abs_diff']:.2e} "
+          f"(tolerance {args.tolerance:g}); input/output description in {args.out}.json")
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train an image encoder on shards",
+                       description="Train a timm backbone with an embedding head and task heads on a shards folder: "
+                                   "the multi-label task over the vocabulary, plus softmax tasks over carried "
+                                   "columns. Writes last.pt, best.pt (best validation mAP), metrics.jsonl, "
+                                   "config.json and manifest.json to --out. Under 'torchrun --nproc_per_node N -m "
+                                   "weaklabel.cli train ...' it trains with DDP.", epilog=EPILOG)
+    p.add_argument("shards", help="shards folder written by 'weaklabel shards'")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from last.pt up to the requested steps/epochs (a new run "
+                        "when there is none); other options must match the run's (default: off)")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", metavar="NAME", help="timm model name (default: efficientnet_b0)")
+    m.add_argument("--pretrained", action="store_true", default=None,
+                   help="start from timm's pretrained weights, downloading them if needed (default: off, random init)")
+    m.add_argument("--weights", metavar="FILE",
+                   help="local weights to start from: a backbone state dict or a weaklabel checkpoint; missing "
+                        "and unexpected keys are reported (default: none)")
+    m.add_argument("--embed-dim", type=int, metavar="N", help="embedding dimension (default: 256)")
+    m.add_argument("--drop-path", type=float, metavar="X", help="stochastic depth rate, where the model has it (default: 0)")
+    m.add_argument("--image-size", type=int, metavar="N", help="training and evaluation image side in pixels (default: 224)")
+    t = p.add_argument_group("tasks and losses")
+    t.add_argument("--task", action="append", metavar="COLUMN:softmax[:WEIGHT]",
+                   help="extra softmax task over a carried column, with an optional loss weight (repeatable; "
+                        "default: only the multi-label task over the vocabulary)")
+    t.add_argument("--labels-weight", type=float, metavar="W", help="loss weight of the vocabulary task (default: 1.0)")
+    t.add_argument("--loss", choices=("bce", "asl", "softmax"),
+                   help="loss of the vocabulary task: sigmoid BCE, asymmetric loss, or softmax cross-entropy over "
+                        "the normalized multi-hot (default: bce)")
+    t.add_argument("--asl-gamma-neg", type=float, metavar="X", help="ASL focusing on negatives (default: 4)")
+    t.add_argument("--asl-gamma-pos", type=float, metavar="X", help="ASL focusing on positives (default: 0)")
+    t.add_argument("--asl-clip", type=float, metavar="X", help="ASL probability margin for negatives (default: 0.05)")
+    t.add_argument("--label-smoothing", type=float, metavar="X", help="label smoothing of every task (default: 0)")
+    d = p.add_argument_group("data")
+    d.add_argument("--balance", choices=("none", "repeat-factor"),
+                   help="repeat-factor sampling of images with rare labels (default: none)")
+    d.add_argument("--repeat-threshold", type=float, metavar="T",
+                   help="labels in fewer than this fraction of train images are repeated, "
+                        "r = max(1, sqrt(T / frequency)) (default: 0.001)")
+    d.add_argument("--shuffle-buffer", type=int, metavar="N", help="samples in the shuffle buffer (default: 1000)")
+    d.add_argument("--crop-scale", type=float, metavar="X",
+                   help="smallest area fraction of the random resized crop (default: 0.25)")
+    d.add_argument("--color-jitter", type=float, metavar="X",
+                   help="brightness/contrast/saturation jitter; 0 for none (default: 0.2)")
+    d.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes per rank (default: 4)")
+    o = p.add_argument_group("optimization")
+    o.add_argument("--epochs", type=int, metavar="N", help="passes over the train split (default: 10)")
+    o.add_argument("--steps", type=int, metavar="N", help="total optimizer steps; overrides --epochs (default: none)")
+    o.add_argument("--batch-size", type=int, metavar="N", help="images per batch and rank (default: 64)")
+    o.add_argument("--accum-steps", type=int, metavar="N", help="batches accumulated per optimizer step (default: 1)")
+    o.add_argument("--lr", type=float, metavar="X", help="peak AdamW learning rate (default: 0.001)")
+    o.add_argument("--min-lr", type=float, metavar="X", help="learning rate the cosine ends at (default: 0)")
+    o.add_argument("--weight-decay", type=float, metavar="X",
+                   help="AdamW weight decay, not applied to norms, biases and position embeddings (default: 0.05)")
+    o.add_argument("--warmup-steps", type=int, metavar="N",
+                   help="linear warmup steps before the cosine decay (default: 5%% of the total steps)")
+    o.add_argument("--grad-clip", type=float, metavar="X", help="gradient norm clip; 0 for none (default: 1.0)")
+    o.add_argument("--ema", type=float, metavar="DECAY",
+                   help="keep an exponential moving average of the weights with this decay, e.g. 0.9998; it is "
+                        "what gets evaluated, embedded and exported (default: off)")
+    r = p.add_argument_group("runtime")
+    r.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: auto, cuda if present)")
+    r.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+                   help="autocast precision: auto is bf16 on CUDA, fp32 on CPU (default: auto)")
+    r.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (default: off)")
+    r.add_argument("--seed", type=int, metavar="N", help="seed of initialization, data order and augmentation (default: 0)")
+    r.add_argument("--deterministic", action="store_true", default=None,
+                   help="deterministic kernels (torch.use_deterministic_algorithms; slower on CUDA) (default: off)")
+    r.add_argument("--eval-every", type=int, metavar="N",
+                   help="validate every N steps instead of at each epoch end (default: each epoch end)")
+    r.add_argument("--log-every", type=int, metavar="N", help="steps between metrics.jsonl lines (default: 10)")
+    r.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="steps between last.pt saves; it is also saved at each epoch end (default: 500)")
+    r.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)  # tests: stop as if killed
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _embed_parser(sub) -> None:
+    p = sub.add_parser("embed", help="precompute embeddings of shards or an image folder",
+                       description="Embed images with a trained encoder into a Parquet file with 'id' and "
+                                   "'embedding' (L2-normalized float32). From a shards folder the id is the listing "
+                                   "id and the labels and carried columns come along; from an image folder the id "
+                                   "is the image's relative path.", epilog=EPILOG)
+    p.add_argument("checkpoint", help="last.pt or best.pt of a training run")
+    p.add_argument("source", help="shards folder (with _info.json) or a folder of images (searched recursively)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output Parquet file")
+    p.add_argument("--split", default="val", help="split of a shards folder to embed (default: val)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per batch (default: 64)")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help="cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--workers", type=int, default=0, metavar="N", help="DataLoader worker processes (default: 0)")
+    p.add_argument("--no-ema", action="store_true", help="use the trained weights even when EMA weights exist (default: off)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_embed)
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="export the encoder as ONNX or TorchScript",
+                       description="Write the encoder alone (backbone + embedding head → normalized embedding, "
+                                   "dynamic batch axis) and check the file's output against PyTorch's; fails when "
+                                   "they differ by more than --tolerance. A FILE.json describes input and output.",
+                       epilog=EPILOG)
+    p.add_argument("checkpoint", help="last.pt or best.pt of a training run")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="output format (default: onnx)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file")
+    p.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset version (default: 17)")
+    p.add_argument("--tolerance", type=float, default=1e-3, metavar="X",
+                   help="largest allowed absolute difference to PyTorch's output (default: 0.001)")
+    p.add_argument("--no-ema", action="store_true", help="export the trained weights even when EMA weights exist (default: off)")
+    p.set_defaults(func=_cmd_export)
+
+
+PARSERS: list[Callable] = [_example_data_parser, _vocab_parser, _assign_parser, _shards_parser, _train_parser,
+                           _embed_parser, _export_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,185 @@
+"""The encoder: a timm backbone by name, an embedding head, and one linear head per task.
+
+::
+
+    images ─ backbone (timm, num_classes=0) ─ Linear(features, embed_dim) ─ L2 normalize ─ embedding
+                                                                                │ × sqrt(embed_dim)
+                                                     ┌──────────────────────────┼──────────────────┐
+                                                 Linear → "labels"       Linear → "articleType"    ...
+
+The embedding is what gets served (``embed``/``export``); the task heads exist for training and
+for the evaluator. Heads see the unit embedding scaled by ``sqrt(embed_dim)`` so that each of its
+components has about unit variance, which is what ``nn.Linear``'s initialization expects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LABELS_TASK = "labels"
+TASK_KINDS = ("multilabel", "softmax")
+HEAD_PRIOR = 0.01  # multi-label heads start by predicting this probability for every label
+
+
+@dataclass(frozen=True)
+class Task:
+    """One training target: the vocabulary's multi-label task or a softmax task over a carried column."""
+
+    name: str  # "labels" or the carried column
+    kind: str  # "multilabel" | "softmax"
+    classes: tuple[str, ...]
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {TASK_KINDS}, not {self.kind!r}")
+        if not self.classes:
+            raise ValueError(f"task {self.name!r} has no classes")
+        if self.weight < 0:
+            raise ValueError(f"task {self.name!r}: weight must be >= 0, not {self.weight}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Task:
+        return cls(data["name"], data["kind"], tuple(data["classes"]), float(data.get("weight", 1.0)))
+
+
+def parse_task(spec: str) -> tuple[str, str, float]:
+    """``"COLUMN:softmax"`` or ``"COLUMN:softmax:WEIGHT"`` → ``(column, kind, weight)``."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or parts[1] != "softmax":
+        raise ValueError(f"task {spec!r}: expected COLUMN:softmax or COLUMN:softmax:WEIGHT")
+    if parts[0] == LABELS_TASK:
+        raise ValueError(f"task {spec!r}: 'labels' is the vocabulary task; set its weight with labels_weight")
+    try:
+        weight = float(parts[2]) if len(parts) == 3 else 1.0
+    except ValueError:
+        raise ValueError(f"task {spec!r}: WEIGHT must be a number") from None
+    return parts[0], "softmax", weight
+
+
+def create_backbone(name: str, *, pretrained: bool = False, image_size: int | None = None,
+                    **kwargs: Any) -> nn.Module:
+    """``timm.create_model(name, num_classes=0)``: pooled features out. ``image_size`` goes to models
+    that take ``img_size`` (ViTs and other fixed-size models); others ignore it."""
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
+    options = dict(pretrained=pretrained, num_classes=0, **kwargs)
+    if image_size is not None:
+        try:
+            return timm.create_model(name, img_size=image_size, **options)
+        except TypeError as error:
+            if "img_size" not in str(error):
+                raise
+    return timm.create_model(name, **options)
+
+
+def backbone_features(backbone: nn.Module) -> int:
+    """Width of a timm backbone's pooled output (after any conv head, as in MobileNetV3)."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
+class Encoder(nn.Module):
+    """timm backbone + embedding head (Linear, L2 norm) + one Linear head per task."""
+
+    def __init__(self, backbone: str, tasks: Sequence[Task], *, embed_dim: int = 256, pretrained: bool = False,
+                 image_size: int | None = None, drop_path_rate: float = 0.0) -> None:
+        super().__init__()
+        extra = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
+        self.backbone = create_backbone(backbone, pretrained=pretrained, image_size=image_size, **extra)
+        self.embed_head = nn.Linear(backbone_features(self.backbone), embed_dim)
+        self.heads = nn.ModuleDict({task.name: nn.Linear(embed_dim, len(task.classes)) for task in tasks})
+        self.embed_dim = embed_dim
+        self.head_scale = math.sqrt(embed_dim)
+        for task in tasks:
+            if task.kind == "multilabel":
+                nn.init.constant_(self.heads[task.name].bias, math.log(HEAD_PRIOR / (1 - HEAD_PRIOR)))
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalized embeddings ``[batch, embed_dim]``."""
+        return F.normalize(self.embed_head(self.backbone(images)), dim=-1)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"embedding": [B, D], task: logits [B, classes], ...}``."""
+        embedding = self.embed(images)
+        scaled = embedding * self.head_scale
+        return {"embedding": embedding, **{name: head(scaled) for name, head in self.heads.items()}}
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names exempt from weight decay beyond norms and biases (position embeddings...)."""
+        inner = self.backbone.no_weight_decay() if hasattr(self.backbone, "no_weight_decay") else set()
+        return {f"backbone.{name}" for name in inner}
+
+
+class EmbeddingModel(nn.Module):
+    """The served encoder alone: images → normalized embedding (what ``export`` writes)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.backbone = encoder.backbone
+        self.embed_head = encoder.embed_head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.embed_head(self.backbone(images)), dim=-1)
+
+
+def check_runs(model: Encoder, name: str, image_size: int) -> None:
+    """One forward pass at ``image_size``, so a model that cannot run at that size fails early and clearly."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size))
+    except (RuntimeError, AssertionError, ValueError) as error:
+        raise ValueError(f"{name} does not run at {image_size} px ({error}); its pretrained config expects "
+                         f"{model.backbone.pretrained_cfg.get('input_size')}") from error
+    finally:
+        model.train(was_training)
+
+
+def load_weights(model: Encoder, path: str | Path) -> dict[str, list[str]]:
+    """Load a local weights file into ``model``; return the keys that did not fit.
+
+    Accepts a weaklabel checkpoint (its ``model``, or ``ema`` when ``model`` is missing), a timm /
+    torchvision-style backbone state dict (``fc.*``/``classifier.*`` keys end up unexpected), or a
+    dict holding one under ``state_dict``/``model``. ``module.`` and ``_orig_mod.`` prefixes (DDP,
+    torch.compile) are removed. Tensors whose shape differs from the model's are skipped and
+    reported as ``mismatched``.
+    """
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if isinstance(state, Mapping):
+        for key in ("model", "state_dict", "ema"):
+            if key in state and isinstance(state[key], Mapping):
+                state = state[key]
+                break
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds no state dict of tensors")
+    state = {_strip_prefixes(key): value for key, value in state.items()}
+    whole = any(key.startswith(("backbone.", "embed_head.", "heads.")) for key in state)
+    target: nn.Module = model if whole else model.backbone
+    own = target.state_dict()
+    mismatched = sorted(k for k, v in state.items() if k in own and own[k].shape != v.shape)
+    fitting = {k: v for k, v in state.items() if k not in mismatched}
+    result = target.load_state_dict(fitting, strict=False)
+    prefix = "" if whole else "backbone."
+    return {"missing": [prefix + k for k in result.missing_keys],
+            "unexpected": list(result.unexpected_keys), "mismatched": mismatched}
+
+
+def _strip_prefixes(key: str) -> str:
+    for prefix in ("module.", "_orig_mod."):
+        while key.startswith(prefix):
+            key = key[len(prefix):]
+    return key.replace("._orig_mod.", ".")

@@ -55,3 +55,14 @@ def example_labeled(example_data, example_vocab, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("labeled")
     assign_labels(example_data / "listings.csv", example_vocab, out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def example_shards(example_labeled, example_data, tmp_path_factory) -> Path:
+    """All example listings as shards of 32 px images (100 per shard), carrying ``true_type``."""
+    from weaklabel.datasets import write_shards
+
+    out = tmp_path_factory.mktemp("shards")
+    write_shards(example_labeled, out, images_root=example_data, size=32, workers=1, progress=False,
+                 max_samples=100, carry=["true_type"])
+    return out

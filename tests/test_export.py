@@ -13,7 +13,6 @@ import torch
 
 from weaklabel.artifacts import read_embeddings
 from weaklabel.cli import main
-from weaklabel.datasets import write_shards
 from weaklabel.datasets.loader import iter_samples
 from weaklabel.training import load_encoder, train
 from weaklabel.training.embed import image_transform
@@ -28,11 +27,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def shards(example_labeled: Path, example_data: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export-shards")
-    write_shards(example_labeled, out, images_root=example_data, size=32, workers=1, progress=False,
-                 max_samples=200, carry=["true_type"])
-    return out
+def shards(example_shards: Path) -> Path:
+    return example_shards
 
 
 @pytest.fixture(scope="module")

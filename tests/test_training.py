@@ -23,7 +23,6 @@ import webdataset as wds
 from torch import nn
 
 from weaklabel.cli import main
-from weaklabel.datasets import write_shards
 from weaklabel.datasets.loader import ShardInfo, SharedEpoch, carry_classes, iter_samples
 from weaklabel.training import Encoder, Task, train
 from weaklabel.training.checkpoint import EMA, rng_state, set_rng_state
@@ -58,12 +57,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def shards(example_labeled: Path, example_data: Path, tmp_path_factory) -> Path:
-    """All example listings as shards of 32 px images, carrying ``true_type``."""
-    out = tmp_path_factory.mktemp("train-shards")
-    write_shards(example_labeled, out, images_root=example_data, size=32, workers=1, progress=False,
-                 max_samples=100, carry=["true_type"])
-    return out
+def shards(example_shards: Path) -> Path:
+    return example_shards
 
 
 @pytest.fixture(scope="module")

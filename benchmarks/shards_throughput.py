@@ -13,8 +13,8 @@ area-average when shrinking; img2dataset upscales with Lanczos, weaklabel with b
 weaklabel's input is made by the real ``vocab`` and ``assign`` stages; ``keep_unlabelled`` makes
 it process every image, as img2dataset does. Each timing covers the call that does the work,
 worker start-up included (img2dataset's process pool; weaklabel's 2-worker local Dask cluster,
-started inside the timed region), interpreter start-up and imports excluded. For (b) the script
-also times the single-core decode+resize+encode rate (``process_image`` in one thread over bytes
+started inside the timed region by ``weaklabel.parallel.local_cluster``, as the stage starts it),
+interpreter start-up and imports excluded. For (b) the script also times the single-core decode+resize+encode rate (``process_image`` in one thread over bytes
 already in memory) and reports how close the stage comes to that rate times the worker count;
 and weaklabel is also run as one process (``workers=1``, no Dask) to show what the cluster costs.
 
@@ -29,11 +29,10 @@ Without it (the default interpreter lacking img2dataset) only weaklabel's figure
 
 from __future__ import annotations
 
-# Only the standard library at the top: Dask starts its workers with "spawn", which re-imports
-# this module in every worker, as it re-imports the (light) CLI module in real use.
+# Only the standard library at the top: where Dask spawns its workers (not Linux, see
+# weaklabel.parallel.local_cluster) it re-imports this module in every worker.
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -132,13 +131,11 @@ def weaklabel_run(labeled: Path, images_root: Path, out: Path, workers: int) -> 
     ``workers`` processes, set up as ``weaklabel.parallel`` does; in this process for 1."""
     from contextlib import nullcontext
 
-    from distributed import LocalCluster
-
     from weaklabel.datasets import write_shards
+    from weaklabel.parallel import local_cluster
 
     start = time.perf_counter()
-    cluster = nullcontext() if workers == 1 else LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = nullcontext() if workers == 1 else local_cluster(workers)
     with cluster:
         started = time.perf_counter() - start
         manifest = write_shards(labeled, out, images_root=images_root, size=SIZE, resize_mode="keep_ratio",

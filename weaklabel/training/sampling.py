@@ -2,7 +2,7 @@
 
 The pipeline is the loader's stages (:mod:`weaklabel.datasets.loader`) with two additions::
 
-    shard_source → split_by_node → split_by_worker → tarfile_to_samples
+    shard_source → split_by_node → split_by_worker → tar_samples (image and json members only)
         → repeat_samples      (repeat-factor sampling; raw bytes, only the json is parsed)
         → take_quota          (equal sample counts per rank under DDP, counted after repeats)
         → shuffle_samples → decode → SeededEncoder (augmentation seeded per sample)
@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -48,10 +47,11 @@ from ..datasets.loader import (
     shard_source,
     shuffle_samples,
     take_quota,
+    tar_samples,
 )
 
-IMAGE_KEYS = ("jpg", "jpeg", "webp", "png")
 COPY_KEY = "__copy__"
+JSON_ONLY = frozenset(("json",))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ class RepeatFactors:
         url_list = ShardInfo.load(folder).shard_urls(split)
         expected = sum(image_repeat_factor(set(meta.get("labels") or []), factors)
                        for url in url_list for meta in _iter_json(url))
-        return cls(factors, threshold, int(round(expected)))
+        return cls(factors, threshold, round(expected))
 
     def repeats(self, meta: Mapping[str, Any], key: str, seed: int, epoch: int) -> int:
         return stochastic_round(image_repeat_factor(set(meta.get("labels") or []), self.factors), seed, epoch, key)
@@ -150,10 +150,6 @@ def eval_transform(image_size: int, *, mean: Sequence[float] = IMAGENET_MEAN,
                                ToNormalizedTensor(mean, std)])
 
 
-def _image_or_json(name: str) -> bool:
-    return name.rpartition(".")[2].lower() in (*IMAGE_KEYS, "json")
-
-
 def decode_with_copy(sample: dict[str, Any], draft_size: int | None = None) -> dict[str, Any]:
     """The loader's ``decode_sample``, keeping the repeat copy number."""
     return decode_sample(sample, draft_size=draft_size) | {"copy": sample.get(COPY_KEY, 0)}
@@ -189,7 +185,7 @@ def train_dataset(folder: str | Path, *, transform: Any, num_labels: int,
         partial(shard_source, info.shard_urls(split), seed=seed, epoch=shared, training=True, resample=False),
         wds.split_by_node,
         wds.split_by_worker,
-        wds.tarfile_to_samples(select_files=_image_or_json),
+        tar_samples,
     ]
     if repeat is not None:
         stages.append(partial(repeat_samples, factors=repeat, seed=seed, epoch=shared))
@@ -223,9 +219,5 @@ def _sample_seed(seed: int, epoch: int, key: str, copy: int) -> int:
 
 def _iter_json(path: str) -> Iterator[dict[str, Any]]:
     """The json members of a tar (images are skipped, not read)."""
-    with tarfile.open(path, mode="r:") as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".json"):
-                handle = tar.extractfile(member)
-                if handle is not None:
-                    yield json.loads(handle.read())
+    for sample in tar_samples([{"url": path}], JSON_ONLY):
+        yield json.loads(sample["json"])

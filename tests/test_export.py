@@ -83,7 +83,7 @@ def test_embed_shards_keeps_ids_labels_and_carried_columns(checkpoint: Path, sha
     assert np.allclose(matrix[0], first, atol=1e-5)
 
 
-def test_embed_an_image_folder_by_relative_path(checkpoint: Path, example_data: Path, tmp_path: Path):
+def test_embed_an_image_folder_by_relative_path(checkpoint: Path, example_data: Path, tmp_path: Path, capsys):
     folder = tmp_path / "images"
     (folder / "nested").mkdir(parents=True)
     sources = sorted((example_data / "images").glob("*"))[:5]
@@ -93,6 +93,8 @@ def test_embed_an_image_folder_by_relative_path(checkpoint: Path, example_data: 
     (folder / "notes.txt").write_text("not an image either")
     out = tmp_path / "folder.parquet"
     assert main(["embed", str(checkpoint), str(folder), "--out", str(out), "--batch-size", "2", "-q"]) == 0
+    printed = capsys.readouterr()
+    assert "1 unreadable images left out" in printed.out and "unreadable: broken.jpg" in printed.err
     frame, matrix = read_embeddings(out)
     expected = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                       if p.suffix != ".txt" and p.name != "broken.jpg" and p.is_file())

@@ -137,6 +137,16 @@ def test_cli_run_writes_the_run_folder(cli_run: Path, tiny: Path):
     assert manifest["counts"]["images_seen"] == 80 and manifest["inputs"][0]["path"] == str(tiny)
 
 
+def test_cli_without_a_val_split_says_there_is_no_best_checkpoint(tiny: Path, tmp_path: Path, capsys):
+    no_val = subset_shards(tiny, tmp_path / "shards", {"train": None})
+    out = tmp_path / "run"
+    assert main(["train", str(no_val), "--out", str(out), "--model", "resnet10t", "--image-size", "32",
+                 "--embed-dim", "16", "--batch-size", "8", "--steps", "2", "--workers", "0", "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "trained 2 steps (0 full epochs, 16 images)" in text
+    assert "no best.pt" in text and not (out / "best.pt").exists() and (out / "last.pt").is_file()
+
+
 def test_checkpoints_load_with_weights_only(cli_run: Path, tiny: Path):
     for name in ("last.pt", "best.pt"):
         state = torch.load(cli_run / name, weights_only=True)

@@ -250,21 +250,25 @@ def _example_data_parser(sub) -> None:
 
 
 def _shards_parser(sub) -> None:
+    from .datasets.reasons import REASONS  # plain data, no imports
+
     p = sub.add_parser("shards", help="write WebDataset shards of images and weak labels; or verify them",
+                       usage="weaklabel shards LABELED --out DIR [options]\n"
+                             "       weaklabel shards verify DIR [--workers N] [--scheduler tcp://HOST:PORT] [-q]",
                        description="Fetch, check and resize the image of every labelled listing and write "
                                    "WebDataset tar shards per split, with timm's _info.json, a wids index per split, "
                                    "rejected.parquet, duplicates.parquet and manifest.json. Rerunning the same "
                                    "command after an interruption resumes it. 'weaklabel shards verify DIR' re-reads "
                                    "a shards folder and exits non-zero on any problem.",
-                       epilog="Rejection reasons in rejected.parquet: no_labels, missing_image, not_found, "
-                              "fetch_error, timeout, too_large, decode_error, too_small, too_many_pixels "
-                              "(described in weaklabel.datasets.reasons). " + EPILOG)
+                       epilog="Rejection reasons in rejected.parquet: "
+                              + "; ".join(f"{reason}: {why}" for reason, why in REASONS.items()) + ". " + EPILOG)
     p.add_argument("paths", nargs="+", metavar="LABELED",
                    help="labeled folder written by 'weaklabel assign'; or 'verify DIR' to check a shards folder")
-    p.add_argument("--out", help="output folder (required when writing)")
+    p.add_argument("--out", metavar="DIR", help="output folder (required when writing)")
     src = p.add_argument_group("image sources")
-    src.add_argument("--images-root", default=".",
-                     help="folder that relative image paths start from (default: the current directory)")
+    src.add_argument("--images-root", default=".", metavar="DIR",
+                     help="folder that relative image paths start from; absolute paths and http(s)/file URLs "
+                          "are used as they are (default: the current directory)")
     src.add_argument("--timeout", type=float, metavar="X", default=10.0,
                      help="seconds to wait for a server at each step of a download (default: 10)")
     src.add_argument("--retries", type=int, metavar="N", default=2,
@@ -273,11 +277,12 @@ def _shards_parser(sub) -> None:
                      help="seconds before the first retry, doubled for each next one (default: 0.5)")
     src.add_argument("--max-download-bytes", type=int, metavar="N", default=20_000_000,
                      help="refuse sources bigger than this, local files included (default: 20000000)")
-    src.add_argument("--user-agent", default=None,
+    src.add_argument("--user-agent", default=None, metavar="TEXT",
                      help="User-Agent header of downloads (default: 'weaklabel/VERSION (image fetcher for "
                           "training shards)')")
     src.add_argument("--fetch-threads", type=int, metavar="N", default=16,
-                     help="images fetched and processed at once in each partition (default: 16)")
+                     help="most downloads in flight in each worker process; local files use few of them, "
+                          "decoding and resizing run one image at a time per worker (default: 16)")
     img = p.add_argument_group("images")
     img.add_argument("--size", type=int, metavar="N", default=256, help="target side in pixels (default: 256)")
     img.add_argument("--resize-mode", choices=("keep_ratio", "center_crop", "border", "none"), default="keep_ratio",
@@ -296,7 +301,7 @@ def _shards_parser(sub) -> None:
                      help="reject images with more pixels, before decoding them (default: 89478485, Pillow's "
                           "decompression-bomb limit)")
     out = p.add_argument_group("samples and shards")
-    out.add_argument("--split", default="train=0.9,val=0.05,test=0.05",
+    out.add_argument("--split", default="train=0.9,val=0.05,test=0.05", metavar="NAME=FRACTION,...",
                      help="split names and fractions summing to 1; a listing's split follows a hash of its id "
                           "(default: train=0.9,val=0.05,test=0.05)")
     out.add_argument("--carry", action="append", default=[], metavar="COL",
@@ -313,8 +318,8 @@ def _shards_parser(sub) -> None:
     run.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                      help="run the partitions on this existing Dask cluster instead (default: none)")
     run.add_argument("--partition-rows", type=int, metavar="N", default=1000,
-                     help="listings per partition, the unit of work and of resuming; small inputs are cut into "
-                          "at least 16 partitions (default: 1000)")
+                     help="listings per partition, the unit of work and of resuming; inputs under 16 times "
+                          "that are cut into up to 16 partitions of at least 100 listings (default: 1000)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_shards)
 
@@ -341,9 +346,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(f"stopped after step {result['step']} as asked; continue with --resume")
         return
     shown = {k: v for k, v in result.items() if isinstance(v, float)}
-    print(f"trained {result['step']} steps ({result['epoch']} epochs, {result['images_seen']} images)"
+    print(f"trained {result['step']} steps ({result['epoch']} full epochs, {result['images_seen']} images)"
           + "".join(f", {k} {v:.4f}" for k, v in shown.items() if k.startswith(("val_map", "val_top1", "val_loss"))))
-    print(f"wrote {args.out}/last.pt, best.pt, metrics.jsonl, config.json, manifest.json")
+    best = ", best.pt" if (Path(args.out) / "best.pt").is_file() else " (no best.pt: the shards have no val split)"
+    print(f"wrote {args.out}/last.pt{best}, metrics.jsonl, config.json, manifest.json")
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:
@@ -354,6 +360,10 @@ def _cmd_embed(args: argparse.Namespace) -> None:
                    progress=not args.quiet)
     print(f"wrote {result['rows']} embeddings of dimension {result['dim']} to {args.out}"
           + (f"; {len(result['failed'])} unreadable images left out" if result["failed"] else ""))
+    for path in result["failed"][:20]:
+        print(f"unreadable: {path}", file=sys.stderr)
+    if len(result["failed"]) > 20:
+        print(f"... and {len(result['failed']) - 20} more", file=sys.stderr)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -375,8 +385,10 @@ def _train_parser(sub) -> None:
     p.add_argument("shards", help="shards folder written by 'weaklabel shards'")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from last.pt up to the requested steps/epochs (a new run "
-                        "when there is none); other options must match the run's (default: off)")
+                   help="continue the run in --out from its last.pt up to the requested --steps/--epochs (a new "
+                        "run when there is none); options left out are the run's, and only --steps, --epochs, "
+                        "--workers, --device, --precision, --compile, --eval-every, --log-every and "
+                        "--checkpoint-every may differ from them (default: off)")
     m = p.add_argument_group("model")
     m.add_argument("--model", metavar="NAME", help="timm model name (default: efficientnet_b0)")
     m.add_argument("--pretrained", action="store_true", default=None,
@@ -453,7 +465,7 @@ def _embed_parser(sub) -> None:
     p.add_argument("checkpoint", help="last.pt or best.pt of a training run")
     p.add_argument("source", help="shards folder (with _info.json) or a folder of images (searched recursively)")
     p.add_argument("--out", required=True, metavar="FILE", help="output Parquet file")
-    p.add_argument("--split", default="val", help="split of a shards folder to embed (default: val)")
+    p.add_argument("--split", default="val", metavar="NAME", help="split of a shards folder to embed (default: val)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per batch (default: 64)")
     p.add_argument("--device", default="auto", metavar="DEVICE", help="cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--workers", type=int, default=0, metavar="N", help="DataLoader worker processes (default: 0)")

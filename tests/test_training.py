@@ -305,6 +305,21 @@ def test_task_losses_leave_out_samples_without_a_target():
     assert zero.item() == 0 and torch.count_nonzero(logits.grad) == 0
 
 
+def test_unavailable_pretrained_weights_point_to_weights_file(monkeypatch):
+    import timm
+
+    from weaklabel.training.models import create_backbone
+
+    def offline(*args, **kwargs):
+        raise OSError("cannot reach the hub")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(ValueError, match="pretrained weights for resnet10t .*cannot reach the hub.*--weights"):
+        create_backbone("resnet10t", pretrained=True)
+    with pytest.raises(OSError, match="cannot reach the hub"):  # other failures are left as they are
+        create_backbone("resnet10t")
+
+
 def test_task_specs_parse():
     assert parse_task("articleType:softmax") == ("articleType", "softmax", 1.0)
     assert parse_task("true_type:softmax:0.3") == ("true_type", "softmax", 0.3)

@@ -77,13 +77,20 @@ def create_backbone(name: str, *, pretrained: bool = False, image_size: int | No
     if not timm.is_model(name):
         raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
     options = dict(pretrained=pretrained, num_classes=0, **kwargs)
-    if image_size is not None:
-        try:
-            return timm.create_model(name, img_size=image_size, **options)
-        except TypeError as error:
-            if "img_size" not in str(error):
-                raise
-    return timm.create_model(name, **options)
+    try:
+        if image_size is not None:
+            try:
+                return timm.create_model(name, img_size=image_size, **options)
+            except TypeError as error:
+                if "img_size" not in str(error):
+                    raise
+        return timm.create_model(name, **options)
+    except (OSError, RuntimeError, ValueError) as error:
+        if not pretrained:
+            raise
+        raise ValueError(f"could not get timm's pretrained weights for {name} ({type(error).__name__}: {error}); "
+                         "they come from the Hugging Face hub (or its cache); without network access, start "
+                         "from a local file with --weights instead") from error
 
 
 def backbone_features(backbone: nn.Module) -> int:

@@ -103,6 +103,24 @@ def test_embed_an_image_folder_by_relative_path(checkpoint: Path, example_data: 
     assert matrix.shape == (5, 16) and np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
 
 
+def test_embed_an_image_folder_applies_exif_orientation(checkpoint: Path, tmp_path: Path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    upright = Image.new("RGB", (40, 64), (200, 30, 30))
+    upright.paste((20, 20, 220), (0, 0, 40, 20))  # a blue band on top: orientation matters
+    upright.save(folder / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated; viewers turn it 90 degrees clockwise
+    upright.transpose(Image.Transpose.ROTATE_90).save(folder / "rotated.png", exif=exif)
+    out = tmp_path / "exif.parquet"
+    assert main(["embed", str(checkpoint), str(folder), "--out", str(out), "-q"]) == 0
+    frame, matrix = read_embeddings(out)
+    assert list(frame["id"]) == ["rotated.png", "upright.png"]
+    assert np.allclose(matrix[0], matrix[1], atol=1e-6)
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_export_matches_pytorch(checkpoint: Path, tmp_path: Path, fmt: str, capsys, val_samples: list[dict]):
     out = tmp_path / f"encoder.{'onnx' if fmt == 'onnx' else 'pt'}"

@@ -3,7 +3,8 @@
 The output is the embeddings file of :func:`weaklabel.artifacts.write_embeddings`: Parquet with
 ``id`` and ``embedding`` (fixed-size list<float32>, L2-normalized). From a shards folder the id is
 the listing id and the sample json's ``labels``, ``label_names`` and carried columns come along
-as extra columns; from an image folder the id is the image's path relative to the folder.
+as extra columns; from an image folder the id is the image's path relative to the folder, and
+each image is turned upright by its EXIF orientation first, as the shards stage does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..artifacts import write_embeddings
 from .checkpoint import load_checkpoint
@@ -129,8 +130,8 @@ class _ImageFiles(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         try:
-            with Image.open(self.paths[index]) as image:
-                return self.transform(image.convert("RGB")), index
+            with Image.open(self.paths[index]) as image:  # upright, as the shards stage stores images
+                return self.transform(ImageOps.exif_transpose(image).convert("RGB")), index
         except (OSError, ValueError, Image.DecompressionBombError):
             return None, index
 

@@ -43,8 +43,22 @@ from ..datasets.loader import (
     make_loader,
     worker_quota,
 )
-from .checkpoint import BEST, EMA, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .losses import MULTILABEL_LOSSES, per_sample_loss, task_loss, task_scores, valid_mask
+from .checkpoint import (
+    BEST,
+    EMA,
+    LAST,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .losses import (
+    MULTILABEL_LOSSES,
+    per_sample_loss,
+    task_loss,
+    task_scores,
+    valid_mask,
+)
 from .models import LABELS_TASK, Encoder, Task, check_runs, load_weights, parse_task
 from .sampling import RepeatFactors, eval_transform, train_dataset, train_transform
 
@@ -559,7 +573,7 @@ def evaluate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig
             continue
         metrics[f"val_loss_{task.name}"] = float(loss.mean())
         metrics["val_loss"] += task.weight * float(loss.mean())
-        metrics[f"val_samples_{task.name}"] = int(len(loss))
+        metrics[f"val_samples_{task.name}"] = len(loss)
         if task.kind == "softmax":
             metrics[f"val_top1_{task.name}"] = float((score.float().argmax(1) == y).float().mean())
         else:

@@ -40,8 +40,9 @@ def synthetic_counts(n_terms: int, seed: int = 0) -> TermCounts:
     words = lexicon()
     terms = dict.fromkeys(words)
     while len(terms) < n_terms:
-        n = int(rng.integers(2, 4))
-        terms[" ".join(rng.choice(words, size=n))] = None
+        picks = rng.integers(0, len(words), size=(n_terms, 3))
+        lengths = rng.integers(2, 4, size=n_terms)
+        terms.update(dict.fromkeys(" ".join(words[i] for i in row[:n]) for row, n in zip(picks, lengths)))
     names = list(terms)[:n_terms]
     support = np.maximum(3, (200_000 / np.arange(1, n_terms + 1) ** 0.8).astype(np.int64))
     any_field = pd.Series(support, index=pd.Index(names, name="term"), name="support")

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from weaklabel.labeling.clustering import ClusterParams, _nearest, cluster_terms
+from weaklabel.labeling.clustering import ClusterParams, cluster_terms
 
 DIM = 8
 
@@ -90,13 +90,3 @@ def test_clustering_off_makes_each_frequent_term_a_label():
                            ClusterParams(min_label_support=10), enabled=False)
     assert result.label.tolist() == [0, 1, -1]
     assert result.how.tolist() == ["name", "name", "rare"]
-
-
-def test_nearest_matches_brute_force_and_is_deterministic():
-    rng = np.random.default_rng(0)
-    base = rng.normal(size=(300, 16)).astype(np.float32)
-    queries = rng.normal(size=(50, 16)).astype(np.float32)
-    idx, sim = _nearest(queries, base, 5, block=7)
-    brute = np.argsort(-(queries @ base.T), axis=1, kind="stable")[:, :5]
-    assert (idx == brute).all()
-    np.testing.assert_allclose(sim, np.take_along_axis(queries @ base.T, brute, axis=1), rtol=1e-5)

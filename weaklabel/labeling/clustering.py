@@ -32,6 +32,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..search import top_k
 from .text import term_key
 
 
@@ -88,7 +89,7 @@ def cluster_terms(
     centroids = weighted_centroids(group_emb[frequent], group_support[frequent],
                                    np.searchsorted(label_ids, cluster[frequent]), len(label_ids))
     if len(rare) and len(label_ids):
-        nearest, sim = _nearest(group_emb[rare], centroids, 1)
+        nearest, sim = top_k(group_emb[rare], centroids, 1)
         attached = sim[:, 0] >= params.attach_threshold
         cluster[rare[attached]] = label_ids[nearest[attached, 0]]
         group_how[rare[attached]] = "attached"
@@ -177,7 +178,7 @@ def _components_above(vectors: np.ndarray, threshold: float, k: int) -> np.ndarr
     n = len(vectors)
     if n == 0:
         return np.zeros(0, np.int64)
-    neighbours, sim = _nearest(vectors, vectors, min(k + 1, n))
+    neighbours, sim = top_k(vectors, vectors, min(k + 1, n))
     rows = np.repeat(np.arange(n), neighbours.shape[1])
     keep = sim.reshape(-1) >= threshold
     graph = coo_matrix((np.ones(keep.sum()), (rows[keep], neighbours.reshape(-1)[keep])), shape=(n, n))
@@ -185,21 +186,6 @@ def _components_above(vectors: np.ndarray, threshold: float, k: int) -> np.ndarr
     # Number components by their first member so results follow the input order.
     codes, _ = pd.factorize(components)
     return codes.astype(np.int64)
-
-
-def _nearest(queries: np.ndarray, base: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k inner-product neighbours of each query, best first, in blocks to bound memory."""
-    k = min(k, len(base))
-    idx = np.empty((len(queries), k), np.int64)
-    sim = np.empty((len(queries), k), np.float32)
-    for start in range(0, len(queries), block):
-        scores = queries[start : start + block] @ base.T
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < len(base) else np.tile(np.arange(len(base)), (len(scores), 1))
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.lexsort((top, -top_scores), axis=1)
-        idx[start : start + block] = np.take_along_axis(top, order, axis=1)
-        sim[start : start + block] = np.take_along_axis(top_scores, order, axis=1)
-    return idx, sim
 
 
 def weighted_centroids(vectors: np.ndarray, weights: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:

@@ -177,6 +177,20 @@ def test_resume_refuses_other_options_and_existing_runs(cli_run: Path, tiny: Pat
         train(tiny, cli_run, learning_rate=0.5)
 
 
+def test_resuming_a_finished_run_changes_nothing(tiny: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    first = train(tiny, out, steps=3, **TINY)
+    lines = (out / "metrics.jsonl").read_text()
+    last = (out / "last.pt").stat().st_mtime_ns
+    again = train(tiny, out, resume=True, steps=3)
+    assert again == first
+    assert (out / "metrics.jsonl").read_text() == lines  # no second eval line at step 3
+    assert (out / "last.pt").stat().st_mtime_ns == last
+    longer = train(tiny, out, resume=True, steps=4)
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals if e["kind"] == "eval"] == [3, 4] and longer["step"] == 4
+
+
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny: Path, tmp_path: Path):
     # 5 batches per epoch (fewer or more with repeats), 2 batches per step: crosses epochs, drops a
     # leftover batch at an epoch end, and stops mid-epoch

@@ -344,6 +344,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
         step, epoch, batch_in_epoch, images_seen = 0, 0, 0, 0
         best: dict[str, Any] | None = None
         last_eval: dict[str, Any] = {}
+        resumed = checkpoint is not None
         if checkpoint is not None:
             raw.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
@@ -377,7 +378,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
                 "config": asdict(config), "tasks": [t.to_dict() for t in tasks], "label_names": info.label_names,
                 "image": {"size": config.image_size, "mean": mean, "std": std}, "metrics": last_eval}
 
-    saved_at = -1
+    saved_at = step if resumed else -1  # last.pt holds the resumed state already
 
     def save(name: str = LAST) -> None:
         nonlocal saved_at
@@ -387,7 +388,9 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
             with timer("checkpoint"):
                 save_checkpoint(out / name, state())
 
-    evaluated_at = -1
+    # a resumed run whose last.pt was saved after validating at its step need not validate again (a
+    # finished run resumed with the same length is then a no-op, not a second eval line)
+    evaluated_at = last_eval.get("step", -1) if resumed else -1
 
     def run_eval() -> None:
         nonlocal best, last_eval, evaluated_at, saved_at

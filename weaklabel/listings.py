@@ -60,9 +60,10 @@ import io
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -124,7 +125,7 @@ class Field:
             )
 
     @classmethod
-    def parse(cls, spec: str, role: Role) -> "Field":
+    def parse(cls, spec: str, role: Role) -> Field:
         """Parse ``"title"`` (weight 1) or ``"title:0.3"`` (weight 0.3)."""
         column, sep, weight = spec.rpartition(":")
         if not sep:
@@ -195,7 +196,7 @@ class ColumnRoles:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ColumnRoles":
+    def from_dict(cls, d: dict) -> ColumnRoles:
         """Build roles from :meth:`to_dict` output (e.g. a manifest or a config file)."""
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -44,8 +45,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 __all__ = [
-    "COLUMNS",
     "COLOURS",
+    "COLUMNS",
     "MATERIALS",
     "PRODUCT_TYPES",
     "generate_listings",
@@ -859,7 +860,7 @@ def _pick(rnd: random.Random, items: Sequence[T], zipf: tuple[float, float]) -> 
     return items[bisect.bisect_right(cum, rnd.random() * cum[-1])]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _zipf_cumulative(n: int, exponent: float, shift: float) -> tuple[float, ...]:
     return tuple(np.cumsum(1.0 / (np.arange(1, n + 1) + shift) ** exponent).tolist())
 

@@ -28,8 +28,8 @@ with NumPy/SciPy sparse matrices; matching is one dictionary lookup per n-gram.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain, repeat
 from dataclasses import dataclass
+from itertools import chain, repeat
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,7 @@ class _Matches:
     term: np.ndarray
 
     @classmethod
-    def concat(cls, parts: Sequence["_Matches"]) -> "_Matches":
+    def concat(cls, parts: Sequence[_Matches]) -> _Matches:
         return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in cls.__dataclass_fields__))
 
 
@@ -121,7 +121,7 @@ class LabelAssigner:
                                         spelled_apart, self.absorb_ratio)
         self.n_fallback_ = 0
 
-    def fit(self, listings=None) -> "LabelAssigner":
+    def fit(self, listings=None) -> LabelAssigner:
         """Nothing to learn: the vocabulary is fitted already (kept for scikit-learn pipelines)."""
         return self
 

@@ -48,7 +48,7 @@ class Overrides:
     add: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, source: str | Path | dict | None) -> "Overrides":
+    def load(cls, source: str | Path | dict | None) -> Overrides:
         if source is None:
             return cls()
         if isinstance(source, dict):

@@ -37,7 +37,7 @@ class TermCounts:
     any_field: pd.Series  # term -> support
 
     @classmethod
-    def count(cls, frame: pd.DataFrame, roles: ColumnRoles, analyzer: Analyzer) -> "TermCounts":
+    def count(cls, frame: pd.DataFrame, roles: ColumnRoles, analyzer: Analyzer) -> TermCounts:
         per_field = {f.column: Counter() for f in roles.fields}
         any_field: Counter = Counter()
         streams = [field_terms(frame, f, analyzer) for f in roles.fields]
@@ -54,7 +54,7 @@ class TermCounts:
         return cls(len(frame), by_field, pd.Series(any_field, dtype="int64").rename("support"))
 
     @classmethod
-    def combine(cls, parts: Sequence["TermCounts"]) -> "TermCounts":
+    def combine(cls, parts: Sequence[TermCounts]) -> TermCounts:
         """Sum the counts of several partitions."""
         by_field = (
             pd.concat([p.by_field for p in parts]).groupby(["term", "field"], sort=False)["support"].sum()

@@ -91,7 +91,7 @@ class Vocabulary:
         }
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Vocabulary":
+    def load(cls, folder: str | Path) -> Vocabulary:
         folder = Path(folder)
         config = read_manifest(folder, "vocab")["config"]["vocabulary"]
         labels = pd.read_parquet(folder / "labels.parquet")
@@ -184,7 +184,7 @@ class VocabularyBuilder:
     def analyzer(self) -> Analyzer:
         return Analyzer(tuple(self.ngram_range), resolve_stopwords(self.stopwords))
 
-    def fit(self, listings: Listings | pd.DataFrame) -> "VocabularyBuilder":
+    def fit(self, listings: Listings | pd.DataFrame) -> VocabularyBuilder:
         """Count terms in ``listings`` (a :class:`Listings` or its cleaned frame) and fit on the counts."""
         frame = listings.frame if isinstance(listings, Listings) else listings
         self._validate()
@@ -193,13 +193,13 @@ class VocabularyBuilder:
             counts = TermCounts.count(frame, self.roles, self.analyzer())
         return self._fit_counts(counts)
 
-    def fit_counts(self, counts: TermCounts) -> "VocabularyBuilder":
+    def fit_counts(self, counts: TermCounts) -> VocabularyBuilder:
         """Fit on term statistics alone (counted over any number of partitions)."""
         self._validate()
         self.timer_ = Timer()
         return self._fit_counts(counts)
 
-    def _fit_counts(self, counts: TermCounts) -> "VocabularyBuilder":
+    def _fit_counts(self, counts: TermCounts) -> VocabularyBuilder:
         timer = self.timer_
         overrides = Overrides.load(self.overrides)
         allow = {normalize(t) for t in self.allowlist} | overrides.added_terms()
@@ -225,9 +225,9 @@ class VocabularyBuilder:
         self.vocabulary_ = self._vocabulary(assignment, dropped, counts, embedder, embeddings)
         self.vocabulary_.stats = {
             "listings": counts.n_listings,
-            "distinct_terms": int(len(counts.any_field)),
-            "candidates": int(len(candidates)),
-            "labels": int(len(self.vocabulary_.labels)),
+            "distinct_terms": len(counts.any_field),
+            "candidates": len(candidates),
+            "labels": len(self.vocabulary_.labels),
             "labelled_terms": int((assignment["label"] >= 0).sum()),
             "dropped_terms": {**reasons, **_how_counts(assignment)},
             "embeddings_computed": embedder.n_computed,

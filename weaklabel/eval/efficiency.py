@@ -1,0 +1,148 @@
+"""What serving an encoder costs: size, compute, latency, throughput and memory on this device.
+
+Measured on the served model (backbone + embedding head, as ``weaklabel export`` writes it), in
+float32 (bf16 autocast on CUDA, as ``embed`` runs), with ``torch.inference_mode``:
+
+- ``params``: parameters of the served model (``params_heads``: those of the task heads, apart).
+- ``gmacs``: multiply-accumulates of one image at the input size, in billions, counted by
+  ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2; matrix products and convolutions).
+- ``latency_ms``: median wall time of a batch of 1, after warm-up.
+- ``throughput``: images per second of batches of 64 (64 / median batch time).
+- ``peak_memory_mb``: tensor memory at the peak of a batch-64 forward pass, weights and inputs
+  included: CUDA's ``max_memory_allocated``; on CPU the same count made by ``TensorMemory`` (the
+  process's resident set says little: freed memory stays resident and is reused).
+- ``weights_mb``: bytes of the served model's float32 weights; ``checkpoint_mb``: the checkpoint
+  file (optimizer state included).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import weakref
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+MB = 1 << 20
+LATENCY_RUNS, LATENCY_SECONDS = 20, 2.0
+THROUGHPUT_BATCH, THROUGHPUT_RUNS, THROUGHPUT_SECONDS = 64, 5, 3.0
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def weight_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
+def count_macs(model: nn.Module, image_size: int, device: str | torch.device = "cpu") -> int:
+    """Multiply-accumulates of one forward pass on a ``[1, 3, size, size]`` input."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(torch.zeros(1, 3, image_size, image_size, device=device))
+    return int(counter.get_total_flops()) // 2
+
+
+def median_seconds(run: Callable[[], Any], device: torch.device, *, warmup: int, runs: int, budget: float) -> float:
+    """Median wall time of ``run`` over up to ``runs`` timed calls within about ``budget`` seconds."""
+    for _ in range(warmup):
+        run()
+    _sync(device)
+    times: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(times) < runs and (not times or time.perf_counter() < deadline):
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class TensorMemory(TorchDispatchMode):
+    """Live and peak bytes of the tensor storages created by torch operations inside the ``with``.
+
+    Each new output storage is counted until it is freed (a ``weakref.finalize`` on the storage),
+    which is what CUDA's ``max_memory_allocated`` counts, on any device.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: set[int] = set()
+        self.current = 0
+        self.peak = 0
+
+    def _free(self, key: int, size: int) -> None:
+        self.live.discard(key)
+        self.current -= size
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for value in tree_leaves(out):
+            if isinstance(value, torch.Tensor):
+                storage = value.untyped_storage()
+                key = id(storage)
+                if key not in self.live:
+                    self.live.add(key)
+                    self.current += storage.nbytes()
+                    self.peak = max(self.peak, self.current)
+                    weakref.finalize(storage, self._free, key, storage.nbytes())
+        return out
+
+
+def peak_memory_bytes(run: Callable[[], Any], model: nn.Module, inputs: torch.Tensor) -> tuple[int, str]:
+    """(peak bytes of one call of ``run``, weights and inputs included; how it was measured)."""
+    device = inputs.device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        run()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device)), "cuda_max_memory_allocated"
+    with TensorMemory() as tracker:
+        run()
+    return weight_bytes(model) + inputs.numel() * inputs.element_size() + tracker.peak, "weights + inputs + peak tensors"
+
+
+def measure(model: nn.Module, image_size: int, device: str | torch.device = "cpu", *,
+            checkpoint: str | Path | None = None, heads: nn.Module | None = None) -> dict[str, Any]:
+    """The efficiency figures of ``model`` (see the module docstring)."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    one = torch.randn(1, 3, image_size, image_size, device=device)
+    batch = torch.randn(THROUGHPUT_BATCH, 3, image_size, image_size, device=device)
+
+    def forward(images: torch.Tensor) -> Callable[[], Any]:
+        def run() -> Any:
+            with torch.inference_mode(), autocast:
+                return model(images)
+        return run
+
+    latency = median_seconds(forward(one), device, warmup=3, runs=LATENCY_RUNS, budget=LATENCY_SECONDS)
+    batch_time = median_seconds(forward(batch), device, warmup=1, runs=THROUGHPUT_RUNS, budget=THROUGHPUT_SECONDS)
+    peak, how = peak_memory_bytes(forward(batch), model, batch)
+    return {
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "threads": torch.get_num_threads(), "image_size": image_size,
+        "params": count_params(model), "params_heads": count_params(heads) if heads is not None else 0,
+        "gmacs": count_macs(model, image_size, device) / 1e9,
+        "latency_ms": latency * 1e3, "throughput": THROUGHPUT_BATCH / batch_time,
+        "peak_memory_mb": peak / MB, "peak_memory_method": how,
+        "weights_mb": weight_bytes(model) / MB,
+        "checkpoint_mb": Path(checkpoint).stat().st_size / MB if checkpoint is not None else None,
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,351 @@
+"""``evaluate``: the evaluation stage (``weaklabel eval``) over checkpoints and precomputed embeddings.
+
+For each model: the embeddings of the evaluated split (and of the gallery split) are computed once
+with ``weaklabel.training.embed`` and cached under ``out/embeddings/``; every query of the split
+searches the gallery exactly (``search.exact_search``); the retrieval metrics follow for each
+relevance definition, overall and per tier; the task heads' classification metrics are computed
+from the cached embeddings (the heads read the embedding, so no second pass over the images);
+then the probes and the efficiency figures. ``metrics.json``, ``report.html`` and ``manifest.json``
+are written to ``out``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from ..artifacts import Timer, fingerprint_files, read_embeddings, sha256_file, write_json, write_manifest
+from ..datasets.loader import ShardInfo
+from .classification import multilabel_metrics, softmax_metrics
+from .probes import probe_report
+from .retrieval import (
+    MAX_K,
+    LabelRelevance,
+    Relevance,
+    ValueRelevance,
+    encode_values,
+    missing_to_none,
+    retrieval_report,
+)
+from .search import Neighbours, exact_search
+from .tiers import label_tiers, rarest_tier, value_tiers
+
+SCHEMA_VERSION = 1
+LABELS = "labels"
+EXAMPLE_QUERIES = 8
+EXAMPLE_NEIGHBOURS = 5
+RUN_FILES = ("config.json", "metrics.jsonl", "manifest.json")
+FRAME_COLUMNS = ("id", "labels", "label_names")
+
+
+@dataclass
+class Embedded:
+    """Rows of an embeddings file: its columns (id, labels, carried columns) and the vectors."""
+
+    frame: pd.DataFrame
+    vectors: np.ndarray
+
+
+@dataclass
+class Context:
+    """What every model of one evaluation shares."""
+
+    shards: Path
+    out: Path
+    info: ShardInfo
+    split: str
+    gallery_split: str | None
+    relevance: tuple[str, ...]
+    label_tiers: np.ndarray
+    device: torch.device
+    batch_size: int
+    workers: int
+    progress: bool
+
+
+def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None = None,
+             out: str | Path | None = None, *, split: str = "val", gallery_split: str | None = None,
+             embeddings: Sequence[str | Path] = (), relevance: Sequence[str] = (LABELS,), device: str = "auto",
+             batch_size: int = 64, workers: int = 0, efficiency: bool = True, progress: bool = False) -> dict[str, Any]:
+    """Evaluate checkpoints and/or embeddings files on a shards split; write ``out/metrics.json``,
+    ``out/report.html``, cached embeddings under ``out/embeddings/``; return the metrics.
+
+    ``relevance``: ``"labels"`` (sharing at least one weak label) and/or carried column names
+    (an equal value). ``gallery_split``: search that split instead of the evaluated one (with
+    the query itself excluded). Embeddings files are evaluated on retrieval and probes only.
+    """
+    if shards is None or out is None:
+        raise TypeError("evaluate() needs shards and out")
+    checkpoints, embeddings = [Path(p) for p in _listed(checkpoints)], [Path(p) for p in _listed(embeddings)]
+    relevance = _listed(relevance)
+    if not checkpoints and not embeddings:
+        raise ValueError("nothing to evaluate: give at least one checkpoint or embeddings file")
+    if embeddings and gallery_split:
+        raise ValueError("precomputed embeddings are searched among themselves; --gallery-split needs checkpoints")
+    context = _context(shards, out, split, gallery_split, relevance, device, batch_size, workers, progress)
+    names = unique_names([*checkpoints, *embeddings])
+    timer = Timer()
+    models: dict[str, dict[str, Any]] = {}
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for index, (name, path) in enumerate(zip(names, [*checkpoints, *embeddings], strict=True)):
+        with timer(name):
+            if index < len(checkpoints):
+                models[name], examples[name] = _evaluate_checkpoint(context, name, path, efficiency)
+            else:
+                models[name], examples[name] = _evaluate_embeddings(context, path)
+    metrics = {"version": SCHEMA_VERSION, "weaklabel_version": __version__, "shards": str(context.shards),
+               "split": split, "gallery_split": gallery_split, "relevance": list(context.relevance), "k": MAX_K,
+               "models": models}
+    _write_outputs(context, metrics, examples, [*checkpoints, *embeddings], timer)
+    return metrics
+
+
+def _listed(values: Sequence[Any] | str | Path) -> list[Any]:
+    """A lone path or name given where a sequence is expected counts as a one-item list."""
+    return [values] if isinstance(values, (str, Path)) else list(values)
+
+
+def _context(shards: str | Path, out: str | Path, split: str, gallery_split: str | None, relevance: Sequence[str],
+             device: str, batch_size: int, workers: int, progress: bool) -> Context:
+    info = ShardInfo.load(shards)
+    for name in (split, gallery_split):
+        if name is not None:
+            info.shard_urls(name)
+    relevance = tuple(relevance)
+    if not relevance or len(set(relevance)) != len(relevance):
+        raise ValueError(f"relevance must name at least one definition, each once; got {list(relevance)}")
+    out = Path(out)
+    (out / "embeddings").mkdir(parents=True, exist_ok=True)
+    return Context(Path(shards), out, info, split, gallery_split, relevance, label_tiers(shards),
+                   _resolve_device(device), batch_size, workers, progress)
+
+
+def unique_names(paths: Sequence[Path]) -> list[str]:
+    """A model's name: its run folder's name (a checkpoint beside config.json), else the file stem.
+    Names shared by several models get the file stem appended, then a number if still shared."""
+    bases = [path.parent.name if any((path.parent / f).is_file() for f in RUN_FILES) else path.stem for path in paths]
+    names = [f"{base}-{path.stem}" if bases.count(base) > 1 and base != path.stem else base
+             for base, path in zip(bases, paths, strict=True)]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if names.count(name) == 1 else f"{name}-{seen[name]}")
+    return unique
+
+
+def check_vocabulary(label_names: Sequence[str], shard_names: Sequence[str], source: Path, shards: Path) -> None:
+    """A clear error when a checkpoint's label vocabulary is not the shards' one."""
+    if list(label_names) == list(shard_names):
+        return
+    first = next((i for i, (a, b) in enumerate(zip(label_names, shard_names)) if a != b),
+                 min(len(label_names), len(shard_names)))
+    ours = repr(label_names[first]) if first < len(label_names) else "(none)"
+    theirs = repr(shard_names[first]) if first < len(shard_names) else "(none)"
+    raise ValueError(f"{source} was trained on a vocabulary of {len(label_names)} labels but {shards} has "
+                     f"{len(shard_names)}; they first differ at label id {first}: {ours} in the checkpoint, "
+                     f"{theirs} in the shards. Evaluate on shards built with the checkpoint's vocabulary.")
+
+
+# ---------------------------------------------------------------------------------------------
+# One model
+# ---------------------------------------------------------------------------------------------
+
+def _evaluate_checkpoint(context: Context, name: str, checkpoint: Path,
+                         efficiency: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from ..training import load_encoder
+
+    model, config = load_encoder(checkpoint, "cpu")
+    check_vocabulary(config["label_names"], context.info.label_names, checkpoint, context.shards)
+    query = _cached_embeddings(context, name, checkpoint, context.split)
+    gallery = _cached_embeddings(context, name, checkpoint, context.gallery_split) if context.gallery_split else None
+    _say(context, f"{name}: retrieval")
+    result, examples = _retrieval_and_probes(context, query, gallery, _task_columns(config))
+    _say(context, f"{name}: classification")
+    result["classification"] = classification_report(model, config, query, context.label_tiers)
+    if efficiency:
+        _say(context, f"{name}: efficiency")
+        result["efficiency"] = _efficiency(model, config, checkpoint, context.device)
+    else:
+        result["efficiency"] = {}
+    model_info = {"backbone": config["model"], "embed_dim": config["embed_dim"], "image_size": config["image"]["size"],
+                  "step": config["step"], "weights": config["weights"]}
+    return {"source": str(checkpoint), "kind": "checkpoint", "model": model_info, **result}, examples
+
+
+def _evaluate_embeddings(context: Context, path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    frame, vectors = read_embeddings(path)
+    query = Embedded(frame, vectors)
+    _say(context, f"{path.name}: retrieval")
+    result, examples = _retrieval_and_probes(context, query, None, [])
+    return {"source": str(path), "kind": "embeddings", "model": {"embed_dim": int(vectors.shape[1])}, **result,
+            "classification": {}, "efficiency": {}}, examples
+
+
+def _cached_embeddings(context: Context, name: str, checkpoint: Path, split: str) -> Embedded:
+    """The split's embeddings, computed once per checkpoint content and shards folder."""
+    from ..training import embed
+
+    path = context.out / "embeddings" / f"{name}.{split}.parquet"
+    stamp_path = path.with_suffix(".json")
+    stamp = {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+             "shards": str(context.shards), "shards_sha256": _shards_fingerprint(context.shards), "split": split}
+    if not (path.is_file() and stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp):
+        _say(context, f"{name}: embedding the {split} split")
+        embed(checkpoint, context.shards, path, split=split, batch_size=context.batch_size, device=context.device,
+              workers=context.workers, progress=context.progress)
+        write_json(stamp_path, stamp)
+    frame, vectors = read_embeddings(path)
+    return Embedded(frame, vectors)
+
+
+def _shards_fingerprint(shards: Path) -> str:
+    """The shards manifest lists every shard's hash; a copied folder without one falls back to _info.json."""
+    manifest = shards / "manifest.json"
+    return sha256_file(manifest if manifest.is_file() else shards / "_info.json")
+
+
+def _task_columns(config: dict[str, Any]) -> list[str]:
+    return [t["name"] for t in config["tasks"] if t["kind"] == "softmax"]
+
+
+def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded | None,
+                          task_columns: Sequence[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    searched = gallery if gallery is not None else query
+    exclude = None if gallery is not None else np.arange(len(query.frame))
+    neighbours = exact_search(query.vectors, searched.vectors, MAX_K, exclude=exclude, device=context.device)
+    retrieval: dict[str, Any] = {}
+    examples: list[dict[str, Any]] = []
+    for index, name in enumerate(context.relevance):
+        relevance, tiers = _relevance(context, name, query.frame, searched.frame)
+        n_relevant = relevance.counts(exclude)
+        retrieval[name] = retrieval_report(relevance, neighbours.indices, n_relevant, tiers)
+        if index == 0:
+            examples = _examples(relevance, n_relevant, neighbours, query.frame, searched.frame)
+    probes = {}
+    for column in dict.fromkeys([*(r for r in context.relevance if r != LABELS), *task_columns]):
+        if column in query.frame.columns and column in searched.frame.columns:
+            query_codes, gallery_codes, _ = encode_values(query.frame[column], searched.frame[column])
+            probes[column] = probe_report(neighbours.indices, neighbours.scores, query.vectors, query_codes,
+                                          gallery_codes, None if gallery is None else gallery.vectors)
+    sizes = {"queries": len(query.frame), "gallery": len(searched.frame), "dim": int(query.vectors.shape[1])}
+    return {**sizes, "retrieval": retrieval, "probes": probes}, examples
+
+
+def _relevance(context: Context, name: str, query: pd.DataFrame,
+               gallery: pd.DataFrame) -> tuple[Relevance, np.ndarray]:
+    """A relevance definition and the tier of each query under it."""
+    for frame in (query, gallery):
+        if name not in frame.columns:
+            carried = [c for c in frame.columns if c not in FRAME_COLUMNS]
+            raise ValueError(f"relevance {name!r}: the embeddings have no such column; carried columns: "
+                             f"{carried or 'none'} (write the shards with --carry {name})")
+    if name == LABELS:
+        relevance = LabelRelevance(list(query[LABELS]), list(gallery[LABELS]), len(context.label_tiers))
+        return relevance, rarest_tier(list(query[LABELS]), context.label_tiers)
+    tiers = value_tiers([missing_to_none(v) for v in gallery[name]])
+    query_values = [missing_to_none(v) for v in query[name]]
+    query_tiers = np.array([None if v is None else tiers.get(v, "tail") for v in query_values], dtype=object)
+    return ValueRelevance(list(query[name]), list(gallery[name])), query_tiers
+
+
+def _examples(relevance: Relevance, n_relevant: np.ndarray, neighbours: Neighbours, query: pd.DataFrame,
+              gallery: pd.DataFrame) -> list[dict[str, Any]]:
+    """Top neighbours of a few queries spread over the split (those with a relevant item), by id."""
+    has_relevant = np.flatnonzero(n_relevant > 0)
+    if not len(has_relevant):
+        return []
+    spread = np.linspace(0, len(has_relevant) - 1, min(EXAMPLE_QUERIES, len(has_relevant))).astype(int)
+    rows = has_relevant[np.unique(spread)]
+    top = neighbours.indices[rows, :EXAMPLE_NEIGHBOURS]
+    judged = relevance.pairs(rows[:, None], top)
+    query_ids, gallery_ids = query["id"].astype(str).to_numpy(), gallery["id"].astype(str).to_numpy()
+    return [{"query": query_ids[row],
+             "neighbours": [{"id": gallery_ids[i], "relevant": bool(r), "score": float(s)}
+                            for i, r, s in zip(top[n], judged[n], neighbours.scores[row], strict=False) if i >= 0]}
+            for n, row in enumerate(rows)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification and efficiency of a checkpoint
+# ---------------------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def head_scores(model: Any, config: dict[str, Any], vectors: np.ndarray, batch: int = 4096) -> dict[str, np.ndarray]:
+    """Each task head's probabilities for precomputed (normalized) embeddings."""
+    from ..training.losses import task_scores
+    from ..training.models import Task
+
+    out: dict[str, list[np.ndarray]] = {t["name"]: [] for t in config["tasks"]}
+    for start in range(0, len(vectors), batch):
+        scaled = torch.from_numpy(vectors[start:start + batch]) * model.head_scale
+        for task in map(Task.from_dict, config["tasks"]):
+            logits = model.heads[task.name](scaled)
+            out[task.name].append(task_scores(task, logits, config.get("loss", "bce")).numpy())
+    return {name: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32) for name, parts in out.items()}
+
+
+def classification_report(model: Any, config: dict[str, Any], query: Embedded,
+                          tiers: np.ndarray) -> dict[str, Any]:
+    """Metrics of every task head on the evaluated split."""
+    from .retrieval import multi_hot
+
+    scores = head_scores(model, config, query.vectors)
+    report: dict[str, Any] = {}
+    for task in config["tasks"]:
+        name = task["name"]
+        if task["kind"] == "multilabel":
+            targets = multi_hot(list(query.frame[LABELS]), len(task["classes"])).toarray().astype(bool)
+            report[name] = multilabel_metrics(targets, scores[name], tiers, label_names=task["classes"])
+        elif name in query.frame.columns:
+            values = [missing_to_none(v) for v in query.frame[name]]
+            report[name] = softmax_metrics(scores[name], values, task["classes"])
+    return report
+
+
+def _efficiency(model: Any, config: dict[str, Any], checkpoint: Path, device: torch.device) -> dict[str, Any]:
+    from ..training.models import EmbeddingModel
+    from .efficiency import measure
+
+    return measure(EmbeddingModel(model), config["image"]["size"], device, checkpoint=checkpoint, heads=model.heads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------
+
+def _write_outputs(context: Context, metrics: dict[str, Any], examples: dict[str, list[dict[str, Any]]],
+                   sources: Sequence[Path], timer: Timer) -> None:
+    from .report import write_report
+
+    write_json(context.out / "metrics.json", metrics)
+    with timer("report"):
+        write_report(context.out / "report.html", metrics, examples, context.shards)
+    config = {"split": context.split, "gallery_split": context.gallery_split, "relevance": list(context.relevance),
+              "device": str(context.device), "batch_size": context.batch_size}
+    inputs = [*fingerprint_files(sources), {"path": str(context.shards), "sha256": _shards_fingerprint(context.shards)}]
+    counts = {name: {"queries": m["queries"], "gallery": m["gallery"]} for name, m in metrics["models"].items()}
+    write_manifest(context.out, "eval", config=config, inputs=inputs, counts=counts, timings=timer.seconds,
+                   outputs={"metrics": "metrics.json", "report": "report.html", "embeddings": "embeddings/"})
+
+
+def _say(context: Context, message: str) -> None:
+    if context.progress:
+        print(f"[eval] {message}", file=sys.stderr, flush=True)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but CUDA is not available")
+    return torch.device(device)

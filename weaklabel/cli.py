@@ -490,8 +490,59 @@ def _export_parser(sub) -> None:
     p.set_defaults(func=_cmd_export)
 
 
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from .eval import evaluate, format_table
+
+    metrics = evaluate(args.checkpoints, args.shards, args.out, split=args.split, gallery_split=args.gallery_split,
+                       embeddings=args.embeddings, relevance=args.relevance or ["labels"], device=args.device,
+                       batch_size=args.batch_size, workers=args.workers, efficiency=not args.no_efficiency,
+                       progress=not args.quiet)
+    print(format_table(metrics))
+    print(f"wrote {args.out}/metrics.json, report.html, manifest.json and embeddings/")
+
+
+def _eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate encoders: retrieval, classification, long tail, efficiency",
+                       usage="weaklabel eval [CHECKPOINT ...] --shards DIR --out DIR [options]",
+                       description="Evaluate trained checkpoints (and/or precomputed embeddings files) on a shards "
+                                   "split: every item of the split searches a gallery for its nearest neighbours "
+                                   "(Recall@1/5/10, Precision@10, mAP@10, mAP@100, MRR), the task heads are scored "
+                                   "(multi-label mAP and F1, softmax top-1/top-5), every metric also per head/torso/"
+                                   "tail tier, carried columns are probed (kNN and logistic regression) and the "
+                                   "encoder's cost is measured (parameters, GMACs, latency, throughput, memory, "
+                                   "size). Writes metrics.json, report.html, manifest.json and the embeddings "
+                                   "(embeddings/, reused by later runs) to --out and prints a table.",
+                       epilog="Metric definitions and the metrics.json schema: the README's 'Evaluating encoders' "
+                              "section. " + EPILOG)
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
+                   help="last.pt or best.pt of a training run (several: compared side by side); a model is named "
+                        "after its run folder")
+    p.add_argument("--shards", required=True, metavar="DIR", help="shards folder written by 'weaklabel shards'")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--split", default="val", metavar="NAME",
+                   help="split whose items are the queries (and the gallery, each query excluded) (default: val)")
+    p.add_argument("--gallery-split", default=None, metavar="NAME",
+                   help="search this split instead of the query split, e.g. --split test --gallery-split train "
+                        "(default: none)")
+    p.add_argument("--embeddings", action="append", default=[], metavar="FILE",
+                   help="also evaluate a precomputed embeddings Parquet ('weaklabel embed' format, from any model) "
+                        "as the query split, searched among itself; retrieval and probes only (repeatable)")
+    p.add_argument("--relevance", action="append", default=None, metavar="NAME",
+                   help="what makes a gallery item relevant to a query: 'labels' (sharing at least one weak "
+                        "label) or a carried column (an equal value), which is also probed (repeatable; "
+                        "default: labels)")
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="cpu, cuda or cuda:N, for embedding, search and efficiency (default: auto, cuda if present)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per batch when embedding (default: 64)")
+    p.add_argument("--workers", type=int, default=0, metavar="N", help="DataLoader worker processes (default: 0)")
+    p.add_argument("--no-efficiency", action="store_true",
+                   help="skip the parameters/GMACs/latency/throughput/memory measurements (default: measured)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_cmd_eval)
+
+
 PARSERS: list[Callable] = [_example_data_parser, _vocab_parser, _assign_parser, _shards_parser, _train_parser,
-                           _embed_parser, _export_parser]
+                           _embed_parser, _export_parser, _eval_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -141,7 +141,7 @@ def test_classification_scores_come_from_the_heads(evaluated, runs, example_shar
 
     metrics, out = evaluated
     frame, vectors = read_embeddings(out / "embeddings" / "resnet.val.parquet")
-    model, config = load_encoder(runs["resnet"])
+    model, _ = load_encoder(runs["resnet"])
     with torch.no_grad():
         probabilities = torch.sigmoid(model.heads["labels"](torch.from_numpy(vectors) * model.head_scale)).numpy()
     targets = np.zeros(probabilities.shape, dtype=bool)

@@ -81,6 +81,21 @@ def test_search_matches_brute_force_with_ties_across_blocks(k):
     assert np.array_equal(found.indices, indices) and np.allclose(found.scores, scores)
 
 
+@pytest.mark.parametrize("k", [3, 10])
+def test_search_of_wide_blocks_ranks_by_chunk_maxima_exactly(k):
+    rng = np.random.default_rng(11)
+    queries = integer_vectors(rng, 20, dim=3)
+    gallery = integer_vectors(rng, 9000, dim=3)  # 27 distinct vectors: chunk maxima tie everywhere
+    floats = rng.normal(size=(9000, 3)).astype(np.float32)
+    floats[4000:4100] = floats[17]  # and exact duplicates among distinct scores
+    floats[8995] = 10 * queries[0]  # the best match of query 0 among the last columns (not a whole chunk)
+    exclude = rng.integers(-1, 9000, 20)
+    for candidates in (gallery, floats):
+        found = exact_search(queries, candidates, k, exclude=exclude, block_bytes=4 * 8 * 6400, query_block=8)  # blocks of 6400 and 2600
+        indices, _ = brute_force_neighbours(queries, candidates, k, exclude)
+        assert np.array_equal(found.indices, indices)
+
+
 def test_search_excludes_each_query_itself():
     rng = np.random.default_rng(1)
     vectors = integer_vectors(rng, 41)

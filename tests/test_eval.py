@@ -8,6 +8,7 @@ cached embeddings by brute force, so the wiring (ids, self-exclusion, tiers) is 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from weaklabel.artifacts import read_embeddings
+from weaklabel.artifacts import read_embeddings, write_embeddings
 from weaklabel.cli import main
 from weaklabel.datasets.loader import ShardInfo
 from weaklabel.eval import check_vocabulary, evaluate
@@ -212,6 +213,17 @@ def test_a_checkpoint_of_another_vocabulary_is_refused(runs, example_shards: Pat
         check_vocabulary(["a", "b", "c"], ["a", "b"], Path("model.pt"), Path("shards"))
 
 
+def test_embeddings_of_another_vocabulary_are_refused(evaluated, example_shards: Path, tmp_path: Path):
+    _, out = evaluated
+    frame, vectors = read_embeddings(out / "embeddings" / "resnet.val.parquet")
+    frame["label_names"] = [[name.upper() for name in names] for names in frame["label_names"]]
+    file = tmp_path / "other.parquet"
+    write_embeddings(file, frame["id"], vectors, {c: frame[c].tolist() for c in frame.columns if c != "id"})
+    first = frame["labels"][0][0]
+    with pytest.raises(ValueError, match=f"other.parquet was made with another vocabulary: its label id {first} is "):
+        evaluate(shards=example_shards, out=tmp_path / "eval", embeddings=[file])
+
+
 def test_unknown_relevance_columns_and_misuse_are_clear_errors(runs, example_shards: Path, tmp_path: Path):
     with pytest.raises(ValueError, match="relevance 'colour'.*carried columns: \\['true_type'\\]"):
         evaluate([runs["resnet"]], example_shards, tmp_path, relevance=["colour"], efficiency=False)
@@ -256,6 +268,8 @@ def test_cli_compares_two_checkpoints_side_by_side(runs, example_shards: Path, t
     assert row.split()[-2:] == [f"{v:.4f}" for v in top1]
     page = (out / "report.html").read_text()
     assert "<th>resnet</th><th>mobile</th>" in page and page.count("<h3>") == 2
+    best = max(top1)
+    assert re.search(rf"<th>true_type: top1</th>(<td>[^<]*</td>)*<td><b>{best:.4f}</b></td>", page)
 
 
 def test_cli_vocabulary_mismatch_exits_with_the_message(runs, example_shards: Path, tmp_path: Path, capsys):

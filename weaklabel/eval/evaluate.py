@@ -80,8 +80,9 @@ def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None =
     ``out/report.html``, cached embeddings under ``out/embeddings/``; return the metrics.
 
     ``relevance``: ``"labels"`` (sharing at least one weak label) and/or carried column names
-    (an equal value). ``gallery_split``: search that split instead of the evaluated one (with
-    the query itself excluded). Embeddings files are evaluated on retrieval and probes only.
+    (an equal value). ``gallery_split``: search that split instead of the evaluated one (which is
+    otherwise its own gallery, each query excluded). Embeddings files are evaluated on retrieval
+    and probes only. See the README's "Evaluating encoders" for every metric and the schema.
     """
     if shards is None or out is None:
         raise TypeError("evaluate() needs shards and out")
@@ -156,6 +157,16 @@ def check_vocabulary(label_names: Sequence[str], shard_names: Sequence[str], sou
                      f"{theirs} in the shards. Evaluate on shards built with the checkpoint's vocabulary.")
 
 
+def check_embedded_labels(frame: pd.DataFrame, shard_names: Sequence[str], source: Path, shards: Path) -> None:
+    """An embeddings file's label ids must name the shards' labels (its ``label_names`` say which they were)."""
+    for ids, names in zip(frame[LABELS], frame["label_names"], strict=True):
+        for label, name in zip(ids, names, strict=False):
+            theirs = shard_names[label] if 0 <= label < len(shard_names) else None
+            if theirs != name:
+                raise ValueError(f"{source} was made with another vocabulary: its label id {label} is {name!r}, "
+                                 f"in {shards} it is {theirs!r} ({len(shard_names)} labels)")
+
+
 # ---------------------------------------------------------------------------------------------
 # One model
 # ---------------------------------------------------------------------------------------------
@@ -184,6 +195,8 @@ def _evaluate_checkpoint(context: Context, name: str, checkpoint: Path,
 
 def _evaluate_embeddings(context: Context, path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     frame, vectors = read_embeddings(path)
+    if LABELS in frame.columns and "label_names" in frame.columns:
+        check_embedded_labels(frame, context.info.label_names, path, context.shards)
     query = Embedded(frame, vectors)
     _say(context, f"{path.name}: retrieval")
     result, examples = _retrieval_and_probes(context, query, None, [])

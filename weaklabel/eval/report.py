@@ -147,10 +147,13 @@ def tier_plot(metrics: Mapping[str, Any]) -> str:
         for ax, (title, value) in zip(axes, panels, strict=True):
             for i, name in enumerate(names):
                 heights = [value(metrics["models"][name], tier) for tier in TIERS]
-                ax.bar(np.arange(len(TIERS)) + i * width, [np.nan if h is None else h for h in heights], width,
-                       label=name)
+                x = np.arange(len(TIERS)) + i * width
+                ax.bar(x, [np.nan if h is None else h for h in heights], width, label=name)
+                for position, height in zip(x, heights, strict=True):
+                    if height is None:
+                        ax.text(position, 0.02, "none", rotation=90, ha="center", va="bottom", fontsize=8, color="#777")
             ax.set(title=title, xticks=np.arange(len(TIERS)) + width * (len(names) - 1) / 2, xticklabels=TIERS,
-                   ylim=(0, 1.02), ylabel="AP")
+                   xlim=(-width, len(TIERS) - 1 + width * len(names)), ylim=(0, 1.02), ylabel="AP")
             ax.grid(axis="y", alpha=0.3)
             ax.legend(fontsize=8)
 
@@ -207,7 +210,8 @@ def _side_by_side(metrics: Mapping[str, Any]) -> str:
     for label, values, better in summary_rows(metrics):
         present = [v for v in values if v is not None]
         best = (max(present) if better == HIGHER else min(present)) if len(names) > 1 and present else None
-        cells = "".join(f"<td>{'<b>' if v is not None and v == best else ''}{_fmt(v)}</td>" for v in values)
+        cells = "".join(f"<td><b>{_fmt(v)}</b></td>" if v is not None and v == best else f"<td>{_fmt(v)}</td>"
+                        for v in values)
         body.append(f"<tr><th>{_e(label)}</th>{cells}</tr>")
     head = "".join(f"<th>{_e(n)}</th>" for n in names)
     return f"<table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>"

@@ -249,6 +249,63 @@ def _example_data_parser(sub) -> None:
     p.set_defaults(func=_cmd_example_data)
 
 
+def _cmd_run(args: argparse.Namespace) -> None:
+    from .pipeline import StageFailed, load_pipeline, run_pipeline, summarize
+
+    pipeline = load_pipeline(args.pipeline)
+    try:
+        run_pipeline(pipeline, force=args.force, start=args.start, until=args.until, progress=not args.quiet)
+    except StageFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print()
+    for line in summarize(pipeline):
+        print(line)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+    from .pipeline import StageFailed
+
+    try:
+        run_demo(args.out, progress=not args.quiet)
+    except StageFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _run_parser(sub) -> None:
+    from .pipeline import STAGES  # plain data, no heavy imports
+
+    stages = ", ".join(STAGES)
+    p = sub.add_parser("run", help="run the whole pipeline described by a TOML file",
+                       description=f"Run the stages {stages} in order, as the pipeline file describes them; a "
+                                   "stage whose manifest records the same settings and inputs is skipped. Stage "
+                                   "folders go under the file's 'out'. A failing stage is named and the finished "
+                                   "artifacts are kept.",
+                       epilog="Every key of the pipeline file, with its default: the README's 'Running the whole "
+                              "pipeline' section; examples/pipeline.toml is the demo's. " + EPILOG)
+    p.add_argument("pipeline", metavar="PIPELINE.toml", help="pipeline file; its paths are relative to it")
+    p.add_argument("--force", action="append", default=[], metavar="STAGE",
+                   help="rerun this stage even when it is up to date (and so every stage after it) (repeatable)")
+    p.add_argument("--from", dest="start", metavar="STAGE",
+                   help="rerun this stage and run the ones after it; earlier stages are left as they are")
+    p.add_argument("--until", metavar="STAGE", help="stop after this stage")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_run)
+
+
+def _demo_parser(sub) -> None:
+    p = sub.add_parser("demo", help="run the whole pipeline on generated example data (CPU, a few minutes)",
+                       description="Generate 2,000 example listings with 64 px images in DIR/data, write the demo's "
+                                   "pipeline file to DIR/pipeline.toml and run it: vocabulary, labels, shards, a "
+                                   "small encoder trained on the CPU, retrieval evaluation. Prints a summary and the "
+                                   "paths of the reports. Run again, up-to-date stages are skipped.", epilog=EPILOG)
+    p.add_argument("--out", default="demo", metavar="DIR", help="output folder (default: demo)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_demo)
+
+
 def _shards_parser(sub) -> None:
     from .datasets.reasons import REASONS  # plain data, no imports
 
@@ -541,8 +598,8 @@ def _eval_parser(sub) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
-PARSERS: list[Callable] = [_example_data_parser, _vocab_parser, _assign_parser, _shards_parser, _train_parser,
-                           _embed_parser, _export_parser, _eval_parser]
+PARSERS: list[Callable] = [_demo_parser, _run_parser, _example_data_parser, _vocab_parser, _assign_parser,
+                           _shards_parser, _train_parser, _embed_parser, _export_parser, _eval_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,178 @@
+"""End to end on the real fashion catalogue: does an encoder trained on weak labels from titles
+retrieve images nearly as well as one trained on the ground truth?
+
+The labeling stage reads ``title`` only; ``articleType`` is carried into the shards for evaluation
+(and for arm b's training) only. The same backbone, image size and training budget (``--steps``
+optimizer steps of ``--batch-size`` images) for every trained arm:
+
+  (a) weak         the pipeline of examples/fashion.toml: weak labels from a clustered vocabulary
+  (b) supervised   trained on articleType (a softmax task; the weak-label task weighted 0): upper bound
+  (c) random       not trained (a 0-step run, random weights): lower bound
+  (d) no-cluster   as (a), with a vocabulary built without clustering (own vocab, labels, shards)
+
+Every arm is judged on the same held-out listings: the test split of (a)'s shards, and for (d) of its
+own (the evaluator checks a checkpoint's vocabulary against the shards'), which holds the same
+listings since shards are written with keep_unlabelled and a listing's split follows its id. Each
+test image searches the others, and an item is relevant when it has the query's articleType. Printed: Recall@1,
+Recall@10 and mAP@10, overall and on the tail tier (the rarest articleTypes, holding the last 20%
+of the split's items), then the targets: (a) >= 0.90 x (b) on Recall@1; (a) clearly (by at least
+0.05) above (c) on Recall@1; (a) above (d) on the tail tier's Recall@1.
+
+Stages of (a) and (d) run through ``weaklabel.pipeline``, so a second run skips what is up to date;
+(b) and (c) are retrained each time. Results go to OUT/results.json, reports to OUT/eval/ARM/.
+
+    python benchmarks/e2e_fashion.py                               # full size (see the README for timings)
+    python benchmarks/e2e_fashion.py --limit 2000 --steps 20       # a quick check that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from weaklabel.eval import evaluate
+from weaklabel.pipeline import Pipeline, parse_pipeline, run_pipeline
+from weaklabel.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fashion"
+FASHION_TOML = ROOT / "examples" / "fashion.toml"
+COLUMN = "articleType"
+ARMS = {"a_weak": "(a) weak labels", "b_supervised": "(b) articleType", "c_random": "(c) random weights",
+        "d_no_cluster": "(d) weak, no clustering"}
+RATIO, MARGIN = 0.90, 0.05
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the fashion folder (read in place)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "e2e_fashion", help="output folder")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N listings (a quick check)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps of every arm (default: fashion.toml's)")
+    parser.add_argument("--model", default=None, help="timm backbone (default: fashion.toml's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: fashion.toml's)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args()
+
+
+def pipeline_for(args: argparse.Namespace, listings: Path, arm: str, *, cluster: bool) -> Pipeline:
+    """examples/fashion.toml with this run's data, output folder and budget."""
+    data = tomllib.loads(FASHION_TOML.read_text(encoding="utf-8"))
+    data["out"] = str(args.out / arm)
+    data["listings"]["paths"] = [str(listings)]
+    data["shards"]["images_root"] = str(args.data)
+    data.setdefault("vocab", {})["cluster"] = cluster
+    overrides = {"steps": args.steps, "model": args.model, "batch_size": args.batch_size}
+    data["train"].update({key: value for key, value in overrides.items() if value is not None})
+    return parse_pipeline(data, base=FASHION_TOML.parent, source=FASHION_TOML)
+
+
+def listings_file(args: argparse.Namespace) -> Path:
+    """The listings, or with --limit a file of their first N rows (images stay where they are)."""
+    source = args.data / "listings.csv"
+    if args.limit is None:
+        return source
+    import pandas as pd
+
+    subset = args.out / f"listings-first-{args.limit}.csv"
+    if not subset.is_file():
+        args.out.mkdir(parents=True, exist_ok=True)
+        pd.read_csv(source, dtype=str, keep_default_na=False).head(args.limit).to_csv(subset, index=False)
+    return subset
+
+
+def weak_arm(args: argparse.Namespace, listings: Path, arm: str, *, cluster: bool) -> tuple[Pipeline, Path]:
+    pipeline = pipeline_for(args, listings, arm, cluster=cluster)
+    run_pipeline(pipeline, until="train", progress=not args.quiet, echo=lambda line: say(f"[{arm}] {line}"))
+    return pipeline, pipeline.folder("train") / "last.pt"
+
+
+def direct_arm(args: argparse.Namespace, shards: Path, arm: str, options: dict[str, Any]) -> Path:
+    """Train on (a)'s shards with other options, into a fresh folder."""
+    folder = args.out / arm
+    shutil.rmtree(folder, ignore_errors=True)
+    started = time.perf_counter()
+    result = train(shards, folder, progress=not args.quiet, **options)
+    say(f"[{arm}] trained {result['step']} steps in {time.perf_counter() - started:.0f} s")
+    return folder / "last.pt"
+
+
+def judge(args: argparse.Namespace, shards: Path, arm: str, checkpoint: Path, split: str) -> dict[str, Any]:
+    metrics = evaluate([checkpoint], shards, args.out / "eval" / arm, split=split, relevance=[COLUMN],
+                       efficiency=False, progress=not args.quiet)
+    (model,) = metrics["models"].values()
+    return model["retrieval"][COLUMN]
+
+
+def table(results: dict[str, dict[str, Any]]) -> list[str]:
+    header = f"{'arm':26} {'R@1':>6} {'R@10':>6} {'mAP@10':>7} | {'tail R@1':>8} {'R@10':>6} {'mAP@10':>7} | queries"
+    lines = [header, "-" * len(header)]
+    for arm, scores in results.items():
+        o, t = scores["overall"], scores["tiers"].get("tail", {})
+        tail = f"{t['recall@1']:8.3f} {t['recall@10']:6.3f} {t['map@10']:7.3f}" if t.get("queries") else f"{'-':>24}"
+        lines.append(f"{ARMS[arm]:26} {o['recall@1']:6.3f} {o['recall@10']:6.3f} {o['map@10']:7.3f} | {tail} | "
+                     f"{o['queries']} (tail {t.get('queries', 0)})")
+    return lines
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, bool]]:
+    def r1(arm: str, tier: str | None = None) -> float:
+        scores = results[arm]["tiers"].get(tier, {}) if tier else results[arm]["overall"]
+        value = scores.get("recall@1")
+        return float("nan") if value is None else float(value)
+
+    a, b, c = r1("a_weak"), r1("b_supervised"), r1("c_random")
+    a_tail, d_tail = r1("a_weak", "tail"), r1("d_no_cluster", "tail")
+    return [(f"(a) >= {RATIO:.2f} x (b) on Recall@1: {a:.3f} vs {RATIO * b:.3f} ({a / b:.1%} of (b))", a >= RATIO * b),
+            (f"(a) above (c) by >= {MARGIN} on Recall@1: {a:.3f} vs {c:.3f} ({a - c:+.3f})", a - c >= MARGIN),
+            (f"(a) above (d) on tail Recall@1: {a_tail:.3f} vs {d_tail:.3f} ({a_tail - d_tail:+.3f})", a_tail > d_tail)]
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main() -> int:
+    args = parse_args()
+    if not (args.data / "listings.csv").is_file():
+        say(f"skipped: the fashion catalogue is not at {args.data} (see ../shared/data/fashion/README.md)")
+        return 0
+    started = time.perf_counter()
+    listings = listings_file(args)
+    weak, checkpoints = {}, {}
+    weak["a_weak"], checkpoints["a_weak"] = weak_arm(args, listings, "a_weak", cluster=True)
+    shards, options = weak["a_weak"].folder("shards"), weak["a_weak"]["train"]
+    checkpoints["b_supervised"] = direct_arm(args, shards, "b_supervised",
+                                             options | {"labels_weight": 0.0, "tasks": [f"{COLUMN}:softmax"]})
+    checkpoints["c_random"] = direct_arm(args, shards, "c_random", options | {"steps": 0})
+    weak["d_no_cluster"], checkpoints["d_no_cluster"] = weak_arm(args, listings, "d_no_cluster", cluster=False)
+    split = weak["a_weak"]["eval"]["split"]
+    # (d)'s checkpoint has its own vocabulary, so it is judged on its own shards: the same test listings
+    judged_on = {arm: shards for arm in ARMS} | {"d_no_cluster": weak["d_no_cluster"].folder("shards")}
+    results = {arm: judge(args, judged_on[arm], arm, checkpoints[arm], split) for arm in ARMS}
+    if len({scores["overall"]["queries"] for scores in results.values()}) != 1:
+        say("warning: the arms were judged on different numbers of queries; compare with care")
+    minutes = (time.perf_counter() - started) / 60
+    config = weak["a_weak"]["train"]
+    say(f"\nretrieval on the {split} split of {shards}, relevance: same {COLUMN}; {config['model']} at "
+        f"{config['image_size']} px, {config['steps']} steps of {config['batch_size']} images per trained arm")
+    lines = table(results) + [""] + [f"{'PASS' if ok else 'FAIL'}  {text}" for text, ok in targets(results)]
+    lines.append(f"\nwall time {minutes:.1f} min")
+    say("\n".join(lines))
+    (args.out / "results.json").write_text(json.dumps({"results": results, "minutes": minutes,
+                                                       "train": config}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""``weaklabel run``: the pipeline file, the stage runner, skipping, stage selection and failures.
+
+The pipeline runs on the generated example catalogue (600 listings, 32 px) with a tiny training
+budget (resnet10t at 32 px, 3 steps), through every stage including evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from weaklabel import __version__
+from weaklabel.artifacts import MANIFEST
+from weaklabel.cli import main
+from weaklabel.demo import DEMO_TOML
+from weaklabel.pipeline import (
+    FOLDERS,
+    SECTIONS,
+    STAGES,
+    PipelineError,
+    StageFailed,
+    load_pipeline,
+    parse_pipeline,
+    run_pipeline,
+    section_keys,
+    select_stages,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_toml(example_data: Path, folder: Path, *, model: str = "resnet10t", relevance: str = '"labels"') -> Path:
+    """A pipeline file in ``folder`` whose listings path is relative to it, as a user would write one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = os.path.relpath(example_data, folder)
+    path = folder / "pipeline.toml"
+    path.write_text(f"""
+out = "out"
+[listings]
+paths = ["{data}/listings.csv"]
+text = ["title", "description:0.3"]
+tags = ["tags:0.5"]
+category = ["category_path:0.5"]
+[vocab]
+min_label_support = 5
+[assign]
+workers = 1
+[shards]
+images_root = "{data}"
+size = 32
+splits = {{train = 0.8, val = 0.1, test = 0.1}}
+carry = ["true_type"]
+max_samples = 200
+workers = 1
+[train]
+model = "{model}"
+image_size = 32
+embed_dim = 16
+batch_size = 16
+steps = 3
+workers = 0
+shuffle_buffer = 20
+[eval]
+split = "test"
+relevance = [{relevance}]
+efficiency = false
+""")
+    return path
+
+
+def statuses(results) -> dict[str, str]:
+    return {name: result.status for name, result in results.items()}
+
+
+@pytest.fixture(scope="module")
+def first_run(example_data: Path, tmp_path_factory):
+    """The pipeline run once through every stage: (pipeline file, results, echoed lines)."""
+    path = tiny_toml(example_data, tmp_path_factory.mktemp("pipeline"), relevance='"labels", "true_type"')
+    lines: list[str] = []
+    results = run_pipeline(load_pipeline(path), progress=False, echo=lines.append)
+    return path, results, lines
+
+
+def test_first_run_runs_every_stage_and_writes_every_artifact(first_run):
+    path, results, lines = first_run
+    out = path.parent / "out"
+    assert statuses(results) == dict.fromkeys(STAGES, "ran")
+    assert [line.split(":")[0] for line in lines] == [stage for stage in STAGES for _ in (0, 1)]
+    assert "vocab: running (not run yet)" in lines
+    for stage in STAGES:
+        manifest = json.loads((out / FOLDERS[stage] / MANIFEST).read_text())
+        assert manifest["stage"] == stage and manifest["pipeline"]["config"]
+        assert not (out / FOLDERS[stage] / ".pipeline-pending.json").exists()
+    assert (out / "vocab" / "labels.parquet").is_file() and list((out / "labeled").glob("part-*.parquet"))
+    info = json.loads((out / "shards" / "_info.json").read_text())
+    assert set(info["splits"]) == {"train", "val", "test"}
+    assert json.loads((out / "train" / MANIFEST).read_text())["counts"]["steps"] == 3
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert metrics["split"] == "test"
+    assert set(metrics["models"]["train"]["retrieval"]) == {"labels", "true_type"}
+    # the listings path is relative to the pipeline file, and recorded resolved
+    vocab_inputs = json.loads((out / "vocab" / MANIFEST).read_text())["pipeline"]["inputs"]
+    assert vocab_inputs[0]["path"].endswith("listings.csv") and Path(vocab_inputs[0]["path"]).is_absolute()
+
+
+def test_a_second_run_skips_every_stage(first_run, capsys):
+    path, _, _ = first_run
+    assert main(["run", str(path), "-q"]) == 0
+    out = capsys.readouterr().out
+    for stage in STAGES:
+        assert f"{stage}: skipped (up to date)" in out
+    assert "labels:" in out and "retrieval: train, relevance 'true_type': R@1" in out and "report.html" in out
+
+
+def test_force_train_reruns_train_and_eval_only(first_run):
+    path, _, _ = first_run
+    before = (path.parent / "out" / "train" / "last.pt").stat().st_mtime_ns
+    lines: list[str] = []
+    results = run_pipeline(load_pipeline(path), force=["train"], progress=False, echo=lines.append)
+    assert statuses(results) == {"vocab": "skipped", "assign": "skipped", "shards": "skipped", "train": "ran",
+                                 "eval": "ran"}
+    assert "train: running (forced)" in lines
+    assert results["eval"].reason.startswith("inputs changed: ") and "train" in results["eval"].reason
+    assert (path.parent / "out" / "train" / "last.pt").stat().st_mtime_ns != before
+
+
+def test_a_changed_setting_reruns_its_stage_and_the_later_ones(first_run):
+    path, _, _ = first_run
+    path.write_text(path.read_text().replace('relevance = ["labels", "true_type"]', 'relevance = ["true_type"]'))
+    results = run_pipeline(load_pipeline(path), progress=False, echo=lambda line: None)
+    assert statuses(results) == {"vocab": "skipped", "assign": "skipped", "shards": "skipped", "train": "skipped",
+                                 "eval": "ran"}
+    assert results["eval"].reason == "settings changed: [eval] relevance"
+    metrics = json.loads((path.parent / "out" / "eval" / "metrics.json").read_text())
+    assert set(metrics["models"]["train"]["retrieval"]) == {"true_type"}
+
+
+def test_from_and_until_select_stages(first_run):
+    path, _, _ = first_run
+    pipeline = load_pipeline(path)
+    assert statuses(run_pipeline(pipeline, until="assign", progress=False, echo=lambda line: None)) == {
+        "vocab": "skipped", "assign": "skipped"}
+    assert statuses(run_pipeline(pipeline, start="eval", progress=False, echo=lambda line: None)) == {"eval": "ran"}
+
+
+def test_stage_selection_errors():
+    with pytest.raises(PipelineError, match="--force trian: unknown stage; stages are vocab, assign"):
+        select_stages(["trian"], None, None)
+    with pytest.raises(PipelineError, match="--from eval comes after --until train"):
+        select_stages([], "eval", "train")
+    with pytest.raises(PipelineError, match="--force vocab: that stage is not among those selected"):
+        select_stages(["vocab"], "train", None)
+    assert select_stages(["eval"], "train", None) == (3, 4, {"train", "eval"})
+
+
+def test_from_needs_the_earlier_artifacts(example_data: Path, tmp_path: Path):
+    pipeline = load_pipeline(tiny_toml(example_data, tmp_path))
+    with pytest.raises(PipelineError, match=r"--from train: stage 'vocab' has not finished"):
+        run_pipeline(pipeline, start="train", progress=False, echo=lambda line: None)
+
+
+def test_a_failing_stage_is_named_and_earlier_artifacts_stay(example_data: Path, tmp_path: Path, capsys):
+    path = tiny_toml(example_data, tmp_path, model="no_such_model")
+    with pytest.raises(StageFailed) as failure:
+        run_pipeline(load_pipeline(path), progress=False, echo=lambda line: None)
+    assert failure.value.stage == "train"
+    assert str(failure.value).startswith("stage 'train' failed: ") and "no_such_model" in str(failure.value)
+    assert "finished artifacts are kept: vocab in " in str(failure.value)
+    out = tmp_path / "out"
+    for folder in ("vocab", "labeled", "shards"):
+        assert (out / folder / MANIFEST).is_file()
+    assert not (out / "train" / MANIFEST).exists() and not (out / "eval").exists()
+    # the CLI says the same and exits 1; the fixed file reuses the finished stages
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(path), "-q", "--until", "train"])
+    assert exit_.value.code == 1 and "error: stage 'train' failed" in capsys.readouterr().err
+    path.write_text(path.read_text().replace("no_such_model", "resnet10t"))
+    results = run_pipeline(load_pipeline(path), until="train", progress=False, echo=lambda line: None)
+    assert statuses(results) == {"vocab": "skipped", "assign": "skipped", "shards": "skipped", "train": "ran"}
+
+
+def test_an_unknown_key_names_the_valid_keys(tmp_path: Path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text('[listings]\npaths = ["x.csv"]\ntext = ["title"]\n[vocab]\nmin_suport = 3\n')
+    with pytest.raises(PipelineError) as error:
+        load_pipeline(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: [vocab]: unknown key 'min_suport' (did you mean 'min_support'?); valid keys: ")
+    assert "ngram_range, stopwords, min_support, max_df" in message
+    assert main(["run", str(path)]) == 1
+    assert "error: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[trian]\nsteps = 1', "top level: unknown key 'trian' (did you mean 'train'?); valid keys: out"),
+    ('[train]\nsteps = "ten"', "[train]: steps = 'ten' should be int | None"),
+    ('[train]\nloss = "hinge"', "[train] loss must be one of"),
+    ('[train]\ntasks = ["true_type:softmax"]', "[train] tasks: 'true_type:softmax' needs its column in [shards] carry"),
+    ('[eval]\nsplit = "holdout"', "[eval] split = 'holdout' is not a split of [shards] splits (train, val, test)"),
+    ('[eval]\ncheckpoint = "first"', "[eval] checkpoint must be one of last, best"),
+    ("[shards]\nsplits = 'train=0.5'", "fractions"),
+    ("vocab = 3", "[vocab] must be a table"),
+    ("[vocab\n", "is not valid TOML"),
+])
+def test_bad_settings_are_clear_errors(tmp_path: Path, text: str, expected: str):
+    path = tmp_path / "p.toml"
+    path.write_text(text + '\n[listings]\npaths = ["x.csv"]\ntext = ["title"]\n')
+    with pytest.raises(PipelineError, match=re.escape(expected)):
+        load_pipeline(path)
+
+
+def test_defaults_and_paths():
+    pipeline = parse_pipeline({"listings": {"paths": ["dumps/*.csv"], "text": ["title"]},
+                               "shards": {"images_root": "/abs/images"}, "vocab": {"max_df": 1}}, base="/base")
+    assert pipeline.out == Path("/base") and pipeline.folder("assign") == Path("/base/labeled")
+    assert pipeline["listings"]["paths"] == ["/base/dumps/*.csv"] and pipeline["shards"]["images_root"] == "/abs/images"
+    assert pipeline["vocab"]["max_df"] == 1.0 and isinstance(pipeline["vocab"]["max_df"], float)
+    assert pipeline["vocab"]["min_label_support"] == 10 and pipeline["train"]["model"] == "efficientnet_b0"
+    assert pipeline["eval"] == {"checkpoint": "last", **{k: d for k, (d, _) in section_keys("eval").items()}}
+    with pytest.raises(PipelineError, match=r"\[listings\]: paths: name at least one"):
+        parse_pipeline({"listings": {"text": ["title"]}})
+
+
+def test_the_examples_are_valid_and_the_first_is_the_demo():
+    assert (ROOT / "examples" / "pipeline.toml").read_text() == DEMO_TOML
+    demo = load_pipeline(ROOT / "examples" / "pipeline.toml")
+    assert demo["train"]["model"] == "resnet10t" and demo["eval"]["relevance"] == ["labels", "true_type"]
+    fashion = load_pipeline(ROOT / "examples" / "fashion.toml")
+    assert [f.column for f in fashion.roles().fields] == ["title"]
+    assert fashion["shards"]["carry"] == ["articleType"] and "articleType" in fashion["eval"]["relevance"]
+
+
+def readme_tables() -> dict[str, dict[str, str]]:
+    """``{section: {key: default cell}}`` from the tables of the README's pipeline section."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Running the whole pipeline")
+    end = readme.find("\n## ", start + 1)
+    tables = {}
+    for block in re.split(r"^#### ", readme[start : end if end > 0 else None], flags=re.MULTILINE)[1:]:
+        heading = re.match(r"`\[(\w+)\]`|(Top level)", block)
+        if heading:
+            tables[heading.group(1) or "top level"] = dict(re.findall(r"^\| `(\w+)` \| (.+?) \|", block, flags=re.MULTILINE))
+    return tables
+
+
+def toml_value(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return '"' + value.replace(__version__, "VERSION") + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def test_the_readme_documents_every_key_with_its_default():
+    tables = readme_tables()
+    assert set(tables) == {"top level", *SECTIONS}
+    assert tables["top level"] == {"out": '`"."`'}
+    for section in SECTIONS:
+        expected = {key: "none" if default is None else f"`{toml_value(default)}`"
+                    for key, (default, _) in section_keys(section).items()}
+        assert tables[section] == expected, section

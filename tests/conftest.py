@@ -66,3 +66,15 @@ def example_shards(example_labeled, example_data, tmp_path_factory) -> Path:
     write_shards(example_labeled, out, images_root=example_data, size=32, workers=1, progress=False,
                  max_samples=100, carry=["true_type"])
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    faster and steadier for tiny models on small, busy machines."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_eval_metrics import brute_force_retrieval
 
 from weaklabel.artifacts import read_embeddings, write_embeddings
 from weaklabel.cli import main
@@ -30,13 +31,7 @@ MODEL_KEYS = {"source", "kind", "model", "queries", "gallery", "dim", "retrieval
               "efficiency"}
 SUMMARY_KEYS = {*METRICS, "queries", "queries_without_relevant"}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -59,25 +54,15 @@ def evaluated(runs: dict[str, Path], example_shards: Path, tmp_path_factory) -> 
 
 
 def brute_force_metrics(vectors, relevant, exclude_self=True):
-    """Retrieval metrics by definition, from a full ranking per query (score desc, then index)."""
-    n_gallery = relevant.shape[1]
-    rows = []
-    for q in range(len(vectors[0])):
-        scores = vectors[1] @ vectors[0][q]
-        order = [g for g in sorted(range(n_gallery), key=lambda g: (-scores[g], g)) if not (exclude_self and g == q)]
-        relevant_set = {g for g in order if relevant[q, g]}
-        if not relevant_set:
-            rows.append(None)
-            continue
-        hits = [g in relevant_set for g in order[:100]]
-        row = {f"recall@{k}": float(any(hits[:k])) for k in (1, 5, 10)}
-        row["precision@10"] = sum(hits[:10]) / 10
-        for k in (10, 100):
-            row[f"map@{k}"] = sum(sum(hits[:i + 1]) / (i + 1) for i in range(min(k, len(hits))) if hits[i]) / min(
-                k, len(relevant_set))
-        row["mrr"] = next((1 / (i + 1) for i, h in enumerate(hits) if h), 0.0)
-        rows.append(row)
-    return rows
+    """Retrieval metrics by definition, from a full ranking per query (score descending, then index)."""
+    queries, gallery = vectors
+    ranked, relevant_sets = [], []
+    for q in range(len(queries)):
+        scores = gallery @ queries[q]
+        order = [g for g in sorted(range(len(gallery)), key=lambda g: (-scores[g], g)) if not (exclude_self and g == q)]
+        ranked.append(order)
+        relevant_sets.append({g for g in order if relevant[q, g]})
+    return brute_force_retrieval(ranked, relevant_sets)
 
 
 def check_summary(summary, rows, mask=None):

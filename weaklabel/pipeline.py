@@ -60,6 +60,11 @@ SECTIONS: tuple[str, ...] = ("listings", *STAGES)
 OUTPUTS: dict[str, tuple[str, ...]] = {"vocab": ("labels.parquet",), "assign": ("part-*.parquet",),
                                        "shards": ("_info.json",), "train": ("last.pt",),
                                        "eval": ("metrics.json",)}
+# keys that change how a stage runs but not what it writes: changing them does not rerun it
+EXECUTION: dict[str, tuple[str, ...]] = {"vocab": ("batch_size", "device", "cache_dir"),
+                                         "assign": ("batch_size", "device", "workers", "scheduler"),
+                                         "shards": ("fetch_threads", "workers", "scheduler")}
+PENDING = ".pipeline-pending.json"  # the record of a stage that started and has not finished
 TRAIN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json", MANIFEST)
 CHECKPOINTS = ("last", "best")
 
@@ -378,7 +383,7 @@ def stale_reason(folder: Path, stage: str, record: Mapping[str, Any]) -> str | N
     """Why ``stage`` must run again in ``folder`` given its ``record`` (settings and input
     fingerprints); None when its manifest holds that same record and its outputs exist."""
     if not (folder / MANIFEST).is_file():
-        return "not run yet"
+        return "its last run did not finish" if (folder / PENDING).is_file() else "not run yet"
     try:
         previous = read_manifest(folder, stage).get("pipeline")
     except ValueError as error:
@@ -402,9 +407,6 @@ def _changed_inputs(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> lis
     before = {entry["path"]: entry for entry in old}
     changed = [entry["path"] for entry in new if before.get(entry["path"]) != entry]
     return changed + [path for path in before if path not in {entry["path"] for entry in new}]
-
-
-PENDING = ".pipeline-pending.json"  # the record of a stage that started and has not finished
 
 
 def _execute(pipeline: Pipeline, name: str, record: dict[str, Any], forced: bool, progress: bool) -> str:
@@ -468,17 +470,17 @@ class _Fingerprints:
 
 
 def _vocab_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
-    return {"config": {"listings": p["listings"], "vocab": p["vocab"]},
+    return {"config": {"listings": p["listings"], "vocab": _settings(p, "vocab")},
             "inputs": fp.listings(p) + fp.files(_word_files(p["vocab"]))}
 
 
 def _assign_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
-    return {"config": {"listings": p["listings"], "assign": p["assign"]},
+    return {"config": {"listings": p["listings"], "assign": _settings(p, "assign")},
             "inputs": fp.listings(p) + [_artifact(p, "vocab")]}
 
 
 def _shards_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
-    return {"config": {"shards": p["shards"]}, "inputs": [_artifact(p, "assign")]}
+    return {"config": {"shards": _settings(p, "shards")}, "inputs": [_artifact(p, "assign")]}
 
 
 def _train_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
@@ -489,6 +491,11 @@ def _train_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
 def _eval_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
     return {"config": {"eval": p["eval"]},
             "inputs": [_artifact(p, "train"), _artifact(p, "shards")] + fp.files(p["eval"].get("embeddings") or ())}
+
+
+def _settings(pipeline: Pipeline, section: str) -> dict[str, Any]:
+    """A section less the keys that only say how a stage runs, not what it makes (see EXECUTION)."""
+    return {key: value for key, value in pipeline[section].items() if key not in EXECUTION.get(section, ())}
 
 
 def _artifact(pipeline: Pipeline, stage: str) -> dict[str, Any]:

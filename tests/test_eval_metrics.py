@@ -261,8 +261,10 @@ def test_average_precision_matches_sklearn_with_ties():
             assert np.isnan(ap[j])
         else:
             assert ap[j] == pytest.approx(average_precision_score(targets[:, j], scores[:, j]))
-    micro = classification.average_precision(targets.ravel(), scores.ravel())[0]
+    micro = classification.micro_average_precision(targets, scores)
     assert micro == pytest.approx(average_precision_score(targets.ravel(), scores.ravel()))
+    assert classification.micro_average_precision(targets, scores.astype(np.float32)) == pytest.approx(micro)
+    assert np.isnan(classification.micro_average_precision(targets[:, 4], scores[:, 4]))
 
 
 def test_f1_scores_match_sklearn():

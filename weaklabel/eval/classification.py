@@ -4,7 +4,8 @@ Multi-label (the vocabulary task), over ``targets [samples, labels]`` and probab
 
 - AP of a label: sklearn's ``average_precision_score`` (the sum over distinct score thresholds of
   the recall gained times the precision there); ``map_macro`` is its mean over the labels with a
-  positive among the samples, ``map_micro`` the AP of all (sample, label) pairs pooled.
+  positive among the samples, ``map_micro`` the AP of all (sample, label) pairs pooled. Both are
+  computed in bounded memory (column chunks; counts against the positives' scores for micro).
 - ``f1_micro`` = 2TP / (2TP + FP + FN) over all pairs; ``f1_macro`` the mean of per-label F1 over
   the labels with a positive. ``@fixed``: predicted when the probability is >= ``threshold_fixed``
   (0.5). ``@tuned``: 2-fold cross-fitting, so no F1 is measured on the samples its threshold was
@@ -32,14 +33,15 @@ CHUNK_ELEMENTS = 1 << 22
 
 def average_precision(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """AP of each column (NaN where a column has no positive); equals sklearn's, ties included."""
-    targets, scores = np.asarray(targets, dtype=bool), np.asarray(scores, dtype=np.float64)
+    targets, scores = np.asarray(targets, dtype=bool), np.asarray(scores)
     if targets.ndim == 1:
         return average_precision(targets[:, None], scores[:, None])
     n, columns = targets.shape
     out = np.full(columns, np.nan)
     chunk = max(1, CHUNK_ELEMENTS // max(n, 1))
     for start in range(0, columns, chunk):
-        out[start:start + chunk] = _ap_columns(targets[:, start:start + chunk], scores[:, start:start + chunk])
+        part = slice(start, start + chunk)
+        out[part] = _ap_columns(targets[:, part], scores[:, part].astype(np.float64))
     return out
 
 
@@ -74,16 +76,33 @@ def f1_scores(targets: np.ndarray, predicted: np.ndarray) -> tuple[float | None,
 
 def tune_threshold(targets: np.ndarray, scores: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> float:
     """The threshold of ``grid`` with the best micro-F1 (predicted: score >= threshold); smallest on ties."""
-    targets = np.asarray(targets, dtype=bool).ravel()
-    bins = np.searchsorted(grid, np.asarray(scores, dtype=np.float64).ravel(), side="right")  # grid values <= score
-    predicted = _at_least(np.bincount(bins, minlength=len(grid) + 1))
-    true_positives = _at_least(np.bincount(bins[targets], minlength=len(grid) + 1))
+    targets, scores = np.asarray(targets, dtype=bool), np.asarray(scores)
+    predicted = count_at_least(grid, scores)
+    true_positives = count_at_least(grid, scores[targets])
     f1 = 2 * true_positives / np.maximum(predicted + targets.sum(), 1)
     return float(grid[int(np.argmax(f1))])
 
 
-def _at_least(counts: np.ndarray) -> np.ndarray:
-    """From counts per bin (bin b: scores reaching b grid values) to entries with score >= grid[i]."""
+def micro_average_precision(targets: np.ndarray, scores: np.ndarray) -> float:
+    """The AP of all (sample, label) pairs pooled, as sklearn computes it, without sorting them all:
+    each positive adds TP / N over the pairs scoring at least as high (the end of its group of ties)."""
+    targets, scores = np.asarray(targets, dtype=bool), np.asarray(scores)
+    positive_scores = scores[targets]
+    if not len(positive_scores):
+        return float("nan")
+    values, per_value = np.unique(positive_scores.astype(np.float64), return_counts=True)
+    true_positives = np.cumsum(per_value[::-1])[::-1]  # positives scoring >= values[i]
+    return float(np.sum(per_value * true_positives / count_at_least(values, scores)) / len(positive_scores))
+
+
+def count_at_least(grid: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """For each value of the sorted ``grid``: how many entries of ``scores`` are >= it (row chunks)."""
+    scores = np.asarray(scores)
+    rows = max(1, CHUNK_ELEMENTS // max(int(np.prod(scores.shape[1:])), 1))
+    counts = np.zeros(len(grid) + 1, dtype=np.int64)
+    for start in range(0, len(scores), rows):
+        reached = np.searchsorted(grid, scores[start:start + rows].ravel().astype(np.float64), side="right")
+        counts += np.bincount(reached, minlength=len(grid) + 1)  # counts[b]: entries reaching b grid values
     return np.cumsum(counts[::-1])[::-1][1:]
 
 
@@ -91,24 +110,23 @@ def multilabel_metrics(targets: np.ndarray, scores: np.ndarray, label_tiers: Seq
                        label_names: Sequence[str] | None = None,
                        threshold: float = FIXED_THRESHOLD) -> dict[str, Any]:
     """The multi-label metrics overall, per label tier, and an AP table (see the module docstring)."""
-    targets, scores = np.asarray(targets, dtype=bool), np.asarray(scores, dtype=np.float64)
+    targets, scores = np.asarray(targets, dtype=bool), np.asarray(scores)
     tiers = np.asarray(label_tiers, dtype=object)
     ap = average_precision(targets, scores)
-    folds = np.arange(len(targets)) % 2
+    halves = (slice(0, None, 2), slice(1, None, 2))  # row parity: views, not copies
     tuned_predictions = np.zeros_like(targets)
-    for fold in (0, 1):
-        tuning = folds != fold
-        held_out = folds == fold
-        cut = tune_threshold(targets[tuning], scores[tuning]) if tuning.any() else FIXED_THRESHOLD
+    for held_out, tuning in (halves, halves[::-1]):
+        tunable = len(targets[tuning]) > 0
+        cut = tune_threshold(targets[tuning], scores[tuning]) if tunable else FIXED_THRESHOLD
         tuned_predictions[held_out] = scores[held_out] >= cut
     fixed_predictions = scores >= threshold
 
     def block(columns: np.ndarray) -> dict[str, Any]:
         positive = columns & targets.any(axis=0)
-        micro_ap = average_precision(targets[:, positive].ravel(), scores[:, positive].ravel())[0]
+        micro_ap = micro_average_precision(targets[:, positive], scores[:, positive]) if positive.any() else None
         fixed = f1_scores(targets[:, columns], fixed_predictions[:, columns])
         tuned = f1_scores(targets[:, columns], tuned_predictions[:, columns])
-        return {"map_macro": _mean(ap[positive]), "map_micro": None if np.isnan(micro_ap) else float(micro_ap),
+        return {"map_macro": _mean(ap[positive]), "map_micro": micro_ap,
                 "f1_micro@fixed": fixed[0], "f1_macro@fixed": fixed[1],
                 "f1_micro@tuned": tuned[0], "f1_macro@tuned": tuned[1],
                 "labels_with_positives": int(positive.sum())}

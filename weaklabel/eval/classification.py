@@ -19,7 +19,7 @@ then class index; samples whose value is missing or not a class of the head are 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,24 +41,28 @@ def average_precision(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
     chunk = max(1, CHUNK_ELEMENTS // max(n, 1))
     for start in range(0, columns, chunk):
         part = slice(start, start + chunk)
-        out[part] = _ap_columns(targets[:, part], scores[:, part].astype(np.float64))
+        hits, ranked = targets[:, part].T.copy(), scores[:, part].T.copy()  # one row per column
+        positives = [row[hit] for row, hit in zip(ranked, hits, strict=True)]
+        ranked.sort(axis=1)
+        for j, (row, positive_scores) in enumerate(zip(ranked, positives, strict=True)):
+            out[start + j] = _mean_precision(positive_scores, lambda v, row=row: n - np.searchsorted(row, v, "left"))
     return out
 
 
-def _ap_columns(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Each positive adds the precision at the end of its group of tied scores."""
-    n = len(targets)
-    order = np.argsort(-scores, axis=0, kind="stable")
-    hits = np.take_along_axis(targets, order, axis=0)
-    ranked = np.take_along_axis(scores, order, axis=0)
-    group_end = np.full(ranked.shape, n - 1)
-    group_end[:-1] = np.where(ranked[:-1] != ranked[1:], np.arange(n - 1)[:, None], n - 1)
-    group_end = np.minimum.accumulate(group_end[::-1], axis=0)[::-1]
-    true_positives = np.cumsum(hits, axis=0)
-    precision = np.take_along_axis(true_positives, group_end, axis=0) / (group_end + 1)
-    positives = true_positives[-1] if n else np.zeros(targets.shape[1], dtype=np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(positives > 0, (precision * hits).sum(axis=0) / positives, np.nan)
+def micro_average_precision(targets: np.ndarray, scores: np.ndarray) -> float:
+    """The AP of all (sample, label) pairs pooled, as sklearn computes it, without sorting them all."""
+    targets, scores = np.asarray(targets, dtype=bool), np.asarray(scores)
+    return _mean_precision(scores[targets], lambda values: count_at_least(values, scores))
+
+
+def _mean_precision(positive_scores: np.ndarray, at_least: Callable[[np.ndarray], np.ndarray]) -> float:
+    """AP = the mean over the positives of TP / N among the entries scoring at least as high (the
+    precision at the end of a positive's group of tied scores); ``at_least(v)`` counts all entries >= v."""
+    if not len(positive_scores):
+        return float("nan")
+    values = np.sort(positive_scores)
+    true_positives = len(values) - np.searchsorted(values, values, side="left")
+    return float(np.mean(true_positives / at_least(values)))
 
 
 def f1_scores(targets: np.ndarray, predicted: np.ndarray) -> tuple[float | None, float | None]:
@@ -83,27 +87,17 @@ def tune_threshold(targets: np.ndarray, scores: np.ndarray, grid: np.ndarray = T
     return float(grid[int(np.argmax(f1))])
 
 
-def micro_average_precision(targets: np.ndarray, scores: np.ndarray) -> float:
-    """The AP of all (sample, label) pairs pooled, as sklearn computes it, without sorting them all:
-    each positive adds TP / N over the pairs scoring at least as high (the end of its group of ties)."""
-    targets, scores = np.asarray(targets, dtype=bool), np.asarray(scores)
-    positive_scores = scores[targets]
-    if not len(positive_scores):
-        return float("nan")
-    values, per_value = np.unique(positive_scores.astype(np.float64), return_counts=True)
-    true_positives = np.cumsum(per_value[::-1])[::-1]  # positives scoring >= values[i]
-    return float(np.sum(per_value * true_positives / count_at_least(values, scores)) / len(positive_scores))
-
-
 def count_at_least(grid: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """For each value of the sorted ``grid``: how many entries of ``scores`` are >= it (row chunks)."""
+    """For each value of ``grid``: how many entries of ``scores`` are >= it, compared in the scores'
+    precision (as ``scores >= value`` does). Sorted row chunks keep memory bounded."""
     scores = np.asarray(scores)
+    grid = np.asarray(grid).astype(scores.dtype if scores.dtype.kind == "f" else np.float64)
     rows = max(1, CHUNK_ELEMENTS // max(int(np.prod(scores.shape[1:])), 1))
-    counts = np.zeros(len(grid) + 1, dtype=np.int64)
+    counts = np.zeros(len(grid), dtype=np.int64)
     for start in range(0, len(scores), rows):
-        reached = np.searchsorted(grid, scores[start:start + rows].ravel().astype(np.float64), side="right")
-        counts += np.bincount(reached, minlength=len(grid) + 1)  # counts[b]: entries reaching b grid values
-    return np.cumsum(counts[::-1])[::-1][1:]
+        part = np.sort(scores[start:start + rows], axis=None)
+        counts += part.size - np.searchsorted(part, grid, side="left")
+    return counts
 
 
 def multilabel_metrics(targets: np.ndarray, scores: np.ndarray, label_tiers: Sequence[str] | np.ndarray, *,

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 from weaklabel import __version__
 from weaklabel.artifacts import MANIFEST
@@ -32,14 +31,7 @@ from weaklabel.pipeline import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_toml(example_data: Path, folder: Path, *, model: str = "resnet10t", relevance: str = '"labels"') -> Path:

@@ -80,7 +80,7 @@ LISTINGS_KEYS: dict[str, tuple[Any, Any]] = {
     "max_field_chars": (20_000, int),
 }
 # path-valued keys, resolved against the pipeline file's folder ("maybe": only when that file exists)
-PATHS: dict[str, tuple[str, ...]] = {"": ("out",), "listings": ("paths",), "vocab": ("cache_dir",),
+PATHS: dict[str, tuple[str, ...]] = {"listings": ("paths",), "vocab": ("cache_dir",),
                                      "shards": ("images_root",), "train": ("weights",), "eval": ("embeddings",)}
 MAYBE_PATHS: dict[str, tuple[str, ...]] = {"vocab": ("overrides", "blocklist", "allowlist", "stopwords", "model")}
 

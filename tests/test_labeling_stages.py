@@ -177,9 +177,11 @@ def test_cli_version_and_every_option_has_help(capsys):
     for name, sub in subcommands.items():
         for action in sub._actions:
             assert action.help and action.help.strip(), f"weaklabel {name}: {action.dest} has no help"
+            if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
+                assert "default" in action.help, f"weaklabel {name} {action.option_strings[0]}: default not shown"
         with pytest.raises(SystemExit):
             main([name, "--help"])
-        assert "(default" in capsys.readouterr().out
+        assert capsys.readouterr().out.startswith("usage: weaklabel")
 
 
 def test_cli_runs_vocab_then_assign(example_data, tmp_path):

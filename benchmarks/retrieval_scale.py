@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from weaklabel.eval import exact_search
-from weaklabel.eval.search import DEFAULT_BLOCK_BYTES
+from weaklabel.search import DEFAULT_BLOCK_BYTES
 
 GIB = 1 << 30
 

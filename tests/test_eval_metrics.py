@@ -21,8 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from weaklabel.eval import classification, efficiency, probes, retrieval, tiers
-from weaklabel.eval.search import exact_search
 from weaklabel.labeling.vocabulary import assign_tiers
+from weaklabel.search import exact_search
 
 # ------------------------------------------------------------------------------------------------
 # references

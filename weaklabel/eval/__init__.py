@@ -6,8 +6,8 @@ modules hold the parts, each usable alone on numpy arrays: ``search`` (exact blo
 ``efficiency`` and ``report``.
 """
 
+from ..search import Neighbours, exact_search
 from .evaluate import check_vocabulary, evaluate
 from .report import format_table
-from .search import Neighbours, exact_search
 
 __all__ = ["Neighbours", "check_vocabulary", "evaluate", "exact_search", "format_table"]

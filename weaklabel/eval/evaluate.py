@@ -2,7 +2,7 @@
 
 For each model: the embeddings of the evaluated split (and of the gallery split) are computed once
 with ``weaklabel.training.embed`` and cached under ``out/embeddings/``; every query of the split
-searches the gallery exactly (``search.exact_search``); the retrieval metrics follow for each
+searches the gallery exactly (``weaklabel.search.exact_search``); the retrieval metrics follow for each
 relevance definition, overall and per tier; the task heads' classification metrics are computed
 from the cached embeddings (the heads read the embedding, so no second pass over the images);
 then the probes and the efficiency figures. ``metrics.json``, ``report.html`` and ``manifest.json``
@@ -25,6 +25,7 @@ import torch
 from .. import __version__
 from ..artifacts import Timer, fingerprint_files, read_embeddings, sha256_file, write_json, write_manifest
 from ..datasets.loader import ShardInfo
+from ..search import Neighbours, exact_search
 from .classification import multilabel_metrics, softmax_metrics
 from .probes import probe_report
 from .retrieval import (
@@ -36,7 +37,6 @@ from .retrieval import (
     missing_to_none,
     retrieval_report,
 )
-from .search import Neighbours, exact_search
 from .tiers import label_tiers, rarest_tier, value_tiers
 
 SCHEMA_VERSION = 1

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..search import top_k
+from ..search import exact_search
 from .text import term_key
 
 
@@ -89,7 +89,8 @@ def cluster_terms(
     centroids = weighted_centroids(group_emb[frequent], group_support[frequent],
                                    np.searchsorted(label_ids, cluster[frequent]), len(label_ids))
     if len(rare) and len(label_ids):
-        nearest, sim = top_k(group_emb[rare], centroids, 1)
+        found = exact_search(group_emb[rare], centroids, 1)
+        nearest, sim = found.indices, found.scores
         attached = sim[:, 0] >= params.attach_threshold
         cluster[rare[attached]] = label_ids[nearest[attached, 0]]
         group_how[rare[attached]] = "attached"
@@ -178,7 +179,8 @@ def _components_above(vectors: np.ndarray, threshold: float, k: int) -> np.ndarr
     n = len(vectors)
     if n == 0:
         return np.zeros(0, np.int64)
-    neighbours, sim = top_k(vectors, vectors, min(k + 1, n))
+    found = exact_search(vectors, vectors, min(k + 1, n))
+    neighbours, sim = found.indices, found.scores
     rows = np.repeat(np.arange(n), neighbours.shape[1])
     keep = sim.reshape(-1) >= threshold
     graph = coo_matrix((np.ones(keep.sum()), (rows[keep], neighbours.reshape(-1)[keep])), shape=(n, n))

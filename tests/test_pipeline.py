@@ -23,6 +23,7 @@ from weaklabel.pipeline import (
     STAGES,
     PipelineError,
     StageFailed,
+    _retrieval_lines,
     load_pipeline,
     parse_pipeline,
     run_pipeline,
@@ -114,7 +115,7 @@ def test_a_second_run_skips_every_stage(first_run, capsys):
     out = capsys.readouterr().out
     for stage in STAGES:
         assert f"{stage}: skipped (up to date)" in out
-    assert "labels:" in out and "retrieval: train, relevance 'true_type': R@1" in out and "report.html" in out
+    assert "labels:" in out and "retrieval: relevance 'true_type': R@1" in out and "report.html" in out
 
 
 def test_force_train_reruns_train_and_eval_only(first_run):
@@ -272,3 +273,13 @@ def test_the_readme_documents_every_key_with_its_default():
         expected = {key: "none" if default is None else f"`{toml_value(default)}`"
                     for key, (default, _) in section_keys(section).items()}
         assert tables[section] == expected, section
+
+
+def test_the_summary_says_n_a_for_undefined_metrics():
+    undefined = dict.fromkeys(("recall@1", "recall@10", "map@10"))
+    metrics = {"models": {"run": {"retrieval": {"true_type": {
+        "overall": {**undefined, "queries": 0},
+        "tiers": {"tail": {**undefined, "queries": 0}}}}}}}
+    assert _retrieval_lines(metrics) == ["relevance 'true_type': R@1 n/a, R@10 n/a, mAP@10 n/a over 0 queries"]
+    metrics["models"]["other"] = metrics["models"]["run"]
+    assert _retrieval_lines(metrics)[1].startswith("other, relevance 'true_type': R@1 n/a")

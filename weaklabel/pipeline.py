@@ -608,8 +608,16 @@ def summarize(pipeline: Pipeline) -> list[str]:
             lines += describe(folder, read_manifest(folder))
     reports = [pipeline.folder(stage) / name for stage, name in
                (("vocab", "report.html"), ("eval", "report.html"), ("eval", "metrics.json"))]
-    found = [str(path) for path in reports if path.is_file()]
+    found = [_shown(path) for path in reports if path.is_file()]
     return lines + ([f"reports:   {', '.join(found)}"] if found else [])
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _vocab_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
@@ -626,7 +634,7 @@ def _assign_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
 
 
 def _shards_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
-    return [f"shards:    {_shards_line(manifest)} ({folder})"]
+    return [f"shards:    {_shards_line(manifest)} ({_shown(folder)})"]
 
 
 def _train_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
@@ -660,15 +668,21 @@ def _eval_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
 def _retrieval_lines(result: Mapping[str, Any]) -> list[str]:
     """One line per model and relevance: Recall@1/10 and mAP@10 overall, Recall@1 on the tail tier."""
     lines = []
-    for model, metrics in result.get("models", {}).items():
+    models = result.get("models", {})
+    for model, metrics in models.items():
         for relevance, scores in metrics.get("retrieval", {}).items():
             overall = scores["overall"]
             tail = scores.get("tiers", {}).get("tail")
-            lines.append(f"{model}, relevance '{relevance}': R@1 {overall['recall@1']:.3f}, "
-                         f"R@10 {overall['recall@10']:.3f}, mAP@10 {overall['map@10']:.3f} "
-                         f"over {overall['queries']} queries"
-                         + (f"; tail R@1 {tail['recall@1']:.3f}" if tail and tail.get("queries") else ""))
+            lines.append((f"{model}, " if len(models) > 1 else "") + f"relevance '{relevance}': "
+                         f"R@1 {_metric(overall['recall@1'])}, R@10 {_metric(overall['recall@10'])}, "
+                         f"mAP@10 {_metric(overall['map@10'])} over {overall['queries']} queries"
+                         + (f"; tail R@1 {_metric(tail['recall@1'])}" if tail and tail.get("queries") else ""))
     return lines
+
+
+def _metric(value: float | None) -> str:
+    """A metric to 3 decimals; n/a where it is undefined (no query had a relevant item)."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 SUMMARIES: dict[str, Callable[[Path, Mapping[str, Any]], list[str]]] = {

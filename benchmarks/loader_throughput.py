@@ -1,9 +1,8 @@
 """Decoded images/s of the weaklabel shard loader beside a plain hand-written WebDataset pipeline.
 
 Shards: ``--n`` synthetic listings (``weaklabel.synthetic``, ``--source-size`` px JPEGs) packed
-with ``webdataset.TarWriter`` in the shard format (json with labels and ``articleType``, cls).
-``write_shards`` needs a labeled artifact (vocabulary + assignment) as input, so the benchmark
-packs the same format itself. Every pipeline makes 224 px training crops on the same shards:
+with ``webdataset.TarWriter`` in the shard format (``benchmarks/synthetic_shards.py``: json with
+labels and ``articleType``, cls). Every pipeline makes 224 px training crops on the same shards:
 
 * ``plain``: ``wds.WebDataset(urls).shuffle(1000).decode("pil").to_tuple("jpg", "cls")
   .map_tuple(transform, int)`` with RandomResizedCrop(224) + ToTensor + Normalize;
@@ -21,22 +20,20 @@ a noisy machine hurts all alike. Printed: images/s, images/s per worker and the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pandas as pd
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from synthetic_shards import build_shards
 from weaklabel.datasets.loader import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -45,43 +42,9 @@ from weaklabel.datasets.loader import (
     make_dataset,
     make_loader,
 )
-from weaklabel.synthetic import generate_listings
 
 BATCH = 64
 CROP = 224
-
-
-def build_shards(n: int, source_size: int, shard_size: int, folder: Path) -> Path:
-    """Pack ``n`` synthetic listings as train shards in ``folder``; reuse them when already there."""
-    info_path = folder / "_info.json"
-    if info_path.is_file() and json.loads(info_path.read_text())["splits"]["train"]["num_samples"] == n:
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        listings = generate_listings(n, tmp, image_size=source_size, progress=True)
-        names = sorted({*listings["true_type"], *listings["true_colour"], *listings["true_material"]})
-        ids = {name: i for i, name in enumerate(names)}
-        lengths = [_write_shard(folder / f"train-{k:06d}.tar", listings.iloc[start:start + shard_size], ids, tmp)
-                   for k, start in enumerate(range(0, n, shard_size))]
-    info = {"name": folder.name, "splits": {"train": {
-        "name": "train", "num_samples": n, "shard_lengths": lengths,
-        "filenames": [f"train-{k:06d}.tar" for k in range(len(lengths))]}}}
-    pd.DataFrame({"label_id": range(len(names)), "name": names, "aliases": [[] for _ in names],
-                  "support": 0, "tier": "head"}).to_parquet(folder / "labels.parquet")
-    info_path.write_text(json.dumps(info))
-    return folder
-
-
-def _write_shard(path: Path, rows: pd.DataFrame, ids: dict[str, int], root: str) -> int:
-    with wds.TarWriter(str(path)) as tar:
-        for row in rows.itertuples():
-            names = [row.true_type, row.true_colour, row.true_material]
-            labels = [ids[name] for name in names]
-            meta = {"id": str(row.id), "labels": labels, "label_names": names, "scores": [1.0, 0.8, 0.6],
-                    "width": 0, "height": 0, "articleType": row.true_type}
-            tar.write({"__key__": str(row.id), "jpg": Path(root, row.image).read_bytes(),
-                       "json": json.dumps(meta).encode(), "cls": str(labels[0]).encode()})
-    return len(rows)
 
 
 def torchvision_transform() -> Callable:

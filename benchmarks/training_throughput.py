@@ -1,7 +1,7 @@
 """Training images/s of ``weaklabel train`` beside a minimal hand-written timm + WebDataset loop.
 
 Shards: ``--n`` synthetic listings (``weaklabel.synthetic``, ``--source-size`` px JPEGs) packed
-with ``webdataset.TarWriter`` in the shard format (as ``benchmarks/loader_throughput.py`` does).
+with ``webdataset.TarWriter`` in the shard format (``benchmarks/synthetic_shards.py``).
 For each model and image size, both loops train with the same settings: batch size, image size,
 AdamW, sigmoid BCE over the labels, RandomResizedCrop(scale 0.25..1) + flip + ColorJitter(0.2),
 DataLoader workers, shuffle buffer 1000, and on CUDA bf16 autocast and channels_last:
@@ -42,41 +42,11 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from synthetic_shards import build_shards
 from weaklabel.datasets.loader import IMAGENET_MEAN, IMAGENET_STD
-from weaklabel.synthetic import generate_listings
 
 MODELS = ("efficientnet_b0", "efficientformer_l3", "vit_small_patch16_224")
 FIXED_224 = {"efficientformer_l3"}
-
-
-def build_shards(n: int, source_size: int, shard_size: int, folder: Path) -> Path:
-    """Pack ``n`` synthetic listings as train shards in ``folder``; reuse them when already there."""
-    info_path = folder / "_info.json"
-    if info_path.is_file() and json.loads(info_path.read_text())["splits"]["train"]["num_samples"] == n:
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        listings = generate_listings(n, tmp, image_size=source_size, progress=True)
-        names = sorted({*listings["true_type"], *listings["true_colour"], *listings["true_material"]})
-        ids = {name: i for i, name in enumerate(names)}
-        lengths = []
-        for k, start in enumerate(range(0, n, shard_size)):
-            with wds.TarWriter(str(folder / f"train-{k:06d}.tar")) as tar:
-                rows = listings.iloc[start:start + shard_size]
-                for row in rows.itertuples():
-                    labels = [ids[row.true_type], ids[row.true_colour], ids[row.true_material]]
-                    meta = {"id": str(row.id), "labels": labels, "label_names": [names[i] for i in labels],
-                            "scores": [1.0] * 3, "width": source_size, "height": source_size}
-                    tar.write({"__key__": str(row.id), "jpg": Path(tmp, row.image).read_bytes(),
-                               "json": json.dumps(meta).encode(), "cls": str(labels[0]).encode()})
-            lengths.append(len(rows))
-    info = {"name": folder.name, "splits": {"train": {
-        "name": "train", "num_samples": n, "shard_lengths": lengths,
-        "filenames": [f"train-{k:06d}.tar" for k in range(len(lengths))]}}}
-    pd.DataFrame({"label_id": range(len(names)), "name": names, "aliases": [[] for _ in names],
-                  "support": 0, "tier": "head"}).to_parquet(folder / "labels.parquet")
-    info_path.write_text(json.dumps(info))
-    return folder
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,13 +17,7 @@ from weaklabel.datasets.loader import iter_samples
 from weaklabel.training import load_encoder, train
 from weaklabel.training.embed import image_transform
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

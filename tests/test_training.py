@@ -53,12 +53,7 @@ TINY = {"model": "resnet10t", "image_size": 32, "embed_dim": 16, "batch_size": 8
         "progress": False, "shuffle_buffer": 20}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from weaklabel.datasets.loader import (
     carry_classes,
     iter_samples,
 )
-from weaklabel.training import Encoder, Task, train
+from weaklabel.training import Encoder, Task, allocator, train
 from weaklabel.training.checkpoint import EMA, rng_state, set_rng_state
 from weaklabel.training.loop import lr_at, param_groups
 from weaklabel.training.losses import (
@@ -132,9 +133,24 @@ def test_cli_run_writes_the_run_folder(cli_run: Path, tiny: Path):
     config = json.loads((cli_run / "config.json").read_text())
     assert config["model"] == "resnet10t" and config["tasks"] == ["true_type:softmax:0.5"]
     assert config["resolved"]["total_steps"] == 10 and config["resolved"]["device"] == "cpu"
+    assert config["resolved"]["keep_freed_memory"] is glibc_without_user_malloc_settings()
     manifest = json.loads((cli_run / "manifest.json").read_text())
     assert manifest["stage"] == "train" and manifest["counts"]["steps"] == 10
     assert manifest["counts"]["images_seen"] == 80 and manifest["inputs"][0]["path"] == str(tiny)
+
+
+def glibc_without_user_malloc_settings() -> bool:
+    return (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+            and not any(name in os.environ for name in allocator.USER_SETTINGS))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_malloc_settings_are_applied_unless_the_user_set_them(monkeypatch):
+    for name in allocator.USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    assert allocator.keep_freed_memory() is True
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert allocator.keep_freed_memory() is False
 
 
 def test_cli_without_a_val_split_says_there_is_no_best_checkpoint(tiny: Path, tmp_path: Path, capsys):

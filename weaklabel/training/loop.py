@@ -43,6 +43,7 @@ from ..datasets.loader import (
     make_loader,
     worker_quota,
 )
+from .allocator import keep_freed_memory
 from .checkpoint import (
     BEST,
     EMA,
@@ -271,6 +272,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
     config = resolve_config(options, checkpoint)
     device = resolve_device(config.device, dist)
     cuda = device.type == "cuda"
+    allocator_tuned = not cuda and keep_freed_memory()
     amp_dtype = torch.bfloat16 if config.precision == "bf16" or (
         config.precision == "auto" and cuda and torch.cuda.is_bf16_supported()) else None
     if amp_dtype is not None and not cuda:
@@ -362,7 +364,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
             model = torch.compile(model)
 
     resolved = asdict(config) | {"resolved": {
-        "device": str(device), "precision": "bf16" if amp_dtype else "fp32", "world_size": dist.world_size,
+        "device": str(device), "precision": "bf16" if amp_dtype else "fp32", "keep_freed_memory": allocator_tuned, "world_size": dist.world_size,
         "total_steps": total_steps, "warmup_steps": warmup_steps, "steps_per_epoch": steps_per_epoch,
         "train_samples_per_epoch": train_data.num_samples, "image_mean": mean, "image_std": std,
         "tasks": [{"name": t.name, "kind": t.kind, "classes": len(t.classes), "weight": t.weight} for t in tasks]}}

@@ -43,7 +43,7 @@ _TAG_RE = re.compile(r"<[^>]*>")
 # One scan yields tokens (group 1) and, as empty strings, boundaries: any other non-space mark.
 _SCAN_RE = re.compile(r"([^\W_]+(?:[-'’][^\W_]+)*)|[^\w\s]|_")
 _TOKEN_RE = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
-_JOINERS_RE = re.compile(r"[-'’\s]+")
+_INNER_JOINERS_RE = re.compile(r"[-'’]+")
 
 
 def resolve_stopwords(stopwords: str | Iterable[str] | None) -> frozenset[str]:
@@ -150,5 +150,7 @@ def singular(word: str) -> str:
 
 
 def term_key(term: str) -> str:
-    """The variant-folding key of a term: 'T-Shirts', 't shirt' and 'tshirt' all give 'tshirt'."""
-    return "".join(singular(w) for w in _JOINERS_RE.split(term) if w)
+    """The variant-folding key of a term: 'T-Shirts', 't shirt' and 'tshirt' all give 'tshirt';
+    "men's", "mens" and "men" give 'men' (joiners go before singularizing, so a possessive "'s" is
+    a plural "s")."""
+    return "".join(singular(_INNER_JOINERS_RE.sub("", w)) for w in term.split())

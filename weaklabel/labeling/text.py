@@ -138,7 +138,8 @@ class Analyzer:
 
 def singular(word: str) -> str:
     """A light English singularizer for term keys (never shown to users)."""
-    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
+    # no "is" guard: "capris", "kurtis", "bikinis" are plurals; "tennis" keyed "tenni" merges with nothing
+    if len(word) <= 3 or word.endswith(("ss", "us")):
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from weaklabel import __version__
+from weaklabel import pipeline as pipeline_module
 from weaklabel.artifacts import MANIFEST
 from weaklabel.cli import main
 from weaklabel.demo import DEMO_TOML
@@ -183,10 +184,24 @@ def test_a_failing_stage_is_named_and_earlier_artifacts_stay(example_data: Path,
         main(["run", str(path), "-q", "--until", "train"])
     captured = capsys.readouterr()
     assert exit_.value.code == 1 and "error: stage 'train' failed" in captured.err
+    assert "Traceback" not in captured.err  # a bad setting needs its message, not a stack
     assert "vocab: skipped (up to date)" in captured.out and "train: running (its last run did not finish)" in captured.out
     path.write_text(path.read_text().replace("no_such_model", "resnet10t"))
     results = run_pipeline(load_pipeline(path), until="train", progress=False, echo=lambda line: None)
     assert statuses(results) == {"vocab": "skipped", "assign": "skipped", "shards": "skipped", "train": "ran"}
+
+
+def test_an_unexpected_error_in_a_stage_shows_its_traceback(example_data: Path, tmp_path: Path, capsys,
+                                                            monkeypatch):
+    def broken(pipeline, progress, interrupted):
+        raise KeyError("a bug")
+
+    monkeypatch.setitem(pipeline_module.RUNNERS, "vocab", broken)
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(tiny_toml(example_data, tmp_path)), "-q"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" in err and "in broken" in err
+    assert err.rstrip().endswith("error: stage 'vocab' failed: KeyError: 'a bug'\nfinished artifacts are kept: none")
 
 
 def test_an_unknown_key_names_the_valid_keys(tmp_path: Path, capsys):

@@ -6,11 +6,14 @@ import argparse
 import dataclasses
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 
+EXPECTED_ERRORS = (ValueError, FileNotFoundError)  # about the input: the message says it all
 EPILOG = "Every stage writes a folder with manifest.json; see the README for the artifact formats."
 
 
@@ -256,8 +259,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     try:
         run_pipeline(pipeline, force=args.force, start=args.start, until=args.until, progress=not args.quiet)
     except StageFailed as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        _exit_stage_failed(error)
     print()
     for line in summarize(pipeline):
         print(line)
@@ -270,8 +272,15 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     try:
         run_demo(args.out, progress=not args.quiet)
     except StageFailed as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        _exit_stage_failed(error)
+
+
+def _exit_stage_failed(error: Exception) -> NoReturn:
+    """Name the failed stage; an error that is not about the input (a bug) also gets its traceback."""
+    if not isinstance(error.__cause__, EXPECTED_ERRORS):
+        traceback.print_exception(error.__cause__, file=sys.stderr)
+    print(f"error: {error}", file=sys.stderr)
+    raise SystemExit(1)
 
 
 def _run_parser(sub) -> None:
@@ -623,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except EXPECTED_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -538,10 +538,11 @@ def evaluate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig
              amp_dtype: torch.dtype | None, dist: Distributed) -> dict[str, Any]:
     """Validation loss per task, mAP of the labels task, top-1 of softmax tasks (on rank 0; {} elsewhere).
 
-    mAP is sklearn's macro average precision over the labels with a positive in the split; P@1 is
-    the share of samples whose top-scored label is one of theirs.
+    mAP is the mean average precision (as sklearn's, see :mod:`weaklabel.eval.classification`) over
+    the labels with a positive in the split; P@1 is the share of samples whose top-scored label is
+    one of theirs.
     """
-    from sklearn.metrics import average_precision_score
+    from ..eval.classification import average_precision
 
     task_options = {"loss": config.loss, "label_smoothing": config.label_smoothing,
                     "gamma_neg": config.asl_gamma_neg, "gamma_pos": config.asl_gamma_pos, "clip": config.asl_clip}
@@ -584,7 +585,8 @@ def evaluate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig
         else:
             y_np, s_np = y.numpy() > 0, score.float().numpy()
             positive = y_np.any(0)
-            metrics["val_map"] = float(average_precision_score(y_np[:, positive], s_np[:, positive], average="macro"))
+            metrics["val_map"] = (float(average_precision(y_np[:, positive], s_np[:, positive]).mean())
+                                  if positive.any() else None)
             metrics["val_p_at_1"] = float(y_np[np.arange(len(y_np)), s_np.argmax(1)].mean())
             metrics["val_labels_with_positives"] = int(positive.sum())
     return metrics

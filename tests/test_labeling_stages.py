@@ -84,14 +84,15 @@ def test_overrides_rename_merge_delete_add(example_data, tmp_path):
     overrides = tmp_path / "overrides.toml"
     overrides.write_text(
         'delete = ["sale"]\n'
-        '[rename]\n"t-shirt" = "tee shirt"\n'
+        '[rename]\n"t-shirt" = "t-shirt (renamed)"\n'
         '[merge]\n"mug" = ["teapot"]\n'
         '[add]\n"cosy" = ["soft", "cozy"]\n'
     )
     vocab = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path / "v", progress=False,
                              min_label_support=5, stopwords="english", overrides=overrides)
     names = set(vocab.labels["name"])
-    assert "tee shirt" in names and "t-shirt" not in names
+    assert "t-shirt (renamed)" in names and "t-shirt" not in names
+    assert "t-shirt" in vocab.labels.set_index("name").loc["t-shirt (renamed)", "aliases"]  # the former name stays an alias
     assert label_of(vocab, "teapot") == label_of(vocab, "mug")
     assert label_of(vocab, "sale") is None
     assert label_of(vocab, "soft") == label_of(vocab, "cozy") == int(vocab.labels.set_index("name").loc["cosy", "label_id"])
@@ -103,6 +104,13 @@ def test_overrides_naming_nothing_is_an_error(example_data, tmp_path):
     with pytest.raises(OverridesError, match="no label or labelled term"):
         build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
                          overrides={"delete": ["no such label anywhere"]})
+
+
+def test_renaming_a_label_to_another_labels_name_is_an_error(example_vocab, example_data, tmp_path):
+    first, second = Vocabulary.load(example_vocab).labels["name"].iloc[:2]
+    with pytest.raises(OverridesError, match=f"several labels the name '{first}'.*use \\[merge\\]"):
+        build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
+                         min_label_support=5, overrides={"rename": {second: first}})
 
 
 def test_assign_writes_every_listing_with_labels_scores_evidence(example_labeled):

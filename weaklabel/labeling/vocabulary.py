@@ -22,7 +22,7 @@ from ..artifacts import Timer, read_manifest, write_parquet
 from ..listings import ColumnRoles, Listings
 from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
-from .overrides import Overrides
+from .overrides import Overrides, OverridesError
 from .terms import TermCounts, select_candidates
 from .text import Analyzer, normalize, resolve_stopwords
 
@@ -301,7 +301,13 @@ def _label_table(kept: pd.DataFrame, tier_mass: tuple[float, float]) -> pd.DataF
     renamed = kept.dropna(subset=["display_name"]).drop_duplicates("label") if "display_name" in kept else None
     if renamed is not None and len(renamed):
         names = renamed.set_index("label")["display_name"]
+        terms = grouped["term"].agg(list).to_numpy()
         labels["name"] = labels["_key"].map(names).fillna(labels["name"])
+        labels["aliases"] = [[t for t in label_terms if t != name] for label_terms, name in zip(terms, labels["name"])]
+        clashes = labels.loc[labels["name"].duplicated(keep=False), "name"].unique()
+        if len(clashes):
+            raise OverridesError(f"overrides give several labels the name {clashes[0]!r}; to make them one "
+                                 "label, use [merge]")
     labels = labels.sort_values(["support", "name"], ascending=[False, True], ignore_index=True)
     labels.insert(0, "label_id", np.arange(len(labels), dtype=np.int32))
     labels["tier"] = assign_tiers(labels["support"].to_numpy(), tier_mass)

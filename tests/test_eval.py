@@ -212,6 +212,7 @@ def test_embeddings_of_another_vocabulary_are_refused(evaluated, example_shards:
 def test_unknown_relevance_columns_and_misuse_are_clear_errors(runs, example_shards: Path, tmp_path: Path):
     with pytest.raises(ValueError, match="relevance 'colour'.*carried columns: \\['true_type'\\]"):
         evaluate([runs["resnet"]], example_shards, tmp_path, relevance=["colour"], efficiency=False)
+    assert not (tmp_path / "embeddings").exists()  # refused before embedding anything
     with pytest.raises(ValueError, match="nothing to evaluate"):
         evaluate([], example_shards, tmp_path)
     with pytest.raises(ValueError, match="split 'dev' is not in"):

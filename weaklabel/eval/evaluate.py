@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from .. import __version__
-from ..artifacts import Timer, fingerprint_files, read_embeddings, sha256_file, write_json, write_manifest
+from ..artifacts import MANIFEST, Timer, fingerprint_files, read_embeddings, sha256_file, write_json, write_manifest
 from ..datasets.loader import ShardInfo
 from ..search import Neighbours, exact_search
 from .classification import multilabel_metrics, softmax_metrics
@@ -92,6 +92,8 @@ def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None =
         raise ValueError("nothing to evaluate: give at least one checkpoint or embeddings file")
     if embeddings and gallery_split:
         raise ValueError("precomputed embeddings are searched among themselves; --gallery-split needs checkpoints")
+    if checkpoints:  # images are embedded from the shards: their carried columns are known before that
+        _check_carried(Path(shards), relevance)
     context = _context(shards, out, split, gallery_split, relevance, device, batch_size, workers, progress)
     names = unique_names([*checkpoints, *embeddings])
     timer = Timer()
@@ -252,6 +254,16 @@ def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded |
                                           gallery_codes, None if gallery is None else gallery.vectors)
     sizes = {"queries": len(query.frame), "gallery": len(searched.frame), "dim": int(query.vectors.shape[1])}
     return {**sizes, "retrieval": retrieval, "probes": probes}, examples
+
+
+def _check_carried(shards: Path, relevance: Sequence[str]) -> None:
+    """Fail before any embedding when a relevance column was not carried into the shards."""
+    manifest = shards / MANIFEST
+    carried = json.loads(manifest.read_text())["config"].get("carry", []) if manifest.is_file() else None
+    for name in relevance:
+        if carried is not None and name != LABELS and name not in carried:
+            raise ValueError(f"relevance {name!r}: the shards carry no such column; carried columns: "
+                             f"{carried or 'none'} (write the shards with --carry {name})")
 
 
 def _relevance(context: Context, name: str, query: pd.DataFrame,

@@ -23,7 +23,16 @@ import pandas as pd
 import torch
 
 from .. import __version__
-from ..artifacts import MANIFEST, Timer, fingerprint_files, read_embeddings, sha256_file, write_json, write_manifest
+from ..artifacts import (
+    MANIFEST,
+    Timer,
+    fingerprint_files,
+    read_embeddings,
+    read_manifest,
+    sha256_file,
+    write_json,
+    write_manifest,
+)
 from ..datasets.loader import ShardInfo
 from ..search import Neighbours, exact_search
 from .classification import multilabel_metrics, softmax_metrics
@@ -258,10 +267,11 @@ def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded |
 
 def _check_carried(shards: Path, relevance: Sequence[str]) -> None:
     """Fail before any embedding when a relevance column was not carried into the shards."""
-    manifest = shards / MANIFEST
-    carried = json.loads(manifest.read_text())["config"].get("carry", []) if manifest.is_file() else None
+    if not (shards / MANIFEST).is_file():  # not written by weaklabel shards: checked after embedding
+        return
+    carried = read_manifest(shards)["config"].get("carry", [])
     for name in relevance:
-        if carried is not None and name != LABELS and name not in carried:
+        if name != LABELS and name not in carried:
             raise ValueError(f"relevance {name!r}: the shards carry no such column; carried columns: "
                              f"{carried or 'none'} (write the shards with --carry {name})")
 

@@ -292,16 +292,16 @@ def _label_table(kept: pd.DataFrame, tier_mass: tuple[float, float]) -> pd.DataF
     """One row per label, numbered by support (descending) then name; name = most frequent term."""
     kept = kept.sort_values(["support", "term"], ascending=[False, True])
     grouped = kept.groupby("label", sort=False)
+    terms = grouped["term"].agg(list).to_numpy()
     labels = pd.DataFrame({
         "_key": list(grouped.groups.keys()),
         "name": grouped["term"].first().to_numpy(),
-        "aliases": [list(terms[1:]) for terms in grouped["term"].agg(list)],
+        "aliases": [label_terms[1:] for label_terms in terms],
         "support": grouped["support"].sum().to_numpy(np.int64),
     })
     renamed = kept.dropna(subset=["display_name"]).drop_duplicates("label") if "display_name" in kept else None
     if renamed is not None and len(renamed):
         names = renamed.set_index("label")["display_name"]
-        terms = grouped["term"].agg(list).to_numpy()
         labels["name"] = labels["_key"].map(names).fillna(labels["name"])
         labels["aliases"] = [[t for t in label_terms if t != name] for label_terms, name in zip(terms, labels["name"])]
         clashes = labels.loc[labels["name"].duplicated(keep=False), "name"].unique()

@@ -203,10 +203,14 @@ def test_cli_runs_vocab_then_assign(example_data, tmp_path):
     assert [f["column"] for f in manifest["config"]["roles"]["fields"]] == ["title", "tags"]
 
 
-def test_cli_reports_a_missing_column_clearly(example_data, tmp_path, capsys):
-    code = main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path), "-q"])
+def test_cli_reports_a_missing_column_clearly_and_leaves_no_empty_folder(example_data, tmp_path, capsys):
+    code = main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "v"), "-q"])
     err = capsys.readouterr().err
     assert code == 1 and "titel" in err and "title" in err
+    assert not (tmp_path / "v").exists()
+    (tmp_path / "mine").mkdir()
+    assert main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "mine"), "-q"]) == 1
+    assert (tmp_path / "mine").is_dir()  # a folder the user made stays
 
 
 def test_console_script_is_installed():

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -631,11 +633,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        args.func(args)
+        with _removed_if_left_empty(getattr(args, "out", None)):
+            args.func(args)
     except EXPECTED_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextmanager
+def _removed_if_left_empty(out: str | None) -> Iterator[None]:
+    """An output folder this command created is removed again if it fails before writing any file to it."""
+    fresh = out is not None and not os.path.lexists(out)
+    try:
+        yield
+    except BaseException:
+        if fresh and Path(out).is_dir() and not any(p.is_file() for p in Path(out).rglob("*")):
+            shutil.rmtree(out)
+        raise
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def test_overrides_rename_merge_delete_add(example_data, tmp_path):
         'delete = ["sale"]\n'
         '[rename]\n"t-shirt" = "t-shirt (renamed)"\n'
         '[merge]\n"mug" = ["teapot"]\n'
-        '[add]\n"cosy" = ["soft", "cozy"]\n'
+        '[add]\n"cosy" = ["rustic", "cozy"]\n'
     )
     vocab = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path / "v", progress=False,
                              min_label_support=5, stopwords="english", overrides=overrides)
@@ -95,7 +95,7 @@ def test_overrides_rename_merge_delete_add(example_data, tmp_path):
     assert "t-shirt" in vocab.labels.set_index("name").loc["t-shirt (renamed)", "aliases"]  # the former name stays an alias
     assert label_of(vocab, "teapot") == label_of(vocab, "mug")
     assert label_of(vocab, "sale") is None
-    assert label_of(vocab, "soft") == label_of(vocab, "cozy") == int(vocab.labels.set_index("name").loc["cosy", "label_id"])
+    assert label_of(vocab, "rustic") == label_of(vocab, "cozy") == int(vocab.labels.set_index("name").loc["cosy", "label_id"])
     manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
     assert any(i["path"].endswith("overrides.toml") for i in manifest["inputs"])
 
@@ -104,6 +104,12 @@ def test_overrides_naming_nothing_is_an_error(example_data, tmp_path):
     with pytest.raises(OverridesError, match="no label or labelled term"):
         build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
                          overrides={"delete": ["no such label anywhere"]})
+
+
+def test_an_added_term_found_in_no_listing_is_an_error(example_data, tmp_path):
+    with pytest.raises(OverridesError, match="'tea towl' occur.*in no listing"):
+        build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
+                         overrides={"add": {"towels": ["mug", "tea towl"]}})
 
 
 def test_renaming_a_label_to_another_labels_name_is_an_error(example_vocab, example_data, tmp_path):

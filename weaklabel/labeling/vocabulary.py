@@ -249,10 +249,8 @@ class VocabularyBuilder:
         per_term = pd.concat([assignment[["term", "label_id", "similarity", "how"]],
                               dropped_rows[["term", "label_id", "similarity", "how"]]], ignore_index=True)
         terms = counts.by_field.merge(per_term, on="term", how="inner")
-        added = per_term[~per_term["term"].isin(counts.by_field["term"])]
-        terms = pd.concat([terms, added.assign(field="", support=0)], ignore_index=True)
         terms["label_id"] = terms["label_id"].astype("Int32")
-        terms["similarity"] = terms["similarity"].astype(np.float32)
+        terms["similarity"] = terms["similarity"].astype(np.float32).where(terms["label_id"].notna())
         terms = terms.sort_values(["support", "term", "field"], ascending=[False, True, True], ignore_index=True)
         terms = terms[["term", "field", "support", "label_id", "similarity", "how"]]
         analyzer = self.analyzer()

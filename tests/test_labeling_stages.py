@@ -249,3 +249,11 @@ def test_assign_on_a_dask_cluster_matches_inline_and_resolves_cross_file_duplica
     assert (rejected["reason"] == "duplicate_id").sum() == 50 and rejected["source"].str.endswith("b.csv").all()
     counts = json.loads((tmp_path / "dask" / "manifest.json").read_text())["counts"]
     assert counts["rows_in"] == 650 and counts["rows_out"] == 600 and counts["rejected"]["duplicate_id"] == 50
+
+
+def test_quiet_embedder_draws_no_model_loading_bar(capfd):
+    from weaklabel.labeling.embeddings import TextEmbedder
+
+    capfd.readouterr()
+    assert TextEmbedder(use_cache=False, progress=False).encode(["mug"]).shape == (1, 384)
+    assert "Loading weights" not in capfd.readouterr().err

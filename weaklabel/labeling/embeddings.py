@@ -15,7 +15,8 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,8 @@ class TextEmbedder:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(self.model_path, device=self.device)
+            with _transformers_progress(self.progress):
+                self._model = SentenceTransformer(self.model_path, device=self.device)
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -150,3 +152,18 @@ def _model_key(model_path: str) -> str:
         digest.update(model_path.encode())
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", path.name or model_path)
     return f"{name}-{digest.hexdigest()[:12]}"
+
+
+@contextmanager
+def _transformers_progress(show: bool) -> Iterator[None]:
+    """transformers draws its own "Loading weights" bar; hide it unless progress is wanted."""
+    from transformers.utils import logging
+
+    was_enabled = logging.is_progress_bar_enabled()
+    if not show:
+        logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()

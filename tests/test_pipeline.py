@@ -30,6 +30,7 @@ from weaklabel.pipeline import (
     run_pipeline,
     section_keys,
     select_stages,
+    summarize,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +150,9 @@ def test_from_and_until_select_stages(first_run):
     pipeline = load_pipeline(path)
     assert statuses(run_pipeline(pipeline, until="assign", progress=False, echo=lambda line: None)) == {
         "vocab": "skipped", "assign": "skipped"}
+    heads = [line.split(":")[0] for line in summarize(pipeline, until="assign")]
+    assert heads == ["labels", "labelled", "reports"]  # later stages were not run: their older results are not shown
+    assert {"shards", "training"} <= {line.split(":")[0] for line in summarize(pipeline)}
     assert statuses(run_pipeline(pipeline, start="eval", progress=False, echo=lambda line: None)) == {"eval": "ran"}
 
 

@@ -263,7 +263,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     except StageFailed as error:
         _exit_stage_failed(error)
     print()
-    for line in summarize(pipeline):
+    for line in summarize(pipeline, until=args.until):
         print(line)
 
 

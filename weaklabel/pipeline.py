@@ -599,15 +599,19 @@ RUNNERS: dict[str, Callable[[Pipeline, bool, bool], str]] = {
 # --------------------------------------------------------------------------- summaries
 
 
-def summarize(pipeline: Pipeline) -> list[str]:
-    """A few lines on what the finished artifacts hold: labels, shards, training curve, retrieval, reports."""
+def summarize(pipeline: Pipeline, until: str | None = None) -> list[str]:
+    """A few lines on what the finished artifacts hold: labels, shards, training curve, retrieval, reports.
+
+    Stages after ``until`` were not run, so their artifacts (if any) may be stale: they are not shown.
+    """
+    shown = STAGES[: STAGES.index(until) + 1] if until else STAGES
     lines: list[str] = []
-    for stage, describe in SUMMARIES.items():
+    for stage in shown:
         folder = pipeline.folder(stage)
         if (folder / MANIFEST).is_file():
-            lines += describe(folder, read_manifest(folder))
+            lines += SUMMARIES[stage](folder, read_manifest(folder))
     reports = [pipeline.folder(stage) / name for stage, name in
-               (("vocab", "report.html"), ("eval", "report.html"), ("eval", "metrics.json"))]
+               (("vocab", "report.html"), ("eval", "report.html"), ("eval", "metrics.json")) if stage in shown]
     found = [_shown(path) for path in reports if path.is_file()]
     return lines + ([f"reports:   {', '.join(found)}"] if found else [])
 

@@ -90,3 +90,27 @@ def test_clustering_off_makes_each_frequent_term_a_label():
                            ClusterParams(min_label_support=10), enabled=False)
     assert result.label.tolist() == [0, 1, -1]
     assert result.how.tolist() == ["name", "name", "rare"]
+
+
+def test_terms_differing_by_distinct_labels_stay_apart():
+    # the embedding puts colour swaps close together; the words say they differ
+    duffle = unit((0, 1))
+    out, _ = run([
+        ("blue", 100, unit((1, 1))),
+        ("green", 90, unit((2, 1))),  # cosine 0 to blue: distinct labels
+        ("grey", 80, unit((3, 1))),
+        ("gray", 70, unit((3, 1), (4, 0.1))),  # cosine 0.995 to grey: synonyms
+        ("duffle", 60, unit((0, 1), (5, 0.6))),
+        ("blue duffle", 30, duffle),
+        ("green duffle", 20, unit((0, 1), (2, 0.1))),  # cosine 0.995 to blue duffle: not merged
+        ("grey duffle", 25, unit((0, 1), (3, 0.1))),
+        ("grey holdall duffle", 4, duffle),  # rare, nearest to blue duffle; joins grey duffle
+        ("yellow duffle", 3, unit((0, 1), (6, 0.1))),  # "yellow" is no label: attaches to the nearest
+        ("blue duffle bag", 3, unit((0, 1), (7, 0.1))),  # more specific, nothing swapped: attaches
+    ], merge_threshold=0.9, attach_threshold=0.8, min_label_support=10)
+    assert out["green duffle"][0] != out["blue duffle"][0]
+    assert out["gray"][0] == out["grey"][0]
+    assert out["grey holdall duffle"] == (out["grey duffle"][0], "attached")
+    assert out["yellow duffle"] == (out["blue duffle"][0], "attached")
+    assert out["blue duffle bag"] == (out["blue duffle"][0], "attached")
+    assert out["grey duffle"][0] != out["blue duffle"][0]

@@ -19,12 +19,19 @@ different garments) at 0.87. So the clustering works in steps, the safest first:
    ``rare_merge_threshold``; a connected set whose combined support reaches
    ``min_label_support`` becomes a new label, the rest are dropped (reason ``rare``).
 
+Steps 2, 4 and 5 never join two terms that share a word and differ by words that are distinct
+labels of their own, unless those words are synonyms (embeddings at least ``merge_threshold``
+similar): the embedding scores "green duffle"/"blue duffle" at 0.93 and "ucb women's"/"ucb men's"
+higher still, but "green" and "blue", "women" and "men" are labels, so those stay apart, while
+"grey shirt" may join "gray shirt".
+
 Every nearest-neighbour search is exact (blocked matrix products), so results are
 deterministic. A label's support is the sum of its terms' supports.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,9 +81,12 @@ def cluster_terms(
     frequent = np.flatnonzero(group_support >= params.min_label_support)
     rare = np.flatnonzero(group_support < params.min_label_support)
 
+    contrast = _Contrast(terms, group, group_support >= params.min_label_support, group_emb, params.merge_threshold)
+
     # Group -> cluster of groups; starts as each group alone.
     cluster = np.arange(len(group_support))
-    cluster[frequent] = frequent[_components_above(group_emb[frequent], params.merge_threshold, params.neighbours)]
+    cluster[frequent] = frequent[_components_above(group_emb[frequent], params.merge_threshold, params.neighbours,
+                                                   contrast.within(frequent))]
     group_how = np.full(len(group_support), "", dtype=object)
 
     typo_target = _typo_targets(terms, group, group_support, group_emb, frequent, rare, params)
@@ -85,21 +95,23 @@ def cluster_terms(
     group_how[rare[has_typo]] = "typo"
     rare = rare[~has_typo]
 
-    label_ids = np.unique(cluster[frequent])
+    label_ids, first = np.unique(cluster[frequent], return_index=True)
+    label_heads = frequent[first]  # each label's first (most frequent) group stands for it
     centroids = weighted_centroids(group_emb[frequent], group_support[frequent],
                                    np.searchsorted(label_ids, cluster[frequent]), len(label_ids))
     if len(rare) and len(label_ids):
-        found = exact_search(group_emb[rare], centroids, 1)
-        nearest, sim = found.indices, found.scores
-        attached = sim[:, 0] >= params.attach_threshold
-        cluster[rare[attached]] = label_ids[nearest[attached, 0]]
+        found = exact_search(group_emb[rare], centroids, min(params.neighbours, len(label_ids)))
+        target = _first_allowed(rare, label_heads, found.indices, found.scores >= params.attach_threshold, contrast)
+        attached = target >= 0
+        cluster[rare[attached]] = label_ids[target[attached]]
         group_how[rare[attached]] = "attached"
         rare = rare[~attached]
 
     is_label = np.zeros(len(group_support), bool)
     is_label[cluster[frequent]] = True
     if len(rare):
-        components = _components_above(group_emb[rare], params.rare_merge_threshold, params.neighbours)
+        components = _components_above(group_emb[rare], params.rare_merge_threshold, params.neighbours,
+                                       contrast.within(rare))
         component_support = np.bincount(components, weights=group_support[rare])
         roots = rare[_first_of_each(components)]
         cluster[rare] = roots[components]
@@ -174,8 +186,10 @@ def _deletion_keys(keys: np.ndarray, groups: np.ndarray, min_length: int) -> pd.
     return pd.DataFrame(rows, columns=["group", "key"])
 
 
-def _components_above(vectors: np.ndarray, threshold: float, k: int) -> np.ndarray:
-    """Connected components of the graph linking each vector to its k nearest at >= threshold."""
+def _components_above(vectors: np.ndarray, threshold: float, k: int,
+                      separate: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Connected components of the graph linking each vector to its k nearest at >= threshold,
+    leaving out the links that ``separate(rows, cols)`` marks True."""
     n = len(vectors)
     if n == 0:
         return np.zeros(0, np.int64)
@@ -183,11 +197,54 @@ def _components_above(vectors: np.ndarray, threshold: float, k: int) -> np.ndarr
     neighbours, sim = found.indices, found.scores
     rows = np.repeat(np.arange(n), neighbours.shape[1])
     keep = sim.reshape(-1) >= threshold
+    keep[keep] = ~separate(rows[keep], neighbours.reshape(-1)[keep])
     graph = coo_matrix((np.ones(keep.sum()), (rows[keep], neighbours.reshape(-1)[keep])), shape=(n, n))
     _, components = connected_components(graph, directed=False)
     # Number components by their first member so results follow the input order.
     codes, _ = pd.factorize(components)
     return codes.astype(np.int64)
+
+
+class _Contrast:
+    """Which pairs of term groups must stay apart: they share a word and each has a word the
+    other lacks that is a label of its own (a frequent one-word group), and no such word of one
+    is a synonym of such a word of the other."""
+
+    def __init__(self, terms: pd.Series, group: np.ndarray, frequent: np.ndarray, group_emb: np.ndarray,
+                 synonym_threshold: float):
+        first = _first_of_each(group)
+        key_group = {term_key(terms.iloc[i]): g for g, i in enumerate(first)}
+        self.words = [frozenset(term_key(w) for w in terms.iloc[i].split()) for i in first]
+        self.label_of_word = {k: g for k, g in key_group.items() if frequent[g]}
+        self.group_emb = group_emb
+        self.synonym_threshold = synonym_threshold
+
+    def __call__(self, g: int, h: int) -> bool:
+        words_g, words_h = self.words[g], self.words[h]
+        if not words_g & words_h:
+            return False
+        only_g = [self.label_of_word[w] for w in words_g - words_h if w in self.label_of_word]
+        only_h = [self.label_of_word[w] for w in words_h - words_g if w in self.label_of_word]
+        if not only_g or not only_h:
+            return False
+        return float((self.group_emb[only_g] @ self.group_emb[only_h].T).max()) < self.synonym_threshold
+
+    def within(self, groups: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``separate(rows, cols)`` over positions in ``groups``, for :func:`_components_above`."""
+        return lambda rows, cols: np.fromiter(
+            (self(groups[r], groups[c]) for r, c in zip(rows.tolist(), cols.tolist())), bool, len(rows))
+
+
+def _first_allowed(rare: np.ndarray, label_heads: np.ndarray, nearest: np.ndarray, close: np.ndarray,
+                   contrast: _Contrast) -> np.ndarray:
+    """Per rare group, the position of the nearest close-enough label it does not contrast with (-1: none)."""
+    target = np.full(len(rare), -1)
+    for i in np.flatnonzero(close[:, 0]):
+        for j in np.flatnonzero(close[i]):
+            if not contrast(rare[i], label_heads[nearest[i, j]]):
+                target[i] = nearest[i, j]
+                break
+    return target
 
 
 def weighted_centroids(vectors: np.ndarray, weights: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:

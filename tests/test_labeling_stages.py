@@ -257,3 +257,15 @@ def test_quiet_embedder_draws_no_model_loading_bar(capfd):
     capfd.readouterr()
     assert TextEmbedder(use_cache=False, progress=False).encode(["mug"]).shape == (1, 384)
     assert "Loading weights" not in capfd.readouterr().err
+
+
+def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from weaklabel import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_example_data", interrupted)
+    assert main(["example-data", "--out", str(tmp_path / "data")]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: the files already written are kept" in err and "Traceback" not in err

@@ -638,6 +638,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EXPECTED_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: the files already written are kept ('weaklabel shards' and 'weaklabel run' "
+              "resume when run again, 'weaklabel train' with --resume)", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -62,7 +62,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default=None, help="timm backbone (default: fashion.toml's)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: fashion.toml's)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.out = args.out.resolve()  # the pipeline file would read a relative path from examples/
+    return args
 
 
 def pipeline_for(args: argparse.Namespace, listings: Path, arm: str, *, cluster: bool) -> Pipeline:

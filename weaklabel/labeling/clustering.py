@@ -19,11 +19,13 @@ different garments) at 0.87. So the clustering works in steps, the safest first:
    ``rare_merge_threshold``; a connected set whose combined support reaches
    ``min_label_support`` becomes a new label, the rest are dropped (reason ``rare``).
 
-Steps 2, 4 and 5 never join two terms that share a word and differ by words that are distinct
-labels of their own, unless those words are synonyms (embeddings at least ``merge_threshold``
-similar): the embedding scores "green duffle"/"blue duffle" at 0.93 and "ucb women's"/"ucb men's"
-higher still, but "green" and "blue", "women" and "men" are labels, so those stay apart, while
-"grey shirt" may join "gray shirt".
+Steps 2, 4 and 5 do not link two terms directly when they share a word and differ by words that
+are distinct labels of their own, unless those words are synonyms (embeddings at least
+``merge_threshold`` similar): the embedding scores "green duffle"/"blue duffle" at 0.93 and
+"ucb women's"/"ucb men's" higher still, but "green" and "blue", "women" and "men" are labels, so
+those links are cut, while "grey shirt" may join "gray shirt". The rule is a check on links, not
+on labels: a chain of allowed links (through "duffle") can still put both in one label, and an
+attaching term is compared with the label's first group only.
 
 Every nearest-neighbour search is exact (blocked matrix products), so results are
 deterministic. A label's support is the sum of its terms' supports.
@@ -96,7 +98,7 @@ def cluster_terms(
     rare = rare[~has_typo]
 
     label_ids, first = np.unique(cluster[frequent], return_index=True)
-    label_heads = frequent[first]  # each label's first (most frequent) group stands for it
+    label_heads = frequent[first]  # each label's first group (that of its most frequent term) stands for it
     centroids = weighted_centroids(group_emb[frequent], group_support[frequent],
                                    np.searchsorted(label_ids, cluster[frequent]), len(label_ids))
     if len(rare) and len(label_ids):
@@ -210,12 +212,12 @@ class _Contrast:
     other lacks that is a label of its own (a frequent one-word group), and no such word of one
     is a synonym of such a word of the other."""
 
-    def __init__(self, terms: pd.Series, group: np.ndarray, frequent: np.ndarray, group_emb: np.ndarray,
+    def __init__(self, terms: pd.Series, group: np.ndarray, is_frequent: np.ndarray, group_emb: np.ndarray,
                  synonym_threshold: float):
         first = _first_of_each(group)
         key_group = {term_key(terms.iloc[i]): g for g, i in enumerate(first)}
         self.words = [frozenset(term_key(w) for w in terms.iloc[i].split()) for i in first]
-        self.label_of_word = {k: g for k, g in key_group.items() if frequent[g]}
+        self.label_of_word = {k: g for k, g in key_group.items() if is_frequent[g]}
         self.group_emb = group_emb
         self.synonym_threshold = synonym_threshold
 

@@ -157,13 +157,13 @@ def _model_key(model_path: str) -> str:
 @contextmanager
 def _transformers_progress(show: bool) -> Iterator[None]:
     """transformers draws its own "Loading weights" bar; hide it unless progress is wanted."""
-    from transformers.utils import logging
+    from transformers.utils import logging as hf_logging
 
-    was_enabled = logging.is_progress_bar_enabled()
-    if not show:
-        logging.disable_progress_bar()
+    hide = not show and hf_logging.is_progress_bar_enabled()
+    if hide:
+        hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if was_enabled:
-            logging.enable_progress_bar()
+        if hide:
+            hf_logging.enable_progress_bar()

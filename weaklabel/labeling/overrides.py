@@ -14,8 +14,8 @@ An overrides file is TOML (a dict with the same keys works from Python)::
     "tea towel" = ["tea towel", "dish towel"]   # their support or earlier clustering
 
 A label is named by its name or by any of its terms. Edits are applied in the order add,
-merge, delete, rename. A name that matches nothing, or an added term that occurs in no listing,
-is an error, so no edit is silently lost.
+merge, delete, rename. A name that matches nothing, or an added term that is no term of the
+listings, is an error, so no edit is silently lost.
 """
 
 from __future__ import annotations
@@ -107,9 +107,9 @@ class Overrides:
         missing = [t for t in terms if t not in set(table["term"])]
         absent = [t for t in missing if not support.get(t, 0)]
         if absent:
-            raise OverridesError(f"overrides [add] {name!r}: {', '.join(map(repr, absent))} occur(s) in no listing; "
-                                 "an added term must be written as the listings write it (after normalization)")
-        extra = pd.DataFrame({"term": missing, "support": [int(support.get(t, 0)) for t in missing],
+            raise OverridesError(f"overrides [add] {name!r}: {', '.join(map(repr, absent))} is/are no term of the "
+                                 "listings: it occurs in none, or is longer than ngram_range or holds a stopword")
+        extra = pd.DataFrame({"term": missing, "support": [int(support[t]) for t in missing],
                               "label": label, "how": "override", "similarity": 1.0})
         table = pd.concat([table, extra], ignore_index=True) if missing else table
         table.loc[table["label"] == label, "display_name"] = name

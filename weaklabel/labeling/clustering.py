@@ -77,13 +77,14 @@ def cluster_terms(
         how = np.where(keep, "name", "rare").astype(object)
         return Clustering(label, how, keep.astype(np.float32), int(keep.sum()))
 
-    group, _ = pd.factorize(pd.Series([term_key(t) for t in terms], dtype=object))
+    group, uniques = pd.factorize(pd.Series([term_key(t) for t in terms], dtype=object))
+    group_keys = np.asarray(uniques, dtype=object)  # group g's key
     group_support = np.bincount(group, weights=support)
     group_emb = weighted_centroids(embeddings, support, group, len(group_support))
-    frequent = np.flatnonzero(group_support >= params.min_label_support)
-    rare = np.flatnonzero(group_support < params.min_label_support)
+    is_frequent = group_support >= params.min_label_support
+    frequent, rare = np.flatnonzero(is_frequent), np.flatnonzero(~is_frequent)
 
-    contrast = _Contrast(terms, group, group_support >= params.min_label_support, group_emb, params.merge_threshold)
+    contrast = _Contrast(terms, group, group_keys, is_frequent, group_emb, params.merge_threshold)
 
     # Group -> cluster of groups; starts as each group alone.
     cluster = np.arange(len(group_support))
@@ -91,7 +92,7 @@ def cluster_terms(
                                                    contrast.within(frequent))]
     group_how = np.full(len(group_support), "", dtype=object)
 
-    typo_target = _typo_targets(terms, group, group_support, group_emb, frequent, rare, params)
+    typo_target = _typo_targets(group_keys, group_support, group_emb, frequent, rare, params)
     has_typo = typo_target >= 0
     cluster[rare[has_typo]] = cluster[typo_target[has_typo]]
     group_how[rare[has_typo]] = "typo"
@@ -152,13 +153,11 @@ def _label_terms(terms, group, cluster, is_label, group_how, support, embeddings
     return Clustering(label, how, similarity, n_labels)
 
 
-def _typo_targets(terms, group, group_support, group_emb, frequent, rare, params) -> np.ndarray:
+def _typo_targets(keys, group_support, group_emb, frequent, rare, params) -> np.ndarray:
     """For each rare group, the frequent group one edit away that it is a typo of, or -1."""
     target = np.full(len(rare), -1)
     if not len(rare) or not len(frequent):
         return target
-    first = _first_of_each(group)
-    keys = np.array([term_key(terms.iloc[i]) for i in first], dtype=object)
     rare_keys = _deletion_keys(keys, rare, params.min_typo_length)
     frequent_keys = _deletion_keys(keys, frequent, params.min_typo_length)
     pairs = rare_keys.merge(frequent_keys, on="key", suffixes=("_rare", "_frequent")).drop_duplicates(
@@ -197,10 +196,10 @@ def _components_above(vectors: np.ndarray, threshold: float, k: int,
         return np.zeros(0, np.int64)
     found = exact_search(vectors, vectors, min(k + 1, n))
     neighbours, sim = found.indices, found.scores
-    rows = np.repeat(np.arange(n), neighbours.shape[1])
+    rows, cols = np.repeat(np.arange(n), neighbours.shape[1]), neighbours.reshape(-1)
     keep = sim.reshape(-1) >= threshold
-    keep[keep] = ~separate(rows[keep], neighbours.reshape(-1)[keep])
-    graph = coo_matrix((np.ones(keep.sum()), (rows[keep], neighbours.reshape(-1)[keep])), shape=(n, n))
+    keep[keep] = ~separate(rows[keep], cols[keep])
+    graph = coo_matrix((np.ones(keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
     _, components = connected_components(graph, directed=False)
     # Number components by their first member so results follow the input order.
     codes, _ = pd.factorize(components)
@@ -212,12 +211,10 @@ class _Contrast:
     other lacks that is a label of its own (a frequent one-word group), and no such word of one
     is a synonym of such a word of the other."""
 
-    def __init__(self, terms: pd.Series, group: np.ndarray, is_frequent: np.ndarray, group_emb: np.ndarray,
-                 synonym_threshold: float):
-        first = _first_of_each(group)
-        key_group = {term_key(terms.iloc[i]): g for g, i in enumerate(first)}
-        self.words = [frozenset(term_key(w) for w in terms.iloc[i].split()) for i in first]
-        self.label_of_word = {k: g for k, g in key_group.items() if is_frequent[g]}
+    def __init__(self, terms: pd.Series, group: np.ndarray, group_keys: np.ndarray, is_frequent: np.ndarray,
+                 group_emb: np.ndarray, synonym_threshold: float):
+        self.words = [frozenset(term_key(w) for w in terms.iloc[i].split()) for i in _first_of_each(group)]
+        self.label_of_word = {key: g for g, key in enumerate(group_keys) if is_frequent[g]}
         self.group_emb = group_emb
         self.synonym_threshold = synonym_threshold
 

@@ -114,3 +114,18 @@ def test_terms_differing_by_distinct_labels_stay_apart():
     assert out["yellow duffle"] == (out["blue duffle"][0], "attached")
     assert out["blue duffle bag"] == (out["blue duffle"][0], "attached")
     assert out["grey duffle"][0] != out["blue duffle"][0]
+
+
+
+def test_attaching_term_is_checked_against_the_label_it_joins_not_its_colour_variants():
+    # "polo t-shirt" holds "white polo t-shirt" as a synonym; a navy one still belongs under it
+    polo = unit((0, 1))
+    out, _ = run([
+        ("white", 100, unit((1, 1))),
+        ("navy", 90, unit((2, 1))),
+        ("polo t-shirt", 60, polo),
+        ("white polo t-shirt", 20, unit((0, 1), (1, 0.2))),
+        ("navy polo t-shirt", 4, unit((0, 1), (2, 0.2))),
+    ], merge_threshold=0.9, attach_threshold=0.8, min_label_support=10)
+    assert out["white polo t-shirt"][0] == out["polo t-shirt"][0]
+    assert out["navy polo t-shirt"] == (out["polo t-shirt"][0], "attached")

@@ -216,6 +216,8 @@ def test_cli_reports_a_missing_column_clearly_and_leaves_no_empty_folder(example
     err = capsys.readouterr().err
     assert code == 1 and "titel" in err and "title" in err
     assert not (tmp_path / "v").exists()
+    assert main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "a/b/v"), "-q"]) == 1
+    assert not (tmp_path / "a").exists()  # every folder on the way that the command made
     (tmp_path / "mine").mkdir()
     assert main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "mine"), "-q"]) == 1
     assert (tmp_path / "mine").is_dir()  # a folder the user made stays

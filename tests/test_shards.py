@@ -484,6 +484,14 @@ def test_cli_help_lists_options_and_reasons(capsys):
     assert all(reason in text for reason in REASONS)
 
 
+def test_cli_verify_has_its_own_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["shards", "verify", "--help"])
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert text.startswith("usage: weaklabel shards verify") and "--workers" in text and "--size" not in text
+
+
 def test_cli_writes_and_verifies(labeled: Path, example_data: Path, tmp_path: Path, capsys):
     subset = derive(labeled, tmp_path / "labeled", 50)
     out = tmp_path / "out"

@@ -116,16 +116,11 @@ def _cmd_example_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_shards(args: argparse.Namespace) -> None:
-    if args.paths[0] == "verify":
-        _verify_shards(args)
-        return
     from .datasets import write_shards
     from .datasets.fetch import DEFAULT_USER_AGENT
 
-    if len(args.paths) != 1 or not args.out:
-        raise SystemExit("error: use 'weaklabel shards LABELED --out DIR [options]' or 'weaklabel shards verify DIR'")
     manifest = write_shards(
-        args.paths[0], args.out, images_root=args.images_root, size=args.size, resize_mode=args.resize_mode,
+        args.labeled, args.out, images_root=args.images_root, size=args.size, resize_mode=args.resize_mode,
         resize_only_if_bigger=args.resize_only_if_bigger, image_format=args.format, quality=args.quality,
         min_size=args.min_size, max_pixels=args.max_pixels, timeout=args.timeout, retries=args.retries,
         backoff=args.retry_backoff, max_download_bytes=args.max_download_bytes,
@@ -148,17 +143,15 @@ def _cmd_shards(args: argparse.Namespace) -> None:
           "duplicates.parquet, labels.parquet, manifest.json")
 
 
-def _verify_shards(args: argparse.Namespace) -> None:
+def _cmd_verify_shards(args: argparse.Namespace) -> None:
     from .datasets import verify_shards
 
-    if len(args.paths) != 2:
-        raise SystemExit("error: use 'weaklabel shards verify DIR'")
-    problems = verify_shards(args.paths[1], workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    problems = verify_shards(args.shards, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
     for problem in problems:
         print(problem)
     if problems:
-        raise SystemExit(f"{len(problems)} problem(s) in {args.paths[1]}")
-    print(f"{args.paths[1]}: every shard matches its manifest and every sample decodes")
+        raise SystemExit(f"{len(problems)} problem(s) in {args.shards}")
+    print(f"{args.shards}: every shard matches its manifest and every sample decodes")
 
 
 def _stopwords(value: str):
@@ -330,9 +323,8 @@ def _shards_parser(sub) -> None:
                                    "a shards folder and exits non-zero on any problem.",
                        epilog="Rejection reasons in rejected.parquet: "
                               + "; ".join(f"{reason}: {why}" for reason, why in REASONS.items()) + ". " + EPILOG)
-    p.add_argument("paths", nargs="+", metavar="LABELED",
-                   help="labeled folder written by 'weaklabel assign'; or 'verify DIR' to check a shards folder")
-    p.add_argument("--out", metavar="DIR", help="output folder (required when writing)")
+    p.add_argument("labeled", metavar="LABELED", help="labeled folder written by 'weaklabel assign'")
+    p.add_argument("--out", metavar="DIR", required=True, help="output folder")
     src = p.add_argument_group("image sources")
     src.add_argument("--images-root", default=".", metavar="DIR",
                      help="folder that relative image paths start from; absolute paths and http(s)/file URLs "
@@ -626,9 +618,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def shards_verify_parser() -> argparse.ArgumentParser:
+    """'weaklabel shards verify' has its own options; main() routes to it before the stage parsers."""
+    p = argparse.ArgumentParser(prog="weaklabel shards verify",
+                                description="Re-read a shards folder written by 'weaklabel shards': every tar, index "
+                                            "and manifest entry must agree and every sample must decode. Prints each "
+                                            "problem and exits non-zero when there is any.", epilog=EPILOG)
+    p.add_argument("shards", metavar="DIR", help="shards folder written by 'weaklabel shards'")
+    _add_dask(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_verify_shards)
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verify = argv[:2] == ["shards", "verify"]
+    parser = shards_verify_parser() if verify else build_parser()
+    args = parser.parse_args(argv[2:] if verify else argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -647,14 +654,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextmanager
 def _removed_if_left_empty(out: str | None) -> Iterator[None]:
-    """An output folder this command created is removed again if it fails before writing any file to it."""
-    fresh = out is not None and not os.path.lexists(out)
+    """The folders this command created for its output (``--out a/b/c`` may create all three) are
+    removed again if it fails before writing any file to them."""
+    created = _first_missing(Path(out)) if out is not None else None
     try:
         yield
     except BaseException:
-        if fresh and Path(out).is_dir() and not any(p.is_file() for p in Path(out).rglob("*")):
-            shutil.rmtree(out)
+        if created is not None and created.is_dir() and not any(p.is_file() for p in created.rglob("*")):
+            shutil.rmtree(created)
         raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder on the way to ``path`` that does not exist yet (None: it exists)."""
+    path = path.absolute()
+    return next((p for p in [*reversed(path.parents), path] if not os.path.lexists(p)), None)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ listings since shards are written with keep_unlabelled and a listing's split fol
 test image searches the others, and an item is relevant when it has the query's articleType. Printed: Recall@1,
 Recall@10 and mAP@10, overall and on the tail tier (the rarest articleTypes, holding the last 20%
 of the split's items), then the targets: (a) >= 0.90 x (b) on Recall@1; (a) clearly (by at least
-0.05) above (c) on Recall@1; (a) above (d) on the tail tier's Recall@1.
+0.05) above (c) on Recall@1; (a) above (d) on the tail tier's Recall@1. Below them, a 95% interval for
+each comparison by a paired bootstrap over the test queries (from each arm's ``queries.parquet``).
 
 Stages of (a) and (d) run through ``weaklabel.pipeline``, so a second run skips what is up to date;
 (b) and (c) are retrained each time. Results go to OUT/results.json, reports to OUT/eval/ARM/.
@@ -32,8 +33,12 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,8 +89,6 @@ def listings_file(args: argparse.Namespace) -> Path:
     source = args.data / "listings.csv"
     if args.limit is None:
         return source
-    import pandas as pd
-
     subset = args.out / f"listings-first-{args.limit}.csv"
     if not subset.is_file():
         args.out.mkdir(parents=True, exist_ok=True)
@@ -140,6 +143,42 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, bool]]:
             (f"(a) above (d) on tail Recall@1: {a_tail:.3f} vs {d_tail:.3f} ({a_tail - d_tail:+.3f})", a_tail > d_tail)]
 
 
+def intervals(out: Path) -> list[str]:
+    """Paired bootstrap 95% intervals of the targets' comparisons, resampling the test queries
+    (each arm's queries.parquet; the same queries in every arm). The training seed is fixed, so
+    they show how much the figures owe to which queries were drawn, not to training noise."""
+    def recall_at_1(arm: str, tier: str | None = None) -> pd.Series:
+        """Per query id, as in metrics.json: queries with a relevant item, of the tier if one is given."""
+        queries = pd.read_parquet(out / "eval" / arm / "queries.parquet")
+        queries = queries[(queries["relevance"] == COLUMN) & (queries["relevant"] > 0)]
+        return (queries[queries["tier"] == tier] if tier else queries).set_index("id")["recall@1"]
+
+    def line(text: str, x: pd.Series, y: pd.Series, statistic: Callable, form: str) -> str:
+        value, low, high = paired_bootstrap(x, y, statistic)
+        return f"  {text}: {value:{form}} [{low:{form}}, {high:{form}}]"
+
+    ratio, difference = (lambda x, y: x / y), (lambda x, y: x - y)
+    a = recall_at_1("a_weak")
+    return ["paired bootstrap 95% intervals over the test queries (10,000 resamples; one training seed):",
+            line("(a) / (b) on Recall@1", a, recall_at_1("b_supervised"), ratio, ".3f"),
+            line("(a) - (c) on Recall@1", a, recall_at_1("c_random"), difference, "+.3f"),
+            line("(a) - (d) on tail Recall@1", recall_at_1("a_weak", "tail"), recall_at_1("d_no_cluster", "tail"),
+                 difference, "+.3f")]
+
+
+def paired_bootstrap(x: pd.Series, y: pd.Series, statistic: Callable[[Any, Any], Any], resamples: int = 10_000,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """``statistic(mean x, mean y)`` over the ids both hold, and its 2.5 and 97.5 percentiles when the ids
+    are resampled with replacement (the same draw for x and y); NaN when they share no id."""
+    x, y = x.align(y, join="inner")
+    if x.empty:
+        return float("nan"), float("nan"), float("nan")
+    picks = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)), dtype=np.int32)
+    drawn = statistic(x.to_numpy()[picks].mean(axis=1), y.to_numpy()[picks].mean(axis=1))
+    low, high = np.percentile(drawn, [2.5, 97.5])
+    return float(statistic(x.mean(), y.mean())), float(low), float(high)
+
+
 def say(line: str) -> None:
     print(line, flush=True)
 
@@ -169,6 +208,7 @@ def main() -> int:
     say(f"\nretrieval on the {split} split of {shards}, relevance: same {COLUMN}; {config['model']} at "
         f"{config['image_size']} px, {config['steps']} steps of {config['batch_size']} images per trained arm")
     lines = table(results) + [""] + [f"{'PASS' if ok else 'FAIL'}  {text}" for text, ok in targets(results)]
+    lines += [""] + intervals(args.out)
     lines.append(f"\nwall time {minutes:.1f} min")
     say("\n".join(lines))
     (args.out / "results.json").write_text(json.dumps({"results": results, "minutes": minutes,

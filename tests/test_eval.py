@@ -122,6 +122,28 @@ def test_retrieval_metrics_equal_a_brute_force_recomputation(evaluated, example_
                   brute_force_metrics((vectors, vectors), same_value))
 
 
+def test_queries_parquet_holds_every_query_metrics_by_definition(evaluated, example_shards: Path):
+    metrics, out = evaluated
+    frame, vectors = read_embeddings(out / "embeddings" / "resnet.val.parquet")
+    queries = pd.read_parquet(out / "queries.parquet")
+    assert list(queries.columns) == ["model", "relevance", "id", "tier", "relevant", *METRICS]
+    assert len(queries) == 2 * len(frame) and set(queries["model"]) == {"resnet"}
+    labels = [set(map(int, row)) for row in frame["labels"]]
+    shares_label = np.array([[bool(labels[q] & labels[g]) for g in range(len(frame))] for q in range(len(frame))])
+    rows = brute_force_metrics((vectors, vectors), shares_label)
+    table = queries[queries["relevance"] == "labels"].set_index("id").loc[frame["id"].astype(str)]
+    assert table["tier"].tolist() == list(rarest_tier([sorted(s) for s in labels], label_tiers(example_shards)))
+    for (_, got), expected in zip(table.iterrows(), rows, strict=True):
+        assert (got["relevant"] > 0) == (expected is not None)
+        if expected is not None:
+            assert all(got[m] == pytest.approx(expected[m], abs=1e-9) for m in METRICS)
+    tail = table[(table["tier"] == "tail") & (table["relevant"] > 0)]
+    summary = metrics["models"]["resnet"]["retrieval"]["labels"]["tiers"]["tail"]
+    assert summary["queries"] == len(tail)
+    if len(tail):
+        assert summary["recall@1"] == pytest.approx(tail["recall@1"].mean())
+
+
 def test_classification_scores_come_from_the_heads(evaluated, runs, example_shards: Path):
     from sklearn.metrics import average_precision_score
 

@@ -558,7 +558,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
                        batch_size=args.batch_size, workers=args.workers, efficiency=not args.no_efficiency,
                        progress=not args.quiet)
     print(format_table(metrics))
-    print(f"wrote {args.out}/metrics.json, report.html, manifest.json and embeddings/")
+    print(f"wrote {args.out}/metrics.json, queries.parquet, report.html, manifest.json and embeddings/")
 
 
 def _eval_parser(sub) -> None:
@@ -570,8 +570,9 @@ def _eval_parser(sub) -> None:
                                    "(multi-label mAP and F1, softmax top-1/top-5), every metric also per head/torso/"
                                    "tail tier, carried columns are probed (kNN and logistic regression) and the "
                                    "encoder's cost is measured (parameters, GMACs, latency, throughput, memory, "
-                                   "size). Writes metrics.json, report.html, manifest.json and the embeddings "
-                                   "(embeddings/, reused by later runs) to --out and prints a table.",
+                                   "size). Writes metrics.json, queries.parquet (every query's metrics), "
+                                   "report.html, manifest.json and the embeddings (embeddings/, reused by later "
+                                   "runs) to --out and prints a table.",
                        epilog="Metric definitions and the metrics.json schema: the README's 'Evaluating encoders' "
                               "section. " + EPILOG)
     p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",

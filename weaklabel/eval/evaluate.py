@@ -5,8 +5,8 @@ with ``weaklabel.training.embed`` and cached under ``out/embeddings/``; every qu
 searches the gallery exactly (``weaklabel.search.exact_search``); the retrieval metrics follow for each
 relevance definition, overall and per tier; the task heads' classification metrics are computed
 from the cached embeddings (the heads read the embedding, so no second pass over the images);
-then the probes and the efficiency figures. ``metrics.json``, ``report.html`` and ``manifest.json``
-are written to ``out``.
+then the probes and the efficiency figures. ``metrics.json``, ``queries.parquet`` (every query's
+metrics, for paired comparisons of models), ``report.html`` and ``manifest.json`` are written to ``out``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ from .retrieval import (
     Relevance,
     ValueRelevance,
     encode_values,
+    judge,
     missing_to_none,
-    retrieval_report,
+    per_query,
+    report_from_values,
 )
 from .tiers import label_tiers, rarest_tier, value_tiers
 
@@ -86,7 +88,7 @@ def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None =
              embeddings: Sequence[str | Path] = (), relevance: Sequence[str] = (LABELS,), device: str = "auto",
              batch_size: int = 64, workers: int = 0, efficiency: bool = True, progress: bool = False) -> dict[str, Any]:
     """Evaluate checkpoints and/or embeddings files on a shards split; write ``out/metrics.json``,
-    ``out/report.html``, cached embeddings under ``out/embeddings/``; return the metrics.
+    ``out/queries.parquet``, ``out/report.html``, cached embeddings under ``out/embeddings/``; return the metrics.
 
     ``relevance``: ``"labels"`` (sharing at least one weak label) and/or carried column names
     (an equal value). ``gallery_split``: search that split instead of the evaluated one (which is
@@ -108,16 +110,19 @@ def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None =
     timer = Timer()
     models: dict[str, dict[str, Any]] = {}
     examples: dict[str, list[dict[str, Any]]] = {}
+    queries: list[pd.DataFrame] = []
     for index, (name, path) in enumerate(zip(names, [*checkpoints, *embeddings], strict=True)):
         with timer(name):
             if index < len(checkpoints):
-                models[name], examples[name] = _evaluate_checkpoint(context, name, path, efficiency)
+                models[name], examples[name], model_queries = _evaluate_checkpoint(context, name, path, efficiency)
             else:
-                models[name], examples[name] = _evaluate_embeddings(context, path)
+                models[name], examples[name], model_queries = _evaluate_embeddings(context, path)
+        queries.append(model_queries.assign(model=name))
     metrics = {"version": SCHEMA_VERSION, "weaklabel_version": __version__, "shards": str(context.shards),
                "split": split, "gallery_split": gallery_split, "relevance": list(context.relevance), "k": MAX_K,
                "models": models}
-    _write_outputs(context, metrics, examples, [*checkpoints, *embeddings], timer)
+    _write_outputs(context, metrics, examples, pd.concat(queries, ignore_index=True), [*checkpoints, *embeddings],
+                   timer)
     return metrics
 
 
@@ -183,7 +188,7 @@ def check_embedded_labels(frame: pd.DataFrame, shard_names: Sequence[str], sourc
 # ---------------------------------------------------------------------------------------------
 
 def _evaluate_checkpoint(context: Context, name: str, checkpoint: Path,
-                         efficiency: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                         efficiency: bool) -> tuple[dict[str, Any], list[dict[str, Any]], pd.DataFrame]:
     from ..training import load_encoder
 
     model, config = load_encoder(checkpoint, "cpu")
@@ -191,7 +196,7 @@ def _evaluate_checkpoint(context: Context, name: str, checkpoint: Path,
     query = _cached_embeddings(context, name, checkpoint, context.split)
     gallery = _cached_embeddings(context, name, checkpoint, context.gallery_split) if context.gallery_split else None
     _say(context, f"{name}: retrieval")
-    result, examples = _retrieval_and_probes(context, query, gallery, _task_columns(config))
+    result, examples, queries = _retrieval_and_probes(context, query, gallery, _task_columns(config))
     _say(context, f"{name}: classification")
     result["classification"] = classification_report(model, config, query, context.label_tiers)
     if efficiency:
@@ -201,18 +206,18 @@ def _evaluate_checkpoint(context: Context, name: str, checkpoint: Path,
         result["efficiency"] = {}
     model_info = {"backbone": config["model"], "embed_dim": config["embed_dim"], "image_size": config["image"]["size"],
                   "step": config["step"], "weights": config["weights"]}
-    return {"source": str(checkpoint), "kind": "checkpoint", "model": model_info, **result}, examples
+    return {"source": str(checkpoint), "kind": "checkpoint", "model": model_info, **result}, examples, queries
 
 
-def _evaluate_embeddings(context: Context, path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _evaluate_embeddings(context: Context, path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], pd.DataFrame]:
     frame, vectors = read_embeddings(path)
     if LABELS in frame.columns and "label_names" in frame.columns:
         check_embedded_labels(frame, context.info.label_names, path, context.shards)
     query = Embedded(frame, vectors)
     _say(context, f"{path.name}: retrieval")
-    result, examples = _retrieval_and_probes(context, query, None, [])
+    result, examples, queries = _retrieval_and_probes(context, query, None, [])
     return {"source": str(path), "kind": "embeddings", "model": {"embed_dim": int(vectors.shape[1])}, **result,
-            "classification": {}, "efficiency": {}}, examples
+            "classification": {}, "efficiency": {}}, examples, queries
 
 
 def _cached_embeddings(context: Context, name: str, checkpoint: Path, split: str) -> Embedded:
@@ -242,17 +247,23 @@ def _task_columns(config: dict[str, Any]) -> list[str]:
     return [t["name"] for t in config["tasks"] if t["kind"] == "softmax"]
 
 
-def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded | None,
-                          task_columns: Sequence[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded | None, task_columns: Sequence[str]
+                          ) -> tuple[dict[str, Any], list[dict[str, Any]], pd.DataFrame]:
+    """Metrics, example neighbours and the per-query table (one row per query and relevance)."""
     searched = gallery if gallery is not None else query
     exclude = None if gallery is not None else np.arange(len(query.frame))
     neighbours = exact_search(query.vectors, searched.vectors, MAX_K, exclude=exclude, device=context.device)
     retrieval: dict[str, Any] = {}
     examples: list[dict[str, Any]] = []
+    queries: list[pd.DataFrame] = []
     for index, name in enumerate(context.relevance):
         relevance, tiers = _relevance(context, name, query.frame, searched.frame)
         n_relevant = relevance.counts(exclude)
-        retrieval[name] = retrieval_report(relevance, neighbours.indices, n_relevant, tiers)
+        values = per_query(judge(relevance, neighbours.indices), n_relevant)
+        retrieval[name] = report_from_values(values, n_relevant, tiers)
+        queries.append(pd.DataFrame({"relevance": name, "id": query.frame["id"].astype(str).to_numpy(),
+                                     "tier": pd.Series(tiers, dtype="string"), "relevant": n_relevant.astype(np.int64),
+                                     **values}))
         if index == 0:
             examples = _examples(relevance, n_relevant, neighbours, query.frame, searched.frame)
     probes = {}
@@ -262,7 +273,7 @@ def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded |
             probes[column] = probe_report(neighbours.indices, neighbours.scores, query.vectors, query_codes,
                                           gallery_codes, None if gallery is None else gallery.vectors)
     sizes = {"queries": len(query.frame), "gallery": len(searched.frame), "dim": int(query.vectors.shape[1])}
-    return {**sizes, "retrieval": retrieval, "probes": probes}, examples
+    return {**sizes, "retrieval": retrieval, "probes": probes}, examples, pd.concat(queries, ignore_index=True)
 
 
 def _check_carried(shards: Path, relevance: Sequence[str]) -> None:
@@ -359,10 +370,11 @@ def _efficiency(model: Any, config: dict[str, Any], checkpoint: Path, device: to
 # ---------------------------------------------------------------------------------------------
 
 def _write_outputs(context: Context, metrics: dict[str, Any], examples: dict[str, list[dict[str, Any]]],
-                   sources: Sequence[Path], timer: Timer) -> None:
+                   queries: pd.DataFrame, sources: Sequence[Path], timer: Timer) -> None:
     from .report import write_report
 
     write_json(context.out / "metrics.json", metrics)
+    queries[["model", *queries.columns.drop("model")]].to_parquet(context.out / "queries.parquet", index=False)
     with timer("report"):
         write_report(context.out / "report.html", metrics, examples, context.shards)
     config = {"split": context.split, "gallery_split": context.gallery_split, "relevance": list(context.relevance),
@@ -370,7 +382,8 @@ def _write_outputs(context: Context, metrics: dict[str, Any], examples: dict[str
     inputs = [*fingerprint_files(sources), {"path": str(context.shards), "sha256": _shards_fingerprint(context.shards)}]
     counts = {name: {"queries": m["queries"], "gallery": m["gallery"]} for name, m in metrics["models"].items()}
     write_manifest(context.out, "eval", config=config, inputs=inputs, counts=counts, timings=timer.seconds,
-                   outputs={"metrics": "metrics.json", "report": "report.html", "embeddings": "embeddings/"})
+                   outputs={"metrics": "metrics.json", "queries": "queries.parquet", "report": "report.html",
+                            "embeddings": "embeddings/"})
 
 
 def _say(context: Context, message: str) -> None:

@@ -164,7 +164,11 @@ def retrieval_report(relevance: Relevance, indices: np.ndarray, n_relevant: np.n
                      query_tiers: np.ndarray) -> dict[str, Any]:
     """``{"overall": summary, "tiers": {tier: summary}}`` for one relevance definition
     (``n_relevant``: ``relevance.counts(exclude)``)."""
-    values = per_query(judge(relevance, indices), n_relevant)
+    return report_from_values(per_query(judge(relevance, indices), n_relevant), n_relevant, query_tiers)
+
+
+def report_from_values(values: Mapping[str, np.ndarray], n_relevant: np.ndarray, query_tiers: np.ndarray) -> dict:
+    """:func:`retrieval_report` from metrics already computed per query."""
     tiers = np.asarray(query_tiers, dtype=object)
     return {"overall": summarize(values, n_relevant),
             "tiers": {tier: summarize(values, n_relevant, tiers == tier) for tier in TIERS}}

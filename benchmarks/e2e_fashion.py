@@ -2,8 +2,8 @@
 retrieve images nearly as well as one trained on the ground truth?
 
 The labeling stage reads ``title`` only; ``articleType`` is carried into the shards for evaluation
-(and for arm b's training) only. The same backbone, image size and training budget (``--steps``
-optimizer steps of ``--batch-size`` images) for every trained arm:
+(and for arm b's training) only. The same backbone, image size, training budget (``--steps``
+optimizer steps of ``--batch-size`` images) and seed (``--seed``) for every trained arm:
 
   (a) weak         the pipeline of examples/fashion.toml: weak labels from a clustered vocabulary
   (b) supervised   trained on articleType (a softmax task; the weak-label task weighted 0): upper bound
@@ -17,13 +17,16 @@ test image searches the others, and an item is relevant when it has the query's 
 Recall@10 and mAP@10, overall and on the tail tier (the rarest articleTypes, holding the last 20%
 of the split's items), then the targets: (a) >= 0.90 x (b) on Recall@1; (a) clearly (by at least
 0.05) above (c) on Recall@1; (a) above (d) on the tail tier's Recall@1. Below them, a 95% interval for
-each comparison by a paired bootstrap over the test queries (from each arm's ``queries.parquet``).
+each comparison by a paired bootstrap over the test queries (from each arm's ``queries.parquet``);
+``--pool OUT OUT ...`` prints them over several finished runs (seeds), from the queries' means.
 
 Stages of (a) and (d) run through ``weaklabel.pipeline``, so a second run skips what is up to date;
 (b) and (c) are retrained each time. Results go to OUT/results.json, reports to OUT/eval/ARM/.
 
     python benchmarks/e2e_fashion.py                               # full size (see the README for timings)
     python benchmarks/e2e_fashion.py --limit 2000 --steps 20       # a quick check that it runs
+    python benchmarks/e2e_fashion.py --seed 1 --out bench-out/e2e_fashion-s1      # another training seed
+    python benchmarks/e2e_fashion.py --pool bench-out/e2e_fashion bench-out/e2e_fashion-s1
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="training steps of every arm (default: fashion.toml's)")
     parser.add_argument("--model", default=None, help="timm backbone (default: fashion.toml's)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: fashion.toml's)")
+    parser.add_argument("--seed", type=int, default=None, help="training seed of every arm (default: fashion.toml's, 0)")
+    parser.add_argument("--pool", type=Path, nargs="+", metavar="OUT",
+                        help="train nothing: print the intervals over the queries' means across these finished "
+                             "runs' --out folders (e.g. three seeds)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
     args.out = args.out.resolve()  # the pipeline file would read a relative path from examples/
@@ -79,7 +86,7 @@ def pipeline_for(args: argparse.Namespace, listings: Path, arm: str, *, cluster:
     data["listings"]["paths"] = [str(listings)]
     data["shards"]["images_root"] = str(args.data)
     data.setdefault("vocab", {})["cluster"] = cluster
-    overrides = {"steps": args.steps, "model": args.model, "batch_size": args.batch_size}
+    overrides = {"steps": args.steps, "model": args.model, "batch_size": args.batch_size, "seed": args.seed}
     data["train"].update({key: value for key, value in overrides.items() if value is not None})
     return parse_pipeline(data, base=FASHION_TOML.parent, source=FASHION_TOML)
 
@@ -143,40 +150,62 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, bool]]:
             (f"(a) above (d) on tail Recall@1: {a_tail:.3f} vs {d_tail:.3f} ({a_tail - d_tail:+.3f})", a_tail > d_tail)]
 
 
-def intervals(out: Path) -> list[str]:
-    """Paired bootstrap 95% intervals of the targets' comparisons, resampling the test queries
-    (each arm's queries.parquet; the same queries in every arm). The training seed is fixed, so
-    they show how much the figures owe to which queries were drawn, not to training noise."""
-    def recall_at_1(arm: str, tier: str | None = None) -> pd.Series:
+COMPARISONS = (("(a) / (b) on Recall@1", "a_weak", "b_supervised", None, "ratio"),
+               ("(a) - (c) on Recall@1", "a_weak", "c_random", None, "difference"),
+               ("(a) - (d) on tail Recall@1", "a_weak", "d_no_cluster", "tail", "difference"))
+STATISTICS: dict[str, Callable[[Any, Any], Any]] = {"ratio": lambda x, y: x / y, "difference": lambda x, y: x - y}
+
+
+def intervals(outs: list[Path]) -> list[dict[str, Any]]:
+    """Paired bootstrap 95% intervals of the targets' comparisons, resampling the test queries (read
+    from each arm's queries.parquet; every arm answers the same queries). With several runs (seeds),
+    a query's value is its mean over the runs, so the interval covers the queries drawn, and the
+    training noise only as far as the runs average it out."""
+    def recall_at_1(arm: str, tier: str | None) -> pd.Series:
         """Per query id, as in metrics.json: queries with a relevant item, of the tier if one is given."""
-        queries = pd.read_parquet(out / "eval" / arm / "queries.parquet")
-        queries = queries[(queries["relevance"] == COLUMN) & (queries["relevant"] > 0)]
-        return (queries[queries["tier"] == tier] if tier else queries).set_index("id")["recall@1"]
+        runs = []
+        for out in outs:
+            queries = pd.read_parquet(out / "eval" / arm / "queries.parquet")
+            queries = queries[(queries["relevance"] == COLUMN) & (queries["relevant"] > 0)]
+            runs.append((queries[queries["tier"] == tier] if tier else queries).set_index("id")["recall@1"])
+        return pd.concat(runs, axis=1, join="inner").mean(axis=1)
 
-    def line(text: str, x: pd.Series, y: pd.Series, statistic: Callable, form: str) -> str:
-        value, low, high = paired_bootstrap(x, y, statistic)
-        return f"  {text}: {value:{form}} [{low:{form}}, {high:{form}}]"
+    found = []
+    for text, x, y, tier, statistic in COMPARISONS:
+        value, low, high, n = paired_bootstrap(recall_at_1(x, tier), recall_at_1(y, tier), STATISTICS[statistic])
+        found.append({"comparison": text, "value": value, "low": low, "high": high, "queries": n})
+    return found
 
-    ratio, difference = (lambda x, y: x / y), (lambda x, y: x - y)
-    a = recall_at_1("a_weak")
-    return ["paired bootstrap 95% intervals over the test queries (10,000 resamples; one training seed):",
-            line("(a) / (b) on Recall@1", a, recall_at_1("b_supervised"), ratio, ".3f"),
-            line("(a) - (c) on Recall@1", a, recall_at_1("c_random"), difference, "+.3f"),
-            line("(a) - (d) on tail Recall@1", recall_at_1("a_weak", "tail"), recall_at_1("d_no_cluster", "tail"),
-                 difference, "+.3f")]
+
+def interval_lines(found: list[dict[str, Any]], runs: int) -> list[str]:
+    seeds = f"{runs} training seed{'s' if runs > 1 else ''}"
+    lines = [f"paired bootstrap 95% intervals over the test queries (10,000 resamples; {seeds}):"]
+    for row in found:
+        form = ".3f" if row["comparison"].startswith("(a) /") else "+.3f"
+        lines.append(f"  {row['comparison']}: {row['value']:{form}} [{row['low']:{form}}, {row['high']:{form}}] "
+                     f"({row['queries']} queries)")
+    return lines
 
 
 def paired_bootstrap(x: pd.Series, y: pd.Series, statistic: Callable[[Any, Any], Any], resamples: int = 10_000,
-                     seed: int = 0) -> tuple[float, float, float]:
-    """``statistic(mean x, mean y)`` over the ids both hold, and its 2.5 and 97.5 percentiles when the ids
-    are resampled with replacement (the same draw for x and y); NaN when they share no id."""
+                     seed: int = 0, chunk: int = 1_000) -> tuple[float, float, float, int]:
+    """``statistic(mean x, mean y)`` over the ids both hold, the 2.5 and 97.5 percentiles of it when
+    the ids are resampled with replacement (the same draw for x and y), and the number of ids.
+    NaN when they share no id; draws where the statistic is undefined (a ratio over 0) are left out."""
     x, y = x.align(y, join="inner")
     if x.empty:
-        return float("nan"), float("nan"), float("nan")
-    picks = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)), dtype=np.int32)
-    drawn = statistic(x.to_numpy()[picks].mean(axis=1), y.to_numpy()[picks].mean(axis=1))
-    low, high = np.percentile(drawn, [2.5, 97.5])
-    return float(statistic(x.mean(), y.mean())), float(low), float(high)
+        return float("nan"), float("nan"), float("nan"), 0
+    xs, ys = x.to_numpy(), y.to_numpy()
+    rng = np.random.default_rng(seed)
+    drawn = []
+    for size in np.diff(np.r_[0:resamples:chunk, resamples]):
+        picks = rng.integers(0, len(xs), size=(size, len(xs)), dtype=np.int32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drawn.append(statistic(xs[picks].mean(axis=1), ys[picks].mean(axis=1)))
+    drawn = np.concatenate(drawn)
+    low, high = np.nanpercentile(np.where(np.isfinite(drawn), drawn, np.nan), [2.5, 97.5])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(statistic(xs.mean(), ys.mean())), float(low), float(high), len(xs)
 
 
 def say(line: str) -> None:
@@ -187,6 +216,9 @@ def main() -> int:
     args = parse_args()
     if not (args.data / "listings.csv").is_file():
         say(f"skipped: the fashion catalogue is not at {args.data} (see ../shared/data/fashion/README.md)")
+        return 0
+    if args.pool:
+        say("\n".join(interval_lines(intervals(args.pool), runs=len(args.pool))))
         return 0
     started = time.perf_counter()
     listings = listings_file(args)
@@ -208,10 +240,11 @@ def main() -> int:
     say(f"\nretrieval on the {split} split of {shards}, relevance: same {COLUMN}; {config['model']} at "
         f"{config['image_size']} px, {config['steps']} steps of {config['batch_size']} images per trained arm")
     lines = table(results) + [""] + [f"{'PASS' if ok else 'FAIL'}  {text}" for text, ok in targets(results)]
-    lines += [""] + intervals(args.out)
+    found = intervals([args.out])
+    lines += [""] + interval_lines(found, runs=1)
     lines.append(f"\nwall time {minutes:.1f} min")
     say("\n".join(lines))
-    (args.out / "results.json").write_text(json.dumps({"results": results, "minutes": minutes,
+    (args.out / "results.json").write_text(json.dumps({"results": results, "intervals": found, "minutes": minutes,
                                                        "train": config}, indent=2) + "\n")
     return 0
 

@@ -116,7 +116,6 @@ def test_terms_differing_by_distinct_labels_stay_apart():
     assert out["grey duffle"][0] != out["blue duffle"][0]
 
 
-
 def test_attaching_term_is_checked_against_the_label_it_joins_not_its_colour_variants():
     # "polo t-shirt" holds "white polo t-shirt" as a synonym; a navy one still belongs under it
     polo = unit((0, 1))

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import EXAMPLE_ROLES
 
-from weaklabel.cli import build_parser, main
+from weaklabel.cli import _remove_empty, _shards_verify_parser, build_parser, main
 from weaklabel.labeling import LabelAssigner, Vocabulary, assign_labels, build_vocabulary, read_labeled
 from weaklabel.labeling.overrides import OverridesError
 from weaklabel.listings import ColumnRoles, Field
@@ -190,13 +190,13 @@ def test_cli_version_and_every_option_has_help(capsys):
     parser = build_parser()
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert {"vocab", "assign", "example-data"} <= set(subcommands)
-    for name, sub in subcommands.items():
+    for name, sub in [*subcommands.items(), ("shards verify", _shards_verify_parser())]:
         for action in sub._actions:
             assert action.help and action.help.strip(), f"weaklabel {name}: {action.dest} has no help"
             if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
                 assert "default" in action.help, f"weaklabel {name} {action.option_strings[0]}: default not shown"
         with pytest.raises(SystemExit):
-            main([name, "--help"])
+            main([*name.split(), "--help"])
         assert capsys.readouterr().out.startswith("usage: weaklabel")
 
 
@@ -218,6 +218,10 @@ def test_cli_reports_a_missing_column_clearly_and_leaves_no_empty_folder(example
     assert not (tmp_path / "v").exists()
     assert main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "a/b/v"), "-q"]) == 1
     assert not (tmp_path / "a").exists()  # every folder on the way that the command made
+    (tmp_path / "runs" / "v" / "cache").mkdir(parents=True)
+    (tmp_path / "runs" / "s").mkdir()  # made meanwhile by another command, no file in it yet
+    _remove_empty(tmp_path / "runs" / "v", top=tmp_path / "runs")
+    assert not (tmp_path / "runs" / "v").exists() and (tmp_path / "runs" / "s").is_dir()
     (tmp_path / "mine").mkdir()
     assert main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "mine"), "-q"]) == 1
     assert (tmp_path / "mine").is_dir()  # a folder the user made stays

@@ -39,8 +39,8 @@ def _add_roles(parser: argparse.ArgumentParser, *, required_text: bool) -> None:
                        help="longer field values are truncated and counted (default: 20000)")
 
 
-def _add_dask(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("partitions on Dask (each input file is one partition)")
+def _add_dask(parser: argparse.ArgumentParser, partition: str = "each input file") -> None:
+    group = parser.add_argument_group(f"partitions on Dask ({partition} is one partition)")
     group.add_argument("--workers", type=int, default=None, metavar="N",
                        help="worker processes of the local Dask cluster; 1 runs inline (default: the number of cores)")
     group.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -320,7 +320,9 @@ def _shards_parser(sub) -> None:
                                    "WebDataset tar shards per split, with timm's _info.json, a wids index per split, "
                                    "rejected.parquet, duplicates.parquet and manifest.json. Rerunning the same "
                                    "command after an interruption resumes it. 'weaklabel shards verify DIR' re-reads "
-                                   "a shards folder and exits non-zero on any problem.",
+                                   "a shards folder and exits non-zero on any problem ('verify' right after "
+                                   "'shards'; its options: 'weaklabel shards verify --help'; a labeled folder "
+                                   "named verify is ./verify).",
                        epilog="Rejection reasons in rejected.parquet: "
                               + "; ".join(f"{reason}: {why}" for reason, why in REASONS.items()) + ". " + EPILOG)
     p.add_argument("labeled", metavar="LABELED", help="labeled folder written by 'weaklabel assign'")
@@ -619,14 +621,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def shards_verify_parser() -> argparse.ArgumentParser:
+def _shards_verify_parser() -> argparse.ArgumentParser:
     """'weaklabel shards verify' has its own options; main() routes to it before the stage parsers."""
     p = argparse.ArgumentParser(prog="weaklabel shards verify",
                                 description="Re-read a shards folder written by 'weaklabel shards': every tar, index "
                                             "and manifest entry must agree and every sample must decode. Prints each "
                                             "problem and exits non-zero when there is any.", epilog=EPILOG)
     p.add_argument("shards", metavar="DIR", help="shards folder written by 'weaklabel shards'")
-    _add_dask(p)
+    _add_dask(p, partition="each shard")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_verify_shards)
     return p
@@ -635,7 +637,7 @@ def shards_verify_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verify = argv[:2] == ["shards", "verify"]
-    parser = shards_verify_parser() if verify else build_parser()
+    parser = _shards_verify_parser() if verify else build_parser()
     args = parser.parse_args(argv[2:] if verify else argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -655,22 +657,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextmanager
 def _removed_if_left_empty(out: str | None) -> Iterator[None]:
-    """The folders this command created for its output (``--out a/b/c`` may create all three) are
-    removed again if it fails before writing any file to them."""
-    created = _first_missing(Path(out)) if out is not None else None
+    """The folders this command created on the way to its output folder (``--out a/b/c`` may create
+    all three) are removed again if it fails before writing any file to them."""
+    target = Path(os.path.abspath(out)) if out is not None else None
+    created = _first_missing(target) if target is not None else None
     try:
         yield
     except BaseException:
-        if created is not None and created.is_dir() and not any(p.is_file() for p in created.rglob("*")):
-            shutil.rmtree(created)
+        if created is not None:
+            _remove_empty(target, created)
         raise
 
 
 def _first_missing(path: Path) -> Path | None:
-    """The outermost folder on the way to ``path`` that does not exist yet (None: it exists)."""
-    path = path.absolute()
+    """The outermost folder on the way to the absolute ``path`` that does not exist yet (None: it exists)."""
     return next((p for p in [*reversed(path.parents), path] if not os.path.lexists(p)), None)
 
+
+def _remove_empty(out: Path, top: Path) -> None:
+    """Remove ``out`` if it holds no file, then the folders above it up to ``top`` while they are empty."""
+    try:
+        if out.is_dir() and not any(p.is_file() for p in out.rglob("*")):
+            shutil.rmtree(out)
+        for folder in (p for p in out.parents if p == top or top in p.parents):
+            folder.rmdir()  # refuses a folder that is not empty: another command may be writing there
+    except OSError:
+        pass  # best effort: the command's own error is the one to report
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -261,9 +261,10 @@ def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded |
         n_relevant = relevance.counts(exclude)
         values = per_query(judge(relevance, neighbours.indices), n_relevant)
         retrieval[name] = report_from_values(values, n_relevant, tiers)
+        answerable = n_relevant > 0  # the others are left out of the averages, so they get no value
         queries.append(pd.DataFrame({"relevance": name, "id": query.frame["id"].astype(str).to_numpy(),
                                      "tier": pd.Series(tiers, dtype="string"), "relevant": n_relevant.astype(np.int64),
-                                     **values}))
+                                     **{metric: np.where(answerable, v, np.nan) for metric, v in values.items()}}))
         if index == 0:
             examples = _examples(relevance, n_relevant, neighbours, query.frame, searched.frame)
     probes = {}

@@ -218,6 +218,10 @@ def main() -> int:
         say(f"skipped: the fashion catalogue is not at {args.data} (see ../shared/data/fashion/README.md)")
         return 0
     if args.pool:
+        missing = [str(p) for out in args.pool for arm in ARMS if not (p := out / "eval" / arm / "queries.parquet").is_file()]
+        if missing:
+            say(f"error: --pool needs finished runs of this benchmark; missing: {', '.join(missing)}")
+            return 2
         say("\n".join(interval_lines(intervals(args.pool), runs=len(args.pool))))
         return 0
     started = time.perf_counter()

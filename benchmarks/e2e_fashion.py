@@ -173,7 +173,8 @@ def intervals(outs: list[Path]) -> list[dict[str, Any]]:
     found = []
     for text, x, y, tier, statistic in COMPARISONS:
         value, low, high, n = paired_bootstrap(recall_at_1(x, tier), recall_at_1(y, tier), STATISTICS[statistic])
-        found.append({"comparison": text, "value": value, "low": low, "high": high, "queries": n})
+        found.append({"comparison": text, "queries": n,  # null, not NaN, in results.json
+                      **{key: None if np.isnan(v) else v for key, v in (("value", value), ("low", low), ("high", high))}})
     return found
 
 
@@ -182,6 +183,9 @@ def interval_lines(found: list[dict[str, Any]], runs: int) -> list[str]:
     lines = [f"paired bootstrap 95% intervals over the test queries (10,000 resamples; {seeds}):"]
     for row in found:
         form = ".3f" if row["comparison"].startswith("(a) /") else "+.3f"
+        if None in (row["value"], row["low"], row["high"]):
+            lines.append(f"  {row['comparison']}: - ({row['queries']} queries)")
+            continue
         lines.append(f"  {row['comparison']}: {row['value']:{form}} [{row['low']:{form}}, {row['high']:{form}}] "
                      f"({row['queries']} queries)")
     return lines

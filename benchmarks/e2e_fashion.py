@@ -154,6 +154,7 @@ COMPARISONS = (("(a) / (b) on Recall@1", "a_weak", "b_supervised", None, "ratio"
                ("(a) - (c) on Recall@1", "a_weak", "c_random", None, "difference"),
                ("(a) - (d) on tail Recall@1", "a_weak", "d_no_cluster", "tail", "difference"))
 STATISTICS: dict[str, Callable[[Any, Any], Any]] = {"ratio": lambda x, y: x / y, "difference": lambda x, y: x - y}
+FORMATS = {"ratio": ".3f", "difference": "+.3f"}
 
 
 def intervals(outs: list[Path]) -> list[dict[str, Any]]:
@@ -181,8 +182,9 @@ def intervals(outs: list[Path]) -> list[dict[str, Any]]:
 def interval_lines(found: list[dict[str, Any]], runs: int) -> list[str]:
     seeds = f"{runs} training seed{'s' if runs > 1 else ''}"
     lines = [f"paired bootstrap 95% intervals over the test queries (10,000 resamples; {seeds}):"]
+    statistic_of = {text: statistic for text, *_, statistic in COMPARISONS}
     for row in found:
-        form = ".3f" if row["comparison"].startswith("(a) /") else "+.3f"
+        form = FORMATS[statistic_of[row["comparison"]]]
         if None in (row["value"], row["low"], row["high"]):
             lines.append(f"  {row['comparison']}: - ({row['queries']} queries)")
             continue
@@ -218,15 +220,15 @@ def say(line: str) -> None:
 
 def main() -> int:
     args = parse_args()
-    if not (args.data / "listings.csv").is_file():
-        say(f"skipped: the fashion catalogue is not at {args.data} (see ../shared/data/fashion/README.md)")
-        return 0
-    if args.pool:
+    if args.pool:  # reads finished runs only: the catalogue is not needed
         missing = [str(p) for out in args.pool for arm in ARMS if not (p := out / "eval" / arm / "queries.parquet").is_file()]
         if missing:
             say(f"error: --pool needs finished runs of this benchmark; missing: {', '.join(missing)}")
             return 2
         say("\n".join(interval_lines(intervals(args.pool), runs=len(args.pool))))
+        return 0
+    if not (args.data / "listings.csv").is_file():
+        say(f"skipped: the fashion catalogue is not at {args.data} (see ../shared/data/fashion/README.md)")
         return 0
     started = time.perf_counter()
     listings = listings_file(args)

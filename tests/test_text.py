@@ -45,7 +45,8 @@ def test_stopword_lists():
     "variants",
     [("T-Shirts", "tshirt", "t shirt", "T-shirt"), ("dresses", "dress"), ("watches", "watch"),
      ("batteries", "battery"), ("flip-flops", "flip flop", "flipflops"),
-     ("men's", "Mens", "men", "MEN’S"), ("capris", "capri"), ("kurtis", "kurti"), ("women's shoes", "womens shoe")],
+     ("men's", "Mens", "men", "MEN’S", "man"), ("Women", "woman", "womens"),
+     ("scarves", "scarf"), ("children's", "child"), ("capris", "capri"), ("kurtis", "kurti"), ("women's shoes", "womens shoe")],
 )
 def test_term_key_folds_variants(variants):
     assert len({term_key(normalize(v)) for v in variants}) == 1

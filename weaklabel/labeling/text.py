@@ -11,7 +11,7 @@ same way when labels are assigned.
   never "shirt men".
 - A term's *key* folds the surface variants of one word together: hyphens, spaces and
   apostrophes removed and each word singularized, so "T-Shirts", "tshirt" and "t shirt" share
-  the key "tshirt".
+  the key "tshirt", and "women's", "womens" and "woman" share "woman".
 """
 
 from __future__ import annotations
@@ -136,8 +136,23 @@ class Analyzer:
         return terms
 
 
+# Irregular plurals a catalogue uses; a key form ("mens" -> "men") is looked up too.
+_IRREGULAR_PLURALS = {
+    "men": "man", "women": "woman", "children": "child", "feet": "foot", "teeth": "tooth",
+    "mice": "mouse", "geese": "goose", "scarves": "scarf", "knives": "knife", "shelves": "shelf",
+    "leaves": "leaf", "halves": "half", "wolves": "wolf", "wives": "wife", "calves": "calf",
+}
+
+
 def singular(word: str) -> str:
     """A light English singularizer for term keys (never shown to users)."""
+    if word in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[word]
+    regular = _regular_singular(word)
+    return _IRREGULAR_PLURALS.get(regular, regular)
+
+
+def _regular_singular(word: str) -> str:
     # no "is" guard: "capris", "kurtis", "bikinis" are plurals; "tennis" keyed "tenni" merges with nothing
     if len(word) <= 3 or word.endswith(("ss", "us")):
         return word
@@ -152,6 +167,6 @@ def singular(word: str) -> str:
 
 def term_key(term: str) -> str:
     """The variant-folding key of a term: 'T-Shirts', 't shirt' and 'tshirt' all give 'tshirt';
-    "men's", "mens" and "men" give 'men' (joiners go before singularizing, so a possessive "'s" is
+    "men's", "mens", "men" and "man" give 'man' (joiners go before singularizing, so a possessive "'s" is
     a plural "s")."""
     return "".join(singular(_INNER_JOINERS_RE.sub("", w)) for w in term.split())

@@ -18,7 +18,8 @@ to the pipeline file.
 **Skipping.** When a stage finishes, the runner adds a ``pipeline`` entry to its
 ``manifest.json``: the stage's resolved settings and fingerprints of its inputs (listing files
 and word files by content, upstream artifacts by the hash of their manifest). A later run skips
-the stage when that entry equals what it would be now and the stage's outputs exist. A stage's
+the stage when that entry equals what it would be now, the same weaklabel version made it, and
+the stage's outputs exist. A stage's
 manifest is removed before it runs, so a stage that failed or was killed never looks finished;
 a stage that reruns writes a new manifest, so every stage after it reruns too. Images are not
 fingerprinted: after changing image files, run with ``--force shards``.
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .artifacts import (
     MANIFEST,
     fingerprint_artifact,
@@ -385,11 +387,14 @@ def stale_reason(folder: Path, stage: str, record: Mapping[str, Any]) -> str | N
     if not (folder / MANIFEST).is_file():
         return "its last run did not finish" if (folder / PENDING).is_file() else "not run yet"
     try:
-        previous = read_manifest(folder, stage).get("pipeline")
+        manifest = read_manifest(folder, stage)
     except ValueError as error:
         return str(error)
+    previous = manifest.get("pipeline")
     if previous is None:
         return "its manifest was not written by 'weaklabel run'"
+    if manifest.get("weaklabel_version") != __version__:
+        return f"made by weaklabel {manifest.get('weaklabel_version')} (this is {__version__})"
     if previous.get("config") != record["config"]:
         return "settings changed: " + ", ".join(_changed_keys(previous.get("config") or {}, record["config"]))
     if previous.get("inputs") != record["inputs"]:

@@ -41,9 +41,21 @@ def local_cluster(workers: int) -> Any:
     from distributed import LocalCluster
 
     method = "fork" if sys.platform.startswith("linux") else "spawn"
+    environ = dict(os.environ)
     with dask.config.set({"distributed.worker.multiprocessing-method": method}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                            silence_logs=logging.ERROR)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+    # Dask hands its worker settings (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_) to the workers by
+    # writing them into this process's environment; left there, a torch imported later would run
+    # single-threaded and training would take them for the user's allocator settings.
+    _restore_environ(environ)
+    return cluster
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)
 
 
 def run_partitions(

@@ -109,9 +109,20 @@ def test_overrides_naming_nothing_is_an_error(example_data, tmp_path):
 
 
 def test_an_added_term_found_in_no_listing_is_an_error(example_data, tmp_path):
-    with pytest.raises(OverridesError, match="'tea towl' is/are no term of the listings"):
+    with pytest.raises(OverridesError, match="'tea towl' is no term of the listings"):
         build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
                          overrides={"add": {"towels": ["mug", "tea towl"]}})
+
+
+def test_a_merge_keeps_the_target_labels_name_even_when_a_source_is_more_frequent(example_vocab, example_data,
+                                                                                 tmp_path):
+    names = Vocabulary.load(example_vocab).labels["name"]
+    first, last = names.iloc[0], names.iloc[-1]
+    vocab = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
+                             min_label_support=5, overrides={"merge": {last: [first]}})
+    merged = vocab.labels.set_index("name").loc[last]
+    assert first not in set(vocab.labels["name"]) and first in merged["aliases"]
+    assert merged["label_id"] == 0  # the most supported label now
 
 
 def test_renaming_a_label_to_another_labels_name_is_an_error(example_vocab, example_data, tmp_path):

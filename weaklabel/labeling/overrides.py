@@ -7,7 +7,8 @@ An overrides file is TOML (a dict with the same keys works from Python)::
     [rename]                                 # label -> new display name
     "tshirt" = "t-shirt"
 
-    [merge]                                  # target label <- labels or terms merged into it
+    [merge]                                  # target label <- labels or terms merged into it;
+                                             # the target keeps its name
     "sneakers" = ["trainers", "running shoes"]
 
     [add]                                    # a new label made of these terms, whatever
@@ -90,9 +91,11 @@ class Overrides:
             next_label += 1
         for target, sources in self.merge.items():
             into = self._resolve(table, target)
+            name = self._name_of(table, into)
             for source in sources:
                 rows = table["label"] == self._resolve(table, source)
                 table.loc[rows, ["label", "how"]] = [into, "merged"]
+            table.loc[table["label"] == into, "display_name"] = name  # even if a source was more frequent
         for name in self.delete:
             rows = table["label"] == self._resolve(table, name)
             table.loc[rows, ["label", "how"]] = [-1, "deleted"]
@@ -107,13 +110,23 @@ class Overrides:
         missing = [t for t in terms if t not in set(table["term"])]
         absent = [t for t in missing if not support.get(t, 0)]
         if absent:
-            raise OverridesError(f"overrides [add] {name!r}: {', '.join(map(repr, absent))} is/are no term of the "
+            verb = "is no term" if len(absent) == 1 else "are no terms"
+            raise OverridesError(f"overrides [add] {name!r}: {', '.join(map(repr, absent))} {verb} of the "
                                  "listings: it occurs in none, or is longer than ngram_range or holds a stopword")
         extra = pd.DataFrame({"term": missing, "support": [int(support[t]) for t in missing],
                               "label": label, "how": "override", "similarity": 1.0})
         table = pd.concat([table, extra], ignore_index=True) if missing else table
         table.loc[table["label"] == label, "display_name"] = name
         return table
+
+    @staticmethod
+    def _name_of(table: pd.DataFrame, label: int) -> str:
+        """A label's name as it stands: the one given by an override, else its most frequent term."""
+        rows = table[table["label"] == label]
+        given = rows["display_name"].dropna()
+        if len(given):
+            return str(given.iloc[0])
+        return str(rows.sort_values(["support", "term"], ascending=[False, True])["term"].iloc[0])
 
     @staticmethod
     def _resolve(table: pd.DataFrame, name: str) -> int:

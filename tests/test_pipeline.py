@@ -313,3 +313,11 @@ def test_the_summary_says_n_a_for_undefined_metrics():
     assert _retrieval_lines(metrics) == ["relevance 'true_type': R@1 n/a, R@10 n/a, mAP@10 n/a over 0 queries"]
     metrics["models"]["other"] = metrics["models"]["run"]
     assert _retrieval_lines(metrics)[1].startswith("other, relevance 'true_type': R@1 n/a")
+
+
+@pytest.mark.parametrize("logged, shown", [(4, [10, 20, 30, 40]), (30, [10, 70, 130, 180, 240, 300])])
+def test_the_training_curve_shows_the_first_and_last_logged_steps(tmp_path: Path, logged: int, shown: list[int]):
+    rows = [{"kind": "train", "step": 10 * (i + 1), "loss": 1.0 / (i + 1)} for i in range(logged)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    line = pipeline_module._curve_line(tmp_path, {"step": 10 * logged})
+    assert [int(part.split(":")[0]) for part in line.split("loss by step ")[1].split(", ")] == shown

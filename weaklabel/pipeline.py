@@ -569,8 +569,9 @@ def _run_shards(p: Pipeline, progress: bool, interrupted: bool) -> str:
 def _shards_line(manifest: Mapping[str, Any]) -> str:
     splits = manifest["outputs"]["splits"]
     shards = sum(len(split["shards"]) for split in splits.values())
+    rejected = manifest["counts"]["rejected_total"]
     return (", ".join(f"{name} {split['samples']}" for name, split in splits.items())
-            + f" samples in {shards} shards; {manifest['counts']['rejected_total']} listings rejected")
+            + f" samples in {shards} shards; {rejected} listing{'' if rejected == 1 else 's'} rejected")
 
 
 def _run_train(p: Pipeline, progress: bool, interrupted: bool) -> str:
@@ -657,14 +658,11 @@ def _curve_line(folder: Path, result: Mapping[str, Any], points: int = 6) -> str
     path = folder / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
     train = [row for row in rows if row.get("kind") == "train"]
-    picked = [train[round(i * (len(train) - 1) / max(points - 1, 1))] for i in range(min(points, len(train)))]
-    curve = ", ".join(f"{row['step']}: {row['loss']:.3g}" for row in _unique_steps(picked))
+    shown = min(points, len(train))
+    picked = [train[round(i * (len(train) - 1) / max(shown - 1, 1))] for i in range(shown)]
+    curve = ", ".join(f"{row['step']}: {row['loss']:.3g}" for row in picked)
     text = f"{result.get('step', 0)} steps" + (f"; loss by step {curve}" if curve else "")
     return text + (f"; val mAP {result['val_map']:.3f}" if isinstance(result.get("val_map"), float) else "")
-
-
-def _unique_steps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return list({row["step"]: row for row in rows}.values())
 
 
 def _eval_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:

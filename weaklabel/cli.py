@@ -16,7 +16,7 @@ from typing import NoReturn
 from . import __version__
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError)  # about the input: the message says it all
-EPILOG = "Every stage writes a folder with manifest.json; see the README for the artifact formats."
+EPILOG = "The README describes every file a command writes, and every option."
 
 
 def _add_roles(parser: argparse.ArgumentParser, *, required_text: bool) -> None:
@@ -87,7 +87,8 @@ def _cmd_vocab(args: argparse.Namespace) -> None:
     tiers = vocabulary.labels["tier"].value_counts().to_dict()
     print(f"{len(vocabulary.labels)} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
           f"tail {tiers.get('tail', 0)}) from {stats['candidates']} candidate terms over {stats['listings']} listings")
-    print(f"wrote {args.out}/labels.parquet, terms.parquet, report.html, manifest.json")
+    print(f"wrote {args.out}/labels.parquet, terms.parquet, label_embeddings.npy, rejected.parquet, report.html, "
+          "manifest.json")
 
 
 def _cmd_assign(args: argparse.Namespace) -> None:
@@ -172,8 +173,8 @@ def _word_file(path: str | None) -> list[str]:
 def _vocab_parser(sub) -> None:
     p = sub.add_parser("vocab", help="build a label vocabulary from listing text",
                        description="Extract candidate terms from listing text, embed and cluster them into a "
-                                   "label vocabulary. Writes labels.parquet, terms.parquet, report.html and "
-                                   "manifest.json to --out.", epilog=EPILOG)
+                                   "label vocabulary. Writes labels.parquet, terms.parquet, label_embeddings.npy, "
+                                   "rejected.parquet, report.html and manifest.json to --out.", epilog=EPILOG)
     p.add_argument("listings", nargs="+", help="listing files, directories or globs (csv, tsv, jsonl, parquet, .gz)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_roles(p, required_text=True)

@@ -87,7 +87,9 @@ REJECTION_REASONS: tuple[str, ...] = (
     "malformed_line", "malformed_json", "undecodable_bytes",
     "missing_id", "duplicate_id", "empty_text",
 )
-REJECTED_COLUMNS: tuple[str, ...] = ("source", "row", "id", "reason", "detail", "raw")
+REJECTED_SCHEMA = pa.schema([("source", pa.string()), ("row", pa.int64()), ("id", pa.string()),
+                             ("reason", pa.string()), ("detail", pa.string()), ("raw", pa.string())])
+REJECTED_COLUMNS: tuple[str, ...] = tuple(REJECTED_SCHEMA.names)
 RAW_CHARS = 1000
 
 _BOM = b"\xef\xbb\xbf"

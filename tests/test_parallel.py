@@ -10,13 +10,18 @@ from distributed import Client
 from weaklabel.parallel import local_cluster
 
 
-def test_local_cluster_leaves_this_process_environment_as_it_was(monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    before = dict(os.environ)
+def test_local_cluster_sets_dask_worker_settings_in_the_workers_only(monkeypatch):
     for_workers = {key: str(value) for key, value in dask.config.get("distributed.nanny.pre-spawn-environ").items()}
-    assert for_workers["OMP_NUM_THREADS"] == "1"
+    for key in for_workers:
+        monkeypatch.delenv(key, raising=False)
+
+    def settings() -> dict[str, str | None]:
+        return {key: os.environ.get(key) for key in for_workers}
+
     with local_cluster(1) as cluster, Client(cluster) as client:
-        in_worker = client.run(lambda: {key: os.environ.get(key) for key in for_workers})
-    assert dict(os.environ) == before
-    assert list(in_worker.values()) == [for_workers]
+        assert list(client.run(settings).values()) == [for_workers]
+        assert set(settings().values()) == {None}
+        client.restart()  # a restarted worker gets them again, still not this process
+        assert list(client.run(settings).values()) == [for_workers]
+        assert set(settings().values()) == {None}
+    assert for_workers

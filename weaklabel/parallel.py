@@ -41,21 +41,17 @@ def local_cluster(workers: int) -> Any:
     from distributed import LocalCluster
 
     method = "fork" if sys.platform.startswith("linux") else "spawn"
-    environ = dict(os.environ)
-    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
-    # Dask hands its worker settings (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_) to the workers by
-    # writing them into this process's environment; left there, a torch imported later would run
-    # single-threaded and training would take them for the user's allocator settings.
-    _restore_environ(environ)
-    return cluster
-
-
-def _restore_environ(saved: dict[str, str]) -> None:
-    for key in set(os.environ) - set(saved):
-        del os.environ[key]
-    os.environ.update(saved)
+    # Dask writes its "pre-spawn" worker settings (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_) into
+    # this process's environment, at start and at every worker restart; left there, a torch imported
+    # later runs single-threaded and training takes them for the user's allocator settings. Given as
+    # the workers' own environment instead, they are set in the workers only.
+    worker_environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+                      **dask.config.get("distributed.nanny.environ", {})}
+    settings = {"distributed.worker.multiprocessing-method": method,
+                "distributed.nanny.pre-spawn-environ": {}, "distributed.nanny.environ": worker_environ}
+    with dask.config.set(settings):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                            silence_logs=logging.ERROR)
 
 
 def run_partitions(

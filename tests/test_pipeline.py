@@ -149,11 +149,12 @@ def test_a_stage_made_by_another_weaklabel_version_reruns(first_run):
     path, _, _ = first_run
     manifest_path = path.parent / "out" / "eval" / MANIFEST
     manifest = json.loads(manifest_path.read_text())
-    manifest_path.write_text(json.dumps(manifest | {"weaklabel_version": "0.0.1"}))
+    manifest["pipeline"]["weaklabel_version"] = "0.0.1"
+    manifest_path.write_text(json.dumps(manifest))
     results = run_pipeline(load_pipeline(path), progress=False, echo=lambda line: None)
     assert statuses(results)["eval"] == "ran" and statuses(results)["train"] == "skipped"
     assert results["eval"].reason == f"made by weaklabel 0.0.1 (this is {__version__})"
-    assert json.loads(manifest_path.read_text())["weaklabel_version"] == __version__
+    assert json.loads(manifest_path.read_text())["pipeline"]["weaklabel_version"] == __version__
 
 
 def test_from_and_until_select_stages(first_run):

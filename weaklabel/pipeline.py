@@ -16,10 +16,10 @@ the wrong type are errors that name the section, the key and the valid keys. Pat
 to the pipeline file.
 
 **Skipping.** When a stage finishes, the runner adds a ``pipeline`` entry to its
-``manifest.json``: the stage's resolved settings and fingerprints of its inputs (listing files
-and word files by content, upstream artifacts by the hash of their manifest). A later run skips
-the stage when that entry equals what it would be now, the same weaklabel version made it, and
-the stage's outputs exist. A stage's
+``manifest.json``: the stage's resolved settings, fingerprints of its inputs (listing files
+and word files by content, upstream artifacts by the hash of their manifest) and the weaklabel
+version. A later run skips the stage when that entry equals what it would be now and the
+stage's outputs exist; an interrupted stage resumes only under the same entry. A stage's
 manifest is removed before it runs, so a stage that failed or was killed never looks finished;
 a stage that reruns writes a new manifest, so every stage after it reruns too. Images are not
 fingerprinted: after changing image files, run with ``--force shards``.
@@ -368,7 +368,7 @@ def _require_finished(pipeline: Pipeline, name: str, start: str | None) -> None:
 
 def _run_or_skip(pipeline: Pipeline, name: str, forced: bool, fingerprints: _Fingerprints, progress: bool,
                  echo: Callable[[str], None]) -> StageResult:
-    record = _normalize(RECORDS[name](pipeline, fingerprints))
+    record = _normalize(RECORDS[name](pipeline, fingerprints) | {"weaklabel_version": __version__})
     reason = "forced" if forced else stale_reason(pipeline.folder(name), name, record)
     if reason is None:
         echo(f"{name}: skipped (up to date)")
@@ -382,19 +382,19 @@ def _run_or_skip(pipeline: Pipeline, name: str, forced: bool, fingerprints: _Fin
 
 
 def stale_reason(folder: Path, stage: str, record: Mapping[str, Any]) -> str | None:
-    """Why ``stage`` must run again in ``folder`` given its ``record`` (settings and input
-    fingerprints); None when its manifest holds that same record and its outputs exist."""
+    """Why ``stage`` must run again in ``folder`` given its ``record`` (settings, input fingerprints
+    and the weaklabel version); None when its manifest holds that same record and its outputs exist."""
     if not (folder / MANIFEST).is_file():
         return "its last run did not finish" if (folder / PENDING).is_file() else "not run yet"
     try:
-        manifest = read_manifest(folder, stage)
+        previous = read_manifest(folder, stage).get("pipeline")
     except ValueError as error:
         return str(error)
-    previous = manifest.get("pipeline")
     if previous is None:
         return "its manifest was not written by 'weaklabel run'"
-    if manifest.get("weaklabel_version") != __version__:
-        return f"made by weaklabel {manifest.get('weaklabel_version')} (this is {__version__})"
+    if previous.get("weaklabel_version") != record["weaklabel_version"]:
+        made_by = f"weaklabel {previous['weaklabel_version']}" if "weaklabel_version" in previous else "an earlier weaklabel"
+        return f"made by {made_by} (this is {record['weaklabel_version']})"
     if previous.get("config") != record["config"]:
         return "settings changed: " + ", ".join(_changed_keys(previous.get("config") or {}, record["config"]))
     if previous.get("inputs") != record["inputs"]:

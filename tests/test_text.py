@@ -46,7 +46,8 @@ def test_stopword_lists():
     [("T-Shirts", "tshirt", "t shirt", "T-shirt"), ("dresses", "dress"), ("watches", "watch"),
      ("batteries", "battery"), ("flip-flops", "flip flop", "flipflops"),
      ("men's", "Mens", "men", "MEN’S", "man"), ("Women", "woman", "womens"),
-     ("scarves", "scarf"), ("children's", "child"), ("capris", "capri"), ("kurtis", "kurti"), ("women's shoes", "womens shoe")],
+     ("scarves", "scarf"), ("children's", "child"), ("bookshelves", "book shelf", "book shelves"),
+     ("sportswomen", "sportswoman"), ("capris", "capri"), ("kurtis", "kurti"), ("women's shoes", "womens shoe")],
 )
 def test_term_key_folds_variants(variants):
     assert len({term_key(normalize(v)) for v in variants}) == 1
@@ -56,6 +57,7 @@ def test_term_key_keeps_distinct_words_apart():
     assert term_key("shirt") != term_key("t-shirt")
     assert term_key("kurta") != term_key("kurti")
     assert singular("glass") == "glass" and singular("bus") == "bus"
+    assert term_key("omen") != term_key("oman")  # a short irregular plural only stands alone
 
 
 def test_ngram_ranges_beyond_trigrams_and_without_unigrams():

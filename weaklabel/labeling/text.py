@@ -136,20 +136,30 @@ class Analyzer:
         return terms
 
 
-# Irregular plurals a catalogue uses; a key form ("mens" -> "men") is looked up too.
+# Irregular plurals a catalogue uses. The longer ones also end joined words ("bookshelves" is
+# keyed like "book shelves"); a short one ("men") only stands alone, lest "omen" become "oman".
 _IRREGULAR_PLURALS = {
     "men": "man", "women": "woman", "children": "child", "feet": "foot", "teeth": "tooth",
     "mice": "mouse", "geese": "goose", "scarves": "scarf", "knives": "knife", "shelves": "shelf",
     "leaves": "leaf", "halves": "half", "wolves": "wolf", "wives": "wife", "calves": "calf",
 }
+_IRREGULAR_ENDING_RE = re.compile("(" + "|".join(p for p in _IRREGULAR_PLURALS if len(p) >= 5) + ")$")
 
 
 def singular(word: str) -> str:
     """A light English singularizer for term keys (never shown to users)."""
+    irregular = _irregular_singular(word)
+    if irregular is not None:
+        return irregular
+    regular = _regular_singular(word)  # "mens" -> "men", then irregular
+    return _irregular_singular(regular) or regular
+
+
+def _irregular_singular(word: str) -> str | None:
     if word in _IRREGULAR_PLURALS:
         return _IRREGULAR_PLURALS[word]
-    regular = _regular_singular(word)
-    return _IRREGULAR_PLURALS.get(regular, regular)
+    ending = _IRREGULAR_ENDING_RE.search(word)
+    return word[: ending.start()] + _IRREGULAR_PLURALS[ending.group()] if ending else None
 
 
 def _regular_singular(word: str) -> str:

@@ -140,6 +140,7 @@ def test_assign_writes_every_listing_with_labels_scores_evidence(example_labeled
     assert str(schema.field("labels").type) == "list<element: int32>"
     assert str(schema.field("scores").type) == "list<element: float>"
     assert "struct<field: string, term: string>" in str(schema.field("evidence").type)
+    assert pq.read_schema(example_labeled / "rejected.parquet").equals(REJECTED_SCHEMA)
     assert {"true_type", "title", "price"} <= set(table.columns)  # passed through
     row = table.iloc[0]
     assert len(row["labels"]) == len(row["scores"]) == len(row["evidence"])

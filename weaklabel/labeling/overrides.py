@@ -8,7 +8,7 @@ An overrides file is TOML (a dict with the same keys works from Python)::
     "tshirt" = "t-shirt"
 
     [merge]                                  # target label <- labels or terms merged into it;
-                                             # the target keeps its name
+                                             # the target's label keeps its name
     "sneakers" = ["trainers", "running shoes"]
 
     [add]                                    # a new label made of these terms, whatever
@@ -126,7 +126,7 @@ class Overrides:
         given = rows["display_name"].dropna()
         if len(given):
             return str(given.iloc[0])
-        return str(rows.sort_values(["support", "term"], ascending=[False, True])["term"].iloc[0])
+        return str(most_frequent_first(rows)["term"].iloc[0])
 
     @staticmethod
     def _resolve(table: pd.DataFrame, name: str) -> int:
@@ -142,6 +142,11 @@ class Overrides:
         close = difflib.get_close_matches(key, known, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise OverridesError(f"overrides name {name!r}, which is no label or labelled term of this vocabulary{hint}")
+
+
+def most_frequent_first(terms: pd.DataFrame) -> pd.DataFrame:
+    """Terms by support, descending, then alphabetically: a label is named after its first."""
+    return terms.sort_values(["support", "term"], ascending=[False, True])
 
 
 def _as_list(value) -> list[str]:

@@ -22,7 +22,7 @@ from ..artifacts import Timer, read_manifest, write_parquet
 from ..listings import ColumnRoles, Listings
 from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
-from .overrides import Overrides, OverridesError
+from .overrides import Overrides, OverridesError, most_frequent_first
 from .terms import TermCounts, select_candidates
 from .text import Analyzer, normalize, resolve_stopwords
 
@@ -288,7 +288,7 @@ class VocabularyBuilder:
 
 def _label_table(kept: pd.DataFrame, tier_mass: tuple[float, float]) -> pd.DataFrame:
     """One row per label, numbered by support (descending) then name; name = most frequent term."""
-    kept = kept.sort_values(["support", "term"], ascending=[False, True])
+    kept = most_frequent_first(kept)
     grouped = kept.groupby("label", sort=False)
     terms = grouped["term"].agg(list).to_numpy()
     labels = pd.DataFrame({

@@ -32,6 +32,7 @@ Stages of (a) and (d) run through ``weaklabel.pipeline``, so a second run skips 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -162,6 +163,7 @@ def intervals(outs: list[Path]) -> list[dict[str, Any]]:
     from each arm's queries.parquet; every arm answers the same queries). With several runs (seeds),
     a query's value is its mean over the runs, so the interval covers the queries drawn, and the
     training noise only as far as the runs average it out."""
+    @functools.cache  # arm (a) is in every comparison: read its files once
     def recall_at_1(arm: str, tier: str | None) -> pd.Series:
         """Per query id, as in metrics.json: queries with a relevant item, of the tier if one is given."""
         runs = []

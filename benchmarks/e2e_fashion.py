@@ -176,7 +176,7 @@ def intervals(outs: list[Path]) -> list[dict[str, Any]]:
     found = []
     for text, x, y, tier, statistic in COMPARISONS:
         value, low, high, n = paired_bootstrap(recall_at_1(x, tier), recall_at_1(y, tier), STATISTICS[statistic])
-        found.append({"comparison": text, "queries": n,  # null, not NaN, in results.json
+        found.append({"comparison": text, "statistic": statistic, "queries": n,  # null, not NaN, in results.json
                       **{key: None if np.isnan(v) else v for key, v in (("value", value), ("low", low), ("high", high))}})
     return found
 
@@ -184,9 +184,8 @@ def intervals(outs: list[Path]) -> list[dict[str, Any]]:
 def interval_lines(found: list[dict[str, Any]], runs: int) -> list[str]:
     seeds = f"{runs} training seed{'s' if runs > 1 else ''}"
     lines = [f"paired bootstrap 95% intervals over the test queries (10,000 resamples; {seeds}):"]
-    statistic_of = {text: statistic for text, *_, statistic in COMPARISONS}
     for row in found:
-        form = FORMATS[statistic_of[row["comparison"]]]
+        form = FORMATS[row["statistic"]]
         if None in (row["value"], row["low"], row["high"]):
             lines.append(f"  {row['comparison']}: - ({row['queries']} queries)")
             continue

@@ -115,6 +115,46 @@ def test_an_added_term_found_in_no_listing_is_an_error(example_data, tmp_path):
                          overrides={"add": {"towels": ["mug", "tea towl"]}})
 
 
+def test_an_allowlisted_term_found_in_no_listing_is_an_error(example_data, tmp_path):
+    with pytest.raises(ValueError, match="allowlist: 'tea towl' is no term of the listings"):
+        build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
+                         allowlist=["mug", "Tea Towl"])
+
+
+def test_delete_may_name_one_label_as_a_string(example_data, tmp_path):
+    vocab = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
+                             min_label_support=5, overrides={"delete": "mug"})
+    assert label_of(vocab, "mug") is None
+
+
+def test_no_labels_is_a_clear_error_not_a_broken_folder(tmp_path):
+    listings = tmp_path / "tiny.csv"
+    listings.write_text("id,title\n1,red shirt\n2,blue shirt\n3,green shirt\n")
+    roles = ColumnRoles(fields=(Field("title", "text"),), image=None)
+    with pytest.raises(ValueError, match="no labels: in 3 listings, no term occurs in at least min_support=3"):
+        build_vocabulary(listings, roles, tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="none of the 7 candidate terms makes a label of at least min_label_support=10"):
+        build_vocabulary(listings, roles, tmp_path / "b", progress=False, min_support=1, max_df=1.0)
+
+
+def test_a_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path, monkeypatch):
+    import sentence_transformers
+
+    from weaklabel.labeling.embeddings import TextEmbedder
+
+    with pytest.raises(ValueError, match="text model folder ./no-such-model not found"):
+        TextEmbedder("./no-such-model")
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to the hub.\nCheck your connection.")
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", offline)
+    embedder = TextEmbedder("someone/some-model", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="cannot load the text model 'someone/some-model'.*We couldn't connect to "
+                                         "the hub.$"):
+        embedder.encode(["mug"])
+
+
 def test_a_merge_keeps_the_target_labels_name_even_when_a_source_is_more_frequent(example_vocab, example_data,
                                                                                  tmp_path):
     names = Vocabulary.load(example_vocab).labels["name"]
@@ -169,6 +209,9 @@ def test_weak_labels_predict_the_true_type(example_labeled, example_vocab):
 def test_assign_keep_limits_passthrough(example_data, example_vocab, tmp_path):
     assign_labels(example_data / "listings.csv", example_vocab, tmp_path, keep=["true_type"], progress=False)
     assert list(read_labeled(tmp_path).columns) == ["id", "image", "labels", "scores", "evidence", "true_type"]
+    args = build_parser().parse_args(["assign", "--vocab", "v", "--out", "o", "--keep", "true_type", "--keep",
+                                      "price", "listings.csv"])  # repeatable, so it never swallows the listings
+    assert args.keep == ["true_type", "price"] and args.listings == ["listings.csv"]
     with pytest.raises(ValueError, match="no_such_column"):
         assign_labels(example_data / "listings.csv", example_vocab, tmp_path, keep=["no_such_column"], progress=False)
 

@@ -355,6 +355,22 @@ def test_missing_column_error_names_columns_and_suggests(tmp_path):
         read_listings(path, ColumnRoles(fields=ROLES.fields, id="sku"))
 
 
+def test_missing_column_hint_ignores_case_and_explains_a_missing_image_column(tmp_path):
+    path = write(tmp_path / "a.csv", "ID,title\n1,red shirt\n")
+    with pytest.raises(ListingsError) as err:
+        read_listings(path, ColumnRoles(fields=(Field("title", "text"),)))
+    message = str(err.value)
+    assert "id column 'id' not found (did you mean 'ID'?)" in message
+    assert "image column 'image' not found (for listings without images, give --image '')" in message
+
+
+def test_a_list_in_a_text_field_is_read_as_comma_separated_items(tmp_path):
+    records = [{"id": "1", "title": ["red shirt", "cotton", None]}, {"id": "2", "title": "blue shirt"}]
+    listings = read_listings(write(tmp_path / "a.jsonl", jsonl(records)),
+                             ColumnRoles(fields=(Field("title", "text"),), image=None))
+    assert listings.frame["title"].tolist() == ["red shirt, cotton", "blue shirt"]
+
+
 # --------------------------------------------------------------------- rejections
 
 
@@ -494,6 +510,12 @@ def test_absurdly_long_fields_are_truncated(tmp_path, arrow_only):
     assert listings.frame["title"].tolist() == ["x" * 12, "short"]
     assert listings.frame["tags"].tolist() == [["tag", "tag", "tag"], ["a"]]
     assert listings.counts["truncated_fields"] == 2
+
+
+def test_a_truncated_text_keeps_no_trailing_space(tmp_path):
+    roles = ColumnRoles(fields=(Field("title", "text"),), image=None, max_field_chars=5)
+    listings = read_listings(write(tmp_path / "a.csv", "id,title\n1,blue shirt\n"), roles)
+    assert listings.frame["title"].tolist() == ["blue"]
 
 
 def test_default_limit_truncates_long_text(tmp_path):

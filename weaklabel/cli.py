@@ -227,8 +227,8 @@ def _assign_parser(sub) -> None:
     p.add_argument("--fallback", type=float, default=None, metavar="SIM",
                    help="label listings that matched nothing with the labels nearest their text embedding, "
                         "at cosine similarity >= SIM (default: off)")
-    p.add_argument("--keep", nargs="+", default=None, metavar="COL",
-                   help="listing columns to pass through (default: all)")
+    p.add_argument("--keep", action="append", default=None, metavar="COL",
+                   help="listing column to pass through (repeatable; default: all)")
     p.add_argument("--rows-per-part", type=int, metavar="N", default=250_000, help="listings per output part (default: 250000)")
     _add_dask(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

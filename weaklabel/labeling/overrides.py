@@ -67,7 +67,7 @@ class Overrides:
         if unknown:
             raise OverridesError(f"unknown overrides key(s) {sorted(unknown)}; allowed: {sorted(KEYS)}")
         return cls(
-            delete=list(data.get("delete", [])),
+            delete=_as_list(data.get("delete", [])),
             rename=dict(data.get("rename", {})),
             merge={k: _as_list(v) for k, v in data.get("merge", {}).items()},
             add={k: _as_list(v) for k, v in data.get("add", {}).items()},
@@ -110,9 +110,7 @@ class Overrides:
         missing = [t for t in terms if t not in set(table["term"])]
         absent = [t for t in missing if not support.get(t, 0)]
         if absent:
-            verb = "is no term" if len(absent) == 1 else "are no terms"
-            raise OverridesError(f"overrides [add] {name!r}: {', '.join(map(repr, absent))} {verb} of the "
-                                 "listings: it occurs in none, or is longer than ngram_range or holds a stopword")
+            raise OverridesError(f"overrides [add] {name!r}: {no_terms_message(absent)}")
         extra = pd.DataFrame({"term": missing, "support": [int(support[t]) for t in missing],
                               "label": label, "how": "override", "similarity": 1.0})
         table = pd.concat([table, extra], ignore_index=True) if missing else table
@@ -142,6 +140,13 @@ class Overrides:
         close = difflib.get_close_matches(key, known, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise OverridesError(f"overrides name {name!r}, which is no label or labelled term of this vocabulary{hint}")
+
+
+def no_terms_message(absent: list[str]) -> str:
+    """Why terms a user named (to add or allow) are not terms of the listings."""
+    verb = "is no term" if len(absent) == 1 else "are no terms"
+    return (f"{', '.join(map(repr, absent))} {verb} of the listings: it occurs in none, or is longer than "
+            "ngram_range or holds a stopword")
 
 
 def most_frequent_first(terms: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from ..artifacts import Timer, read_manifest, write_parquet
 from ..listings import ColumnRoles, Listings
 from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
-from .overrides import Overrides, OverridesError, most_frequent_first
+from .overrides import Overrides, OverridesError, most_frequent_first, no_terms_message
 from .terms import TermCounts, select_candidates
 from .text import Analyzer, normalize, resolve_stopwords
 
@@ -202,7 +202,11 @@ class VocabularyBuilder:
     def _fit_counts(self, counts: TermCounts) -> VocabularyBuilder:
         timer = self.timer_
         overrides = Overrides.load(self.overrides)
-        allow = {normalize(t) for t in self.allowlist} | overrides.added_terms()
+        allowed = {normalize(t) for t in self.allowlist}
+        absent = sorted(t for t in allowed if t not in counts.any_field.index)
+        if absent:
+            raise ValueError(f"allowlist: {no_terms_message(absent)}")
+        allow = allowed | overrides.added_terms()
         with timer("select_terms"):
             candidates, dropped, reasons = select_candidates(
                 counts,
@@ -222,6 +226,8 @@ class VocabularyBuilder:
         with timer("overrides"):
             assignment = candidates.assign(label=clustering.label, how=clustering.how, similarity=clustering.similarity)
             assignment = overrides.apply(assignment, counts.any_field)
+        if not (assignment["label"] >= 0).any():
+            raise ValueError(self._no_labels_message(counts.n_listings, len(candidates)))
         self.vocabulary_ = self._vocabulary(assignment, dropped, counts, embedder, embeddings)
         self.vocabulary_.stats = {
             "listings": counts.n_listings,
@@ -256,6 +262,14 @@ class VocabularyBuilder:
         analyzer = self.analyzer()
         return Vocabulary(labels, terms, centroid, {"ngram_range": list(analyzer.ngram_range), "stopwords": sorted(analyzer.stopwords)},
                           self.model, self.roles)
+
+    def _no_labels_message(self, n_listings: int, n_candidates: int) -> str:
+        found = (f"none of the {n_candidates} candidate terms makes a label of at least "
+                 f"min_label_support={self.min_label_support} listings" if n_candidates else
+                 f"no term occurs in at least min_support={self.min_support} listings and at most "
+                 f"max_df={self.max_df:g} of them")
+        return (f"no labels: in {n_listings} listing{'s' if n_listings != 1 else ''}, {found}; "
+                "lower these settings or fit on more listings")
 
     def _cluster_params(self) -> ClusterParams:
         return ClusterParams(

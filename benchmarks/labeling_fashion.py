@@ -33,7 +33,7 @@ from scipy.sparse import csr_matrix
 
 from weaklabel.eval.tiers import value_tiers
 from weaklabel.labeling import LabelAssigner, Vocabulary, build_vocabulary
-from weaklabel.labeling.text import term_key
+from weaklabel.labeling.text import Analyzer, term_key
 from weaklabel.listings import ColumnRoles, Field, read_listings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion"
@@ -66,7 +66,7 @@ def best_label_f1(types: pd.Series, labels: pd.Series, n_labels: int, min_items:
     }
 
 
-def ceiling_f1(titles: list[str], types: pd.Series, analyzer, max_terms: int = 8, candidates: int = 300,
+def ceiling_f1(titles: list[str], types: pd.Series, analyzer: Analyzer, max_terms: int = 8, candidates: int = 300,
                min_support: int = 3) -> float:
     """An oracle that reads articleType, to show how far any clustering of the n-grams could go: per
     type, the union of up to ``max_terms`` n-gram groups (one group per term key, so variants are
@@ -157,11 +157,9 @@ def main() -> int:
     on = results["clustering on"]
     print("where the weighted F1 goes (clustering on), largest losses:")
     for row in on["losses"].head(8).itertuples():
-        print(f"  {row.type:<16}{row.items:>6} items  best label {on['label_names'][row.best_label]!r:<18}"
-              f" F1 {row.f1:.3f}  loses {row.loss:.4f}")
-    if args.ceiling:
-        listings = read_listings(csv, roles)
-        types = truth.loc[listings.frame["id"]].reset_index(drop=True)
+        best = repr(on["label_names"][row.best_label]) if row.f1 > 0 else "-"
+        print(f"  {row.type:<16}{row.items:>6} items  best label {best:<18} F1 {row.f1:.3f}  loses {row.loss:.4f}")
+    if args.ceiling:  # the listings and types of the last run above: the same file
         ceiling = ceiling_f1(listings.frame["title"].tolist(), types, Vocabulary.load(args.out / "clustering_on").make_analyzer())
         print(f"ceiling: {ceiling:.3f} weighted F1 for an oracle that reads articleType and, per type, unites the "
               "best of up to 8 n-grams (brand names among them) into one label")

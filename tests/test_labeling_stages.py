@@ -121,18 +121,31 @@ def test_an_allowlisted_term_found_in_no_listing_is_an_error(example_data, tmp_p
                          allowlist=["mug", "Tea Towl"])
 
 
+def test_allowlisted_and_added_tags_are_written_as_the_analyzer_writes_them(tmp_path):
+    listings = tmp_path / "tags.csv"
+    listings.write_text("id,title,tags\n" + "".join(f"{i},mug {i},Home & Kitchen\n" for i in range(3)))
+    roles = ColumnRoles(fields=(Field("title", "text"), Field("tags", "tags")), image=None)
+    vocab = build_vocabulary(listings, roles, tmp_path / "v", progress=False, max_df=1.0, min_label_support=1,
+                             allowlist=["Home & Kitchen"], overrides={"add": {"home": ["Home & Kitchen"]}})
+    assert label_of(vocab, "home kitchen") is not None
+
+
 def test_delete_may_name_one_label_as_a_string(example_data, tmp_path):
     vocab = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
                              min_label_support=5, overrides={"delete": "mug"})
     assert label_of(vocab, "mug") is None
 
 
-def test_no_labels_is_a_clear_error_not_a_broken_folder(tmp_path):
+def test_no_labels_is_a_clear_error_not_a_broken_folder(tmp_path, monkeypatch):
+    import weaklabel.labeling.vocabulary as vocabulary_module
+
     listings = tmp_path / "tiny.csv"
     listings.write_text("id,title\n1,red shirt\n2,blue shirt\n3,green shirt\n")
     roles = ColumnRoles(fields=(Field("title", "text"),), image=None)
-    with pytest.raises(ValueError, match="no labels: in 3 listings, no term occurs in at least min_support=3"):
-        build_vocabulary(listings, roles, tmp_path / "a", progress=False)
+    with monkeypatch.context() as patch:  # with no candidate the model is not even loaded
+        patch.setattr(vocabulary_module, "TextEmbedder", None)
+        with pytest.raises(ValueError, match="no labels: in 3 listings, no term occurs in at least min_support=3"):
+            build_vocabulary(listings, roles, tmp_path / "a", progress=False)
     with pytest.raises(ValueError, match="none of the 7 candidate terms makes a label of at least min_label_support=10"):
         build_vocabulary(listings, roles, tmp_path / "b", progress=False, min_support=1, max_df=1.0)
 
@@ -144,14 +157,18 @@ def test_a_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path, monkeypatch
 
     with pytest.raises(ValueError, match="text model folder ./no-such-model not found"):
         TextEmbedder("./no-such-model")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="cannot load the text model folder .*broken"):
+        TextEmbedder(str(tmp_path / "broken"), use_cache=False).encode(["mug"])
 
     def offline(*args, **kwargs):
         raise OSError("We couldn't connect to the hub.\nCheck your connection.")
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", offline)
     embedder = TextEmbedder("someone/some-model", cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="cannot load the text model 'someone/some-model'.*We couldn't connect to "
-                                         "the hub.$"):
+    with pytest.raises(ValueError, match="cannot load the text model .no local folder; from the Hugging Face "
+                                         "hub. 'someone/some-model': We couldn't connect to the hub.$"):
         embedder.encode(["mug"])
 
 

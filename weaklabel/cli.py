@@ -198,7 +198,7 @@ def _vocab_parser(sub) -> None:
     e.add_argument("--batch-size", type=int, metavar="N", default=256, help="texts per embedding batch (default: 256)")
     e.add_argument("--device", default=None, metavar="DEVICE", help="torch device for embeddings (default: cuda if present, else cpu)")
     e.add_argument("--cache-dir", default=None, metavar="DIR",
-                   help="embedding cache folder (default: $WEAKLABEL_CACHE or ~/.cache/weaklabel)")
+                   help="embedding cache folder (default: $WEAKLABEL_CACHE/embeddings or ~/.cache/weaklabel/embeddings)")
     c = p.add_argument_group("clustering (see README: 'How clustering works')")
     c.add_argument("--no-cluster", action="store_true", help="no clustering: every frequent term is its own label")
     c.add_argument("--min-label-support", type=int, metavar="N", default=10,

@@ -666,8 +666,6 @@ def _is_null(value: Any) -> bool:
 def _scalar_str(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, (list, tuple, np.ndarray)):  # a JSON list in a text field: its items, comma-separated
-        return ", ".join(_scalar_str(v) for v in value if not _is_null(v))
     return str(value)
 
 
@@ -689,7 +687,11 @@ def _as_str(s: pd.Series) -> pd.Series:
 
 
 def _clean_text(s: pd.Series, limit: int) -> tuple[pd.Series, pd.Series]:
-    """Stripped text and a mask of the values cut to ``limit`` characters."""
+    """Stripped text and a mask of the values cut to ``limit`` characters; a list (JSONL, Parquet)
+    becomes its items, comma-separated, so no n-gram spans two of them."""
+    if s.dtype == object:
+        s = s.map(lambda v: ", ".join(_scalar_str(i) for i in v if not _is_null(i))
+                  if isinstance(v, (list, tuple, np.ndarray)) else v)
     text = _as_str(s).str.strip()
     over = text.str.len() > limit
     if over.any():
@@ -791,7 +793,7 @@ def _missing_column_hint(column: str, present: list[str], roles: ColumnRoles) ->
     if close:
         return f" (did you mean {by_lower[close[0]]!r}?)"
     if column == roles.image:
-        return " (for listings without images, give --image '')"
+        return " (for listings without images: --image '', image = \"\" under [listings] in a pipeline file)"
     return ""
 
 

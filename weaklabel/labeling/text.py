@@ -78,6 +78,12 @@ def normalize(text: str) -> str:
     return text.lower()
 
 
+def as_term(text: str) -> str:
+    """A term as the analyzer writes it, for terms a user names: normalized words joined by one space
+    ("Home & Kitchen" -> "home kitchen")."""
+    return " ".join(_TOKEN_RE.findall(normalize(text)))
+
+
 def is_droppable_token(token: str) -> bool:
     """Numbers, sizes, codes and IDs: tokens with digits that are not short model names like '3d'."""
     digits = sum(ch.isdigit() for ch in token)

@@ -24,7 +24,7 @@ from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
 from .overrides import Overrides, OverridesError, most_frequent_first, no_terms_message
 from .terms import TermCounts, select_candidates
-from .text import Analyzer, normalize, resolve_stopwords
+from .text import Analyzer, as_term, resolve_stopwords
 
 TIERS = ("head", "torso", "tail")
 
@@ -202,7 +202,7 @@ class VocabularyBuilder:
     def _fit_counts(self, counts: TermCounts) -> VocabularyBuilder:
         timer = self.timer_
         overrides = Overrides.load(self.overrides)
-        allowed = {normalize(t) for t in self.allowlist}
+        allowed = {as_term(t) for t in self.allowlist}
         absent = sorted(t for t in allowed if t not in counts.any_field.index)
         if absent:
             raise ValueError(f"allowlist: {no_terms_message(absent)}")
@@ -213,9 +213,11 @@ class VocabularyBuilder:
                 min_support=self.min_support,
                 max_df=self.max_df,
                 min_npmi=self.min_npmi,
-                blocklist={normalize(t) for t in self.blocklist},
+                blocklist={as_term(t) for t in self.blocklist},
                 allowlist=allow,
             )
+        if candidates.empty:
+            raise ValueError(self._no_labels_message(counts.n_listings, 0))
         embedder = TextEmbedder(self.model, batch_size=self.batch_size, device=self.device,
                                 cache_dir=self.cache_dir, progress=self.progress)
         with timer("embed_terms"):
@@ -265,7 +267,8 @@ class VocabularyBuilder:
 
     def _no_labels_message(self, n_listings: int, n_candidates: int) -> str:
         found = (f"none of the {n_candidates} candidate terms makes a label of at least "
-                 f"min_label_support={self.min_label_support} listings" if n_candidates else
+                 f"min_label_support={self.min_label_support} listings"
+                 f"{' once the overrides are applied' if self.overrides else ''}" if n_candidates else
                  f"no term occurs in at least min_support={self.min_support} listings and at most "
                  f"max_df={self.max_df:g} of them")
         return (f"no labels: in {n_listings} listing{'s' if n_listings != 1 else ''}, {found}; "

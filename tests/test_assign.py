@@ -82,6 +82,12 @@ def test_scores_combine_field_weights_and_similarity_as_noisy_or():
     assert labels_of(result, 1) == ([3], [0.8])
 
 
+def test_two_exact_matches_outrank_one():
+    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("Blue T-Shirt, T Shirt", [])]))
+    assert labels_of(result, 0) == ([7, 1], [1.0, 1.0])  # rounded; unrounded below
+    assert result["scores"].iloc[0][0] == 1.0 and result["scores"].iloc[0][1] == np.float32(1 - 1e-6)
+
+
 def test_min_score_and_top_k_and_order():
     frame = listing_frame([("cotton shirt", ["trainers"])])
     vocab = make_vocabulary()

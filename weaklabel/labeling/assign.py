@@ -214,6 +214,7 @@ def _combine(matches: _Matches, n_rows: int, min_score: float, top_k: int) -> _M
     order = np.lexsort((matches.term, -matches.strength, matches.label, matches.row))
     m = _Matches(*(getattr(matches, name)[order] for name in _Matches.__dataclass_fields__))
     starts = np.flatnonzero(np.r_[True, (np.diff(m.row) != 0) | (np.diff(m.label) != 0)])
+    # Capped below 1: no log(0), and two exact matches (1.0) still outrank one (0.999999).
     log_miss = np.log1p(-np.minimum(m.strength, 1 - 1e-6).astype(np.float64))
     score = (1.0 - np.exp(np.add.reduceat(log_miss, starts))).astype(np.float32)
     best = _Matches(m.row[starts], m.label[starts], score, m.field[starts], m.term[starts])

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from weaklabel.eval.tiers import value_tiers
-from weaklabel.labeling import LabelAssigner, Vocabulary, build_vocabulary
+from weaklabel.labeling import LabelAssigner, build_vocabulary
 from weaklabel.labeling.text import Analyzer, term_key
 from weaklabel.listings import ColumnRoles, Field, read_listings
 
@@ -159,8 +159,8 @@ def main() -> int:
     for row in on["losses"].head(8).itertuples():
         best = repr(on["label_names"][row.best_label]) if row.f1 > 0 else "-"
         print(f"  {row.type:<16}{row.items:>6} items  best label {best:<18} F1 {row.f1:.3f}  loses {row.loss:.4f}")
-    if args.ceiling:  # the listings and types of the last run above: the same file
-        ceiling = ceiling_f1(listings.frame["title"].tolist(), types, Vocabulary.load(args.out / "clustering_on").make_analyzer())
+    if args.ceiling:  # the listings, types and analyzer of the last run above: the same for both runs
+        ceiling = ceiling_f1(listings.frame["title"].tolist(), types, vocab.make_analyzer())
         print(f"ceiling: {ceiling:.3f} weighted F1 for an oracle that reads articleType and, per type, unites the "
               "best of up to 8 n-grams (brand names among them) into one label")
     print("targets: weighted F1 >= 0.90, coverage >= 0.97, cold build <= 60 s, warm <= 10 s "

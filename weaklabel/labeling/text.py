@@ -81,7 +81,11 @@ def normalize(text: str) -> str:
 def as_term(text: str) -> str:
     """A term as the analyzer writes it, for terms a user names: normalized words joined by one space
     ("Home & Kitchen" -> "home kitchen")."""
-    return " ".join(_TOKEN_RE.findall(normalize(text)))
+    return " ".join(_words(text))
+
+
+def _words(text: str) -> list[str]:
+    return _TOKEN_RE.findall(normalize(text))
 
 
 def is_droppable_token(token: str) -> bool:
@@ -136,7 +140,7 @@ class Analyzer:
         """Terms of a tag or category field: each value whole, normalized, stopword-only values skipped."""
         terms = set()
         for value in values:
-            tokens = _TOKEN_RE.findall(normalize(value))
+            tokens = _words(value)
             if tokens and not all(t in self.stopwords or is_droppable_token(t) for t in tokens):
                 terms.add(" ".join(tokens))
         return terms

@@ -266,11 +266,14 @@ class VocabularyBuilder:
                           self.model, self.roles)
 
     def _no_labels_message(self, n_listings: int, n_candidates: int) -> str:
-        found = (f"none of the {n_candidates} candidate terms makes a label of at least "
-                 f"min_label_support={self.min_label_support} listings"
-                 f"{' once the overrides are applied' if self.overrides else ''}" if n_candidates else
-                 f"no term occurs in at least min_support={self.min_support} listings and at most "
-                 f"max_df={self.max_df:g} of them")
+        if n_candidates:
+            found = (f"none of the {n_candidates} candidate terms makes a label of at least "
+                     f"min_label_support={self.min_label_support} listings")
+            if self.overrides:
+                found += " once the overrides are applied"
+        else:
+            found = (f"no term occurs in at least min_support={self.min_support} listings and at most "
+                     f"max_df={self.max_df:g} of them")
         return (f"no labels: in {n_listings} listing{'s' if n_listings != 1 else ''}, {found}; "
                 "lower these settings or fit on more listings")
 

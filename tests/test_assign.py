@@ -8,7 +8,7 @@ from weaklabel.labeling.assign import LabelAssigner
 from weaklabel.labeling.vocabulary import Vocabulary
 from weaklabel.listings import ColumnRoles, Field
 
-# label_id: name, [(term, similarity, support)]
+# label_id: name, [(term, similarity, support)]; products have informativeness 1, modifiers 0 (cotton 0.2)
 LABELS = {
     0: ("shirt", [("shirt", 1.0, 80), ("shirts", 1.0, 20)]),
     1: ("blue", [("blue", 1.0, 100)]),
@@ -28,6 +28,7 @@ def make_vocabulary() -> Vocabulary:
         "aliases": [[m[0] for m in v[1][1:]] for v in LABELS.values()],
         "support": [sum(m[2] for m in v[1]) for v in LABELS.values()],
         "tier": ["head", "head", "torso", "torso", "tail", "tail", "tail", "head"],
+        "informativeness": np.array([1.0, 0.0, 0.0, 1.0, 0.2, 1.0, 0.0, 1.0], np.float32),
     })
     terms = pd.DataFrame(
         [(t, "title", n, i, s, "name") for i, (_, members) in LABELS.items() for t, s, n in members],
@@ -52,7 +53,7 @@ def test_overlap_common_words_keep_their_label():
     result = LabelAssigner(make_vocabulary()).transform(listing_frame([("Navy Blue Shirt", [])]))
     labels, _ = labels_of(result, 0)
     # "blue" (support 100) is common on its own: "navy blue" (10) does not absorb it; "shirt" neither.
-    assert labels == [0, 1, 2]
+    assert labels == [0, 1, 2]  # the product first; the modifiers at half their evidence (navy: 0.5 x 0.9)
     assert {"field": "title", "term": "navy blue"} in list(result["evidence"].iloc[0])
 
 
@@ -65,14 +66,14 @@ def test_overlap_fragments_are_absorbed():
 
 def test_overlap_one_word_label_written_apart_absorbs_its_parts():
     result = LabelAssigner(make_vocabulary()).transform(listing_frame([("blue t shirt", [])]))
-    assert labels_of(result, 0)[0] == [1, 7]  # t-shirt and blue, not shirt
+    assert labels_of(result, 0)[0] == [7, 1]  # t-shirt and blue, not shirt
 
 
 def test_overlap_rule_is_per_field():
     result = LabelAssigner(make_vocabulary()).transform(listing_frame([("track pants", ["track"])]))
     labels, scores = labels_of(result, 0)
     assert labels == [5, 6]
-    assert scores == [1.0, 0.5]  # "track" only from the tag: weight 0.5 x similarity 1.0
+    assert scores == [1.0, 0.25]  # "track" only from the tag: weight 0.5 x similarity 1.0, a modifier: x 0.5
 
 
 def test_scores_combine_field_weights_and_similarity_as_noisy_or():
@@ -83,16 +84,21 @@ def test_scores_combine_field_weights_and_similarity_as_noisy_or():
 
 
 def test_two_exact_matches_outrank_one():
-    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("Blue T-Shirt, T Shirt", [])]))
-    assert labels_of(result, 0) == ([7, 1], [1.0, 1.0])  # rounded; unrounded below
+    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("Sneakers | T-Shirt, T Shirt", [])]))
+    assert labels_of(result, 0) == ([7, 3], [1.0, 1.0])  # rounded; unrounded below
     assert result["scores"].iloc[0][0] == 1.0 and result["scores"].iloc[0][1] == np.float32(1 - 1e-6)
+
+
+def test_the_most_informative_label_ranks_first_whatever_its_id():
+    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("Navy Sneakers", [])]))
+    assert labels_of(result, 0) == ([3, 2], [1.0, 0.5])  # the product (id 3) before the colour (id 2)
 
 
 def test_min_score_and_top_k_and_order():
     frame = listing_frame([("cotton shirt", ["trainers"])])
     vocab = make_vocabulary()
     all_labels = LabelAssigner(vocab, min_score=0.0).transform(frame)
-    assert labels_of(all_labels, 0) == ([0, 4, 3], [1.0, 1.0, 0.4])  # score desc, then label id
+    assert labels_of(all_labels, 0) == ([0, 4, 3], [1.0, 0.6, 0.4])  # score desc, then label id
     assert labels_of(LabelAssigner(vocab, min_score=0.5).transform(frame), 0)[0] == [0, 4]
     assert labels_of(LabelAssigner(vocab, min_score=0.0, top_k=1).transform(frame), 0)[0] == [0]
 

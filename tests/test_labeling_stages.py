@@ -37,11 +37,19 @@ def test_vocab_folder_holds_documented_artifacts(example_vocab):
     assert ordered == labels["label_id"].tolist()
     assert set(labels["tier"]) <= {"head", "torso", "tail"} and labels["tier"].iloc[0] == "head"
     terms = pd.read_parquet(example_vocab / "terms.parquet")
-    assert list(terms.columns) == ["term", "field", "support", "label_id", "similarity", "how"]
+    assert list(terms.columns) == ["term", "field", "support", "ends", "label_id", "similarity", "how"]
     assert set(terms["field"]) <= {"title", "description", "tags", "category_path"}
     assert terms["how"].eq("rare").any() and terms["how"].str.startswith("dropped:").any()
     assert terms["similarity"].isna().equals(terms["label_id"].isna())  # no similarity without a label
     assert np.load(example_vocab / "label_embeddings.npy").shape == (len(labels), 384)
+
+
+def test_products_are_more_informative_than_their_modifiers(example_vocab):
+    labels = Vocabulary.load(example_vocab).labels.set_index("name")["informativeness"]
+    assert labels.between(0, 1).all()
+    for product in ("t-shirt", "mug", "necklace"):
+        for modifier in ("black", "white", "cotton"):
+            assert labels[product] > labels[modifier] + 0.3, (product, modifier)
 
 
 def test_vocab_manifest_records_config_inputs_counts_and_timings(example_vocab, example_data):

@@ -64,3 +64,17 @@ def test_ngram_ranges_beyond_trigrams_and_without_unigrams():
     analyzer = Analyzer((2, 4))
     assert analyzer.ngram_list("a b c d | e f") == ["a b", "b c", "c d", "e f", "a b c", "b c d", "a b c d"]
     assert Analyzer((3, 3)).ngram_list("x y") == []
+
+
+def test_units_letters_urls_and_placeholders_are_no_terms():
+    analyzer = Analyzer((1, 2), resolve_stopwords("english"))
+    grams = analyzer.ngrams("18 K Gold Ring, 25 cm, UK 6 | T Shirt null www.shop.example/x visit shop.example.com")
+    assert {"gold ring", "t shirt", "shirt", "visit"} <= grams
+    assert not {"k", "cm", "uk", "t", "null", "www", "com", "example", "k gold"} & grams
+    assert analyzer.ngrams("3d printer 25") == {"3d", "printer", "3d printer"}  # a digit makes a model name
+
+
+def test_phrase_ends():
+    grams, ends = Analyzer((1, 3), resolve_stopwords("english")).ngrams_and_ends("Navy Blue Shirt for Men, Cotton")
+    assert ends == {"shirt", "blue shirt", "navy blue shirt", "men", "cotton"}
+    assert ends < grams

@@ -81,7 +81,7 @@ def _cmd_vocab(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir, cluster=not args.no_cluster,
         min_label_support=args.min_label_support, merge_threshold=args.merge_threshold,
         attach_threshold=args.attach_threshold, rare_merge_threshold=args.rare_merge_threshold,
-        overrides=args.overrides,
+        head_prior=args.head_prior, overrides=args.overrides,
     )
     stats = vocabulary.stats
     tiers = vocabulary.labels["tier"].value_counts().to_dict()
@@ -189,6 +189,9 @@ def _vocab_parser(sub) -> None:
                    help="drop terms in more than this fraction of listings as generic (default: 0.5)")
     t.add_argument("--min-npmi", type=float, metavar="X", default=0.0,
                    help="drop n-grams whose words co-occur no more than chance (normalized PMI; default: 0.0)")
+    t.add_argument("--head-prior", type=float, metavar="N", default=20.0,
+                   help="listings' worth of the corpus-wide phrase-end rate each label's informativeness starts "
+                        "from; informativeness ranks a listing's labels (README: 'Scores'; default: 20)")
     t.add_argument("--blocklist", metavar="FILE", help="file of terms never to use, one per line")
     t.add_argument("--allowlist", metavar="FILE", help="file of terms always kept as candidates, one per line")
     e = p.add_argument_group("embeddings")
@@ -222,8 +225,8 @@ def _assign_parser(sub) -> None:
     p.add_argument("--vocab", required=True, help="vocabulary folder written by 'weaklabel vocab'")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_roles(p, required_text=False)
-    p.add_argument("--top-k", type=int, metavar="N", default=10, help="at most this many labels per listing (default: 10)")
-    p.add_argument("--min-score", type=float, metavar="X", default=0.3, help="drop labels scoring below this (default: 0.3)")
+    p.add_argument("--top-k", type=int, metavar="N", default=20, help="at most this many labels per listing, the most informative first (default: 20)")
+    p.add_argument("--min-score", type=float, metavar="X", default=0.1, help="drop labels scoring below this (default: 0.1)")
     p.add_argument("--fallback", type=float, default=None, metavar="SIM",
                    help="label listings that matched nothing with the labels nearest their text embedding, "
                         "at cosine similarity >= SIM (default: off)")

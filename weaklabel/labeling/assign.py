@@ -13,10 +13,20 @@ How a listing gets its labels:
    since "blue" is common on its own and a navy-blue item is blue. The rule is per field, not
    per position.
 3. **Scores.** Each remaining match is evidence of strength ``w_f * s``: the field's weight
-   times the term's similarity to its label. Evidence for one label combines as a noisy-OR,
-   ``score = 1 - prod(1 - w_f * s)``, so more evidence raises the score and it stays in [0, 1].
-4. **Selection.** Labels scoring at least ``min_score`` are kept, best first, at most
-   ``top_k``; the ``evidence`` of each is the field and term of its strongest match.
+   times the term's similarity to its label (1 for the label's own term and its spelling
+   variants, the cosine similarity for a synonym or an attached rare term). Evidence for one label
+   combines as a noisy-OR, and is then weighed by how informative the label is::
+
+       score = (1 + q) / 2 * (1 - prod(1 - w_f * s))
+
+   ``q`` is the label's ``informativeness`` in ``labels.parquet`` (see
+   :func:`weaklabel.labeling.vocabulary.informativeness`): near 1 for a product word that ends
+   the title's noun phrase ("shirt"), near 0 for a modifier ("men", "navy blue", a brand). So the
+   product ranks first, a modifier still scores at least half of its evidence, and more evidence
+   always raises a score, which stays in [0, 1].
+4. **Selection.** Labels scoring at least ``min_score`` are kept, best first (equal scores by
+   label id), at most ``top_k``; the ``evidence`` of each is the field and term of its strongest
+   match. The first label is the listing's most informative one: the shards' ``cls``.
 5. **Fallback (optional).** A listing left with no label gets the labels nearest to its text
    embedding when their cosine similarity reaches ``fallback_threshold`` (evidence field
    ``embedding``, no term).
@@ -80,8 +90,8 @@ class LabelAssigner:
         vocabulary: Vocabulary | str,
         roles: ColumnRoles | None = None,
         *,
-        top_k: int = 10,
-        min_score: float = 0.3,
+        top_k: int = 20,
+        min_score: float = 0.1,
         fallback_threshold: float | None = None,
         absorb_ratio: float = 0.8,
         batch_size: int = 256,
@@ -114,6 +124,7 @@ class LabelAssigner:
         self.term_index_ = {term: i for i, term in enumerate(self.terms_)}
         self.term_label_ = table["label_id"].to_numpy(np.int32)
         self.term_similarity_ = table["similarity"].to_numpy(np.float32)
+        self.label_weight_ = (1 + self.vocabulary.labels["informativeness"].to_numpy(np.float64)) / 2
         names = self.vocabulary.labels["name"].to_numpy(object)
         spelled_apart = np.array([" " not in n and term_key(t) == term_key(n) and " " in t
                                   for t, n in zip(self.terms_, names[self.term_label_])], dtype=bool)
@@ -138,7 +149,7 @@ class LabelAssigner:
             raise ValueError(f"listings lack the field column(s) {missing}; columns are {list(frame.columns)}")
         with gc_paused():
             matches = _Matches.concat([self._match_field(frame, i) for i in range(len(self.roles.fields))])
-        labels = _combine(matches, len(frame), self.min_score, self.top_k)
+        labels = _combine(matches, self.label_weight_, self.min_score, self.top_k)
         if self.fallback_threshold is not None:
             unlabelled = np.flatnonzero(np.bincount(labels.row, minlength=len(frame)) == 0)
             if len(unlabelled):
@@ -207,8 +218,9 @@ def _absorption(terms: np.ndarray, index: dict[str, int], support: np.ndarray, s
     return csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
 
 
-def _combine(matches: _Matches, n_rows: int, min_score: float, top_k: int) -> _Matches:
-    """Noisy-OR the evidence per (listing, label), keep the strongest evidence, select the best labels."""
+def _combine(matches: _Matches, label_weight: np.ndarray, min_score: float, top_k: int) -> _Matches:
+    """Noisy-OR the evidence per (listing, label), weigh it by the label, keep the strongest evidence,
+    select the best labels."""
     if len(matches.row) == 0:
         return matches
     order = np.lexsort((matches.term, -matches.strength, matches.label, matches.row))
@@ -216,7 +228,7 @@ def _combine(matches: _Matches, n_rows: int, min_score: float, top_k: int) -> _M
     starts = np.flatnonzero(np.r_[True, (np.diff(m.row) != 0) | (np.diff(m.label) != 0)])
     # Capped below 1: no log(0), and two exact matches (1.0) still outrank one (0.999999).
     log_miss = np.log1p(-np.minimum(m.strength, 1 - 1e-6).astype(np.float64))
-    score = (1.0 - np.exp(np.add.reduceat(log_miss, starts))).astype(np.float32)
+    score = (label_weight[m.label[starts]] * (1.0 - np.exp(np.add.reduceat(log_miss, starts)))).astype(np.float32)
     best = _Matches(m.row[starts], m.label[starts], score, m.field[starts], m.term[starts])
     keep = best.strength >= min_score
     return _sort(_Matches(*(getattr(best, name)[keep] for name in _Matches.__dataclass_fields__)), top_k)

@@ -20,36 +20,43 @@ from ..perf import gc_paused
 from .text import Analyzer
 
 
-def field_terms(frame: pd.DataFrame, field: Field, analyzer: Analyzer) -> Iterator[set[str]]:
-    """The distinct terms of one field, listing by listing."""
+_NO_TERMS: tuple[set[str], set[str]] = (set(), set())
+
+
+def field_terms(frame: pd.DataFrame, field: Field, analyzer: Analyzer) -> Iterator[tuple[set[str], set[str]]]:
+    """The distinct terms of one field, listing by listing, each with those of them that end a phrase
+    (free text only: a tag or category value has no phrase around it)."""
     values = frame[field.column]
     if field.role == "text":
-        return (analyzer.ngrams(v) if v else set() for v in values)
-    return (analyzer.whole_values(v) for v in values)
+        return (analyzer.ngrams_and_ends(v) if v else _NO_TERMS for v in values)
+    return ((analyzer.whole_values(v), set()) for v in values)
 
 
 @dataclass
 class TermCounts:
-    """Listing counts of every term: per field, and in any field (a listing counts once)."""
+    """Listing counts of every term: per field (with the listings where it ends a phrase), and in any
+    field (a listing counts once)."""
 
     n_listings: int
-    by_field: pd.DataFrame  # term, field, support
+    by_field: pd.DataFrame  # term, field, support, ends
     any_field: pd.Series  # term -> support
 
     @classmethod
     def count(cls, frame: pd.DataFrame, roles: ColumnRoles, analyzer: Analyzer) -> TermCounts:
         per_field = {f.column: Counter() for f in roles.fields}
+        ends = {f.column: Counter() for f in roles.fields}
         any_field: Counter = Counter()
         streams = [field_terms(frame, f, analyzer) for f in roles.fields]
         with gc_paused():
             for listing_terms in zip(*streams):
                 union: set[str] = set()
-                for field, terms in zip(roles.fields, listing_terms):
+                for field, (terms, phrase_ends) in zip(roles.fields, listing_terms):
                     per_field[field.column].update(terms)
+                    ends[field.column].update(phrase_ends)
                     union |= terms
                 any_field.update(union)
         by_field = pd.concat(
-            [_counter_frame(c, column) for column, c in per_field.items()], ignore_index=True
+            [_counter_frame(c, ends[column], column) for column, c in per_field.items()], ignore_index=True
         )
         return cls(len(frame), by_field, pd.Series(any_field, dtype="int64").rename("support"))
 
@@ -57,16 +64,18 @@ class TermCounts:
     def combine(cls, parts: Sequence[TermCounts]) -> TermCounts:
         """Sum the counts of several partitions."""
         by_field = (
-            pd.concat([p.by_field for p in parts]).groupby(["term", "field"], sort=False)["support"].sum()
+            pd.concat([p.by_field for p in parts]).groupby(["term", "field"], sort=False)[["support", "ends"]].sum()
         )
         any_field = pd.concat([p.any_field for p in parts]).groupby(level=0, sort=False).sum()
         return cls(sum(p.n_listings for p in parts), by_field.reset_index(), any_field.rename("support"))
 
 
-def _counter_frame(counter: Counter, field: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"term": list(counter.keys()), "field": field, "support": np.fromiter(counter.values(), "int64", len(counter))}
-    )
+def _counter_frame(counter: Counter, ends: Counter, field: str) -> pd.DataFrame:
+    terms = list(counter.keys())
+    return pd.DataFrame({
+        "term": terms, "field": field, "support": np.fromiter(counter.values(), "int64", len(counter)),
+        "ends": np.fromiter((ends.get(t, 0) for t in terms), "int64", len(terms)),
+    })
 
 
 def npmi(terms: pd.Index, support: pd.Series, n_listings: int) -> np.ndarray:

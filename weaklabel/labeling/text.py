@@ -3,12 +3,19 @@
 One analyzer serves both stages, so a term found while building the vocabulary is found the
 same way when labels are assigned.
 
-- Normalization: HTML tags stripped and entities unescaped, Unicode NFKC, lowercase.
+- Normalization: HTML tags stripped and entities unescaped, Unicode NFKC, lowercase; web
+  addresses (``https://...``, ``www...``, ``shop.example.com``, e-mail addresses) become boundaries.
 - Tokens are runs of letters/digits; a hyphen or apostrophe *inside* a word keeps it whole
   ("t-shirt", "men's"). Anything else (spaces, "|", ",", " - ") separates tokens.
 - N-grams never cross a boundary: punctuation other than inner hyphens/apostrophes, a
-  stopword, or a dropped (numeric or ID-like) token. "shirt for men" yields "shirt" and "men",
-  never "shirt men".
+  stopword, a placeholder ("null", "nan", "undefined"), or a dropped (numeric or ID-like) token.
+  "shirt for men" yields "shirt" and "men", never "shirt men". A word of one or two letters
+  next to a dropped number is its unit or size letter ("25 cm", "18 K", "UK 6") and is dropped too.
+- A single Latin letter is no term on its own, but stays a word of n-grams ("t shirt").
+- A term *ends a phrase* where the token after it is a boundary or the end of the text ("shirt" in
+  "Navy Blue Shirt for Men"). Titles end their noun phrase with the product ("Blue Jeans"), so the
+  share of a label's occurrences that end a phrase tells a product from a modifier; see
+  :mod:`weaklabel.labeling.vocabulary`.
 - A term's *key* folds the surface variants of one word together: hyphens, spaces and
   apostrophes removed and each word singularized, so "T-Shirts", "tshirt" and "t shirt" share
   the key "tshirt", and "women's", "womens" and "woman" share "woman".
@@ -39,7 +46,16 @@ MARKETPLACE_FILLER = frozenset(
     trendy stylish item items product products pcs lot available great good perfect""".split()
 )
 
+# Values that stand for "no value" in exported dumps.
+PLACEHOLDERS = frozenset({"null", "nan", "none", "undefined"})
+
 _TAG_RE = re.compile(r"<[^>]*>")
+_WEB_RE = re.compile(
+    r"(?:[a-z][a-z0-9+.-]*://|www\.)\S+"  # URLs
+    r"|\S+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
+    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|info|biz|shop|store|online|site|io|co|in|uk|de|fr|es|it|nl|eu|au|ca|us)(?:\.[a-z]{2})?\b(?:/\S*)?"
+)
+_NUMBER = "\x00"  # a dropped numeric token, before its neighbouring units are dropped too
 # One scan yields tokens (group 1) and, as empty strings, boundaries: any other non-space mark.
 _SCAN_RE = re.compile(r"([^\W_]+(?:[-'’][^\W_]+)*)|[^\w\s]|_")
 _TOKEN_RE = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
@@ -75,7 +91,10 @@ def normalize(text: str) -> str:
         text = html.unescape(_TAG_RE.sub(" ", text))
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    return text.lower()
+    text = text.lower()
+    if "." in text or "@" in text:
+        text = _WEB_RE.sub(" . ", text)
+    return text
 
 
 def as_term(text: str) -> str:
@@ -86,6 +105,14 @@ def as_term(text: str) -> str:
 
 def _words(text: str) -> list[str]:
     return _TOKEN_RE.findall(normalize(text))
+
+
+def _drop_units(tokens: list[str]) -> list[str]:
+    """Dropped numbers become boundaries, and so do the words of one or two letters beside them."""
+    last = len(tokens) - 1
+    return ["" if t == _NUMBER or (len(t) <= 2 and t.isalpha() and ((i > 0 and tokens[i - 1] == _NUMBER) or
+                                                    (i < last and tokens[i + 1] == _NUMBER))) else t
+            for i, t in enumerate(tokens)]
 
 
 def is_droppable_token(token: str) -> bool:
@@ -107,7 +134,10 @@ class Analyzer:
         self._token_map: dict[str, str] = {"": ""}
 
     def _map_token(self, token: str) -> str:
-        kept = token if token not in self.stopwords and not is_droppable_token(token) else ""
+        if is_droppable_token(token):
+            kept = _NUMBER
+        else:
+            kept = token if token not in self.stopwords and token not in PLACEHOLDERS else ""
         self._token_map[token] = kept
         return kept
 
@@ -117,13 +147,32 @@ class Analyzer:
         mapped = list(map(self._token_map.get, found))
         if None in mapped:
             mapped = [self._map_token(t) if m is None else m for t, m in zip(found, mapped)]
+        if _NUMBER in mapped:
+            mapped = _drop_units(mapped)
         return mapped
 
     def ngram_list(self, text: str) -> list[str]:
         """The n-grams of one text, in order, repeats included; none spans a boundary."""
-        low, high = self.ngram_range
+        return self._ngrams(self.tokens(text))
+
+    def ngrams_and_ends(self, text: str) -> tuple[set[str], set[str]]:
+        """Distinct n-grams of one text, and those of them that end a phrase (next token a boundary)."""
         tokens = self.tokens(text)
-        grams = [t for t in tokens if t] if low == 1 else []
+        low, high = self.ngram_range
+        ends = set()
+        for i, token in enumerate(tokens):
+            if token and (i + 1 == len(tokens) or not tokens[i + 1]):
+                for n in range(low, min(high, i + 1) + 1):
+                    words = tokens[i + 1 - n : i + 1]
+                    if not all(words):
+                        break
+                    ends.add(" ".join(words))
+        grams = set(self._ngrams(tokens))
+        return grams, ends & grams
+
+    def _ngrams(self, tokens: list[str]) -> list[str]:
+        low, high = self.ngram_range
+        grams = [t for t in tokens if len(t) > 1 or (t and not t.isascii())] if low == 1 else []
         if low <= 2 <= high:  # bigrams and trigrams spelled out: the generic form is 2x slower
             grams += [f"{a} {b}" for a, b in zip(tokens, tokens[1:]) if a and b]
         if low <= 3 <= high:
@@ -141,7 +190,7 @@ class Analyzer:
         terms = set()
         for value in values:
             tokens = _words(value)
-            if tokens and not all(t in self.stopwords or is_droppable_token(t) for t in tokens):
+            if tokens and not all(t in self.stopwords or t in PLACEHOLDERS or is_droppable_token(t) for t in tokens):
                 terms.add(" ".join(tokens))
         return terms
 

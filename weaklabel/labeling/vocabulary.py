@@ -35,6 +35,7 @@ LABELS_SCHEMA = pa.schema(
         ("aliases", pa.list_(pa.string())),
         ("support", pa.int64()),
         ("tier", pa.string()),
+        ("informativeness", pa.float32()),
     ]
 )
 TERMS_SCHEMA = pa.schema(
@@ -42,6 +43,7 @@ TERMS_SCHEMA = pa.schema(
         ("term", pa.string()),
         ("field", pa.string()),
         ("support", pa.int64()),
+        ("ends", pa.int64()),
         ("label_id", pa.int32()),
         ("similarity", pa.float32()),
         ("how", pa.string()),
@@ -53,8 +55,8 @@ TERMS_SCHEMA = pa.schema(
 class Vocabulary:
     """Labels, the terms that map to them, and the settings needed to find those terms again."""
 
-    labels: pd.DataFrame  # label_id, name, aliases, support, tier
-    terms: pd.DataFrame  # term, field, support, label_id (<NA> when dropped), similarity, how
+    labels: pd.DataFrame  # label_id, name, aliases, support, tier, informativeness
+    terms: pd.DataFrame  # term, field, support, ends, label_id (<NA> when dropped), similarity, how
     label_embeddings: np.ndarray  # n_labels x dim, L2-normalized, row i = label_id i
     analyzer: dict[str, Any]  # ngram_range, stopwords
     model: str | None = None
@@ -95,6 +97,9 @@ class Vocabulary:
         folder = Path(folder)
         config = read_manifest(folder, "vocab")["config"]["vocabulary"]
         labels = pd.read_parquet(folder / "labels.parquet")
+        if "informativeness" not in labels:
+            raise ValueError(f"{folder} was built by an older weaklabel (its labels have no informativeness): "
+                             "rebuild it with 'weaklabel vocab'")
         labels["aliases"] = labels["aliases"].map(list)
         terms = pd.read_parquet(folder / "terms.parquet")
         terms["label_id"] = terms["label_id"].astype("Int32")
@@ -122,6 +127,8 @@ class VocabularyBuilder:
         :mod:`weaklabel.labeling.clustering`.
     overrides: a TOML file or dict of user edits (see :mod:`weaklabel.labeling.overrides`).
     tier_mass: cumulative support shares closing the head and torso tiers.
+    head_prior: how many listings' worth of the corpus-wide phrase-end rate a label's informativeness
+        starts from (see :func:`informativeness`).
     """
 
     def __init__(
@@ -150,6 +157,7 @@ class VocabularyBuilder:
         neighbours: int = 10,
         overrides: str | Path | dict | None = None,
         tier_mass: tuple[float, float] = (0.5, 0.8),
+        head_prior: float = 20.0,
         progress: bool = False,
     ):
         self.roles = roles
@@ -175,6 +183,7 @@ class VocabularyBuilder:
         self.neighbours = neighbours
         self.overrides = overrides
         self.tier_mass = tier_mass
+        self.head_prior = head_prior
         self.progress = progress
 
     # -- scikit-learn protocol -------------------------------------------------------------
@@ -260,7 +269,9 @@ class VocabularyBuilder:
         terms["label_id"] = terms["label_id"].astype("Int32")
         terms["similarity"] = terms["similarity"].astype(np.float32).where(terms["label_id"].notna())
         terms = terms.sort_values(["support", "term", "field"], ascending=[False, True, True], ignore_index=True)
-        terms = terms[["term", "field", "support", "label_id", "similarity", "how"]]
+        terms = terms[["term", "field", "support", "ends", "label_id", "similarity", "how"]]
+        text_weights = {f.column: f.weight for f in self.roles.fields if f.role == "text"}
+        labels["informativeness"] = informativeness(terms, text_weights, len(labels), self.head_prior)
         analyzer = self.analyzer()
         return Vocabulary(labels, terms, centroid, {"ngram_range": list(analyzer.ngram_range), "stopwords": sorted(analyzer.stopwords)},
                           self.model, self.roles)
@@ -297,6 +308,7 @@ class VocabularyBuilder:
             (self.min_label_support >= 1, f"min_label_support must be >= 1, got {self.min_label_support}"),
             (self.neighbours >= 1, f"neighbours must be >= 1, got {self.neighbours}"),
             (0 < self.tier_mass[0] <= self.tier_mass[1] <= 1, f"tier_mass must be 0 < head <= torso <= 1, got {self.tier_mass}"),
+            (self.head_prior >= 0, f"head_prior must be >= 0, got {self.head_prior}"),
         ]
         for name in ("merge_threshold", "attach_threshold", "rare_merge_threshold", "typo_min_similarity"):
             value = getattr(self, name)
@@ -330,6 +342,26 @@ def _label_table(kept: pd.DataFrame, tier_mass: tuple[float, float]) -> pd.DataF
     labels.insert(0, "label_id", np.arange(len(labels), dtype=np.int32))
     labels["tier"] = assign_tiers(labels["support"].to_numpy(), tier_mass)
     return labels
+
+
+def informativeness(terms: pd.DataFrame, text_weights: dict[str, float], n_labels: int, prior: float) -> np.ndarray:
+    """How much each label says about what a listing *is*, in (0, 1]: the share of its free-text
+    occurrences that end a phrase, each field's occurrences counted at its weight (a title says
+    more than a description), shrunk towards the corpus-wide share by ``prior`` listings.
+
+    A product ends the noun phrase of a title ("Navy Blue *Shirt*", "Shirt for Men"), modifiers
+    (colours, genders, brands, styles) rarely do: on the fashion catalogue "shirt" ends a phrase in
+    99% of its listings, "navy blue" in 6%, "men" in 2%. The shrinkage ranks a well-attested product
+    word ("t-shirt", 6,773 listings) above a rarer compound of it ("polo t-shirt"), which a raw
+    share would put level with it. A label with no free-text occurrence gets the corpus-wide share.
+    """
+    labelled = terms[terms["label_id"].notna() & terms["field"].isin(list(text_weights))]
+    ids = labelled["label_id"].to_numpy(np.int64)
+    weight = labelled["field"].map(text_weights).to_numpy(np.float64)
+    ends = np.bincount(ids, weights=weight * labelled["ends"].to_numpy(np.float64), minlength=n_labels)
+    seen = np.bincount(ids, weights=weight * labelled["support"].to_numpy(np.float64), minlength=n_labels)
+    overall = ends.sum() / seen.sum() if seen.sum() else 1.0
+    return ((ends + prior * overall) / np.maximum(seen + prior, 1e-12)).astype(np.float32)
 
 
 def assign_tiers(support: np.ndarray, tier_mass: tuple[float, float]) -> list[str]:

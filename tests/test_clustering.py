@@ -128,3 +128,20 @@ def test_attaching_term_is_checked_against_the_label_it_joins_not_its_colour_var
     ], merge_threshold=0.9, attach_threshold=0.8, min_label_support=10)
     assert out["white polo t-shirt"][0] == out["polo t-shirt"][0]
     assert out["navy polo t-shirt"] == (out["polo t-shirt"][0], "attached")
+
+
+def test_terms_with_different_codes_never_share_a_label():
+    same = unit((0, 1))  # every embedding identical: only the code rule keeps them apart
+    out, _ = run([
+        ("ram", 60, same), ("8gb", 50, same), ("16gb", 40, same), ("eos rebel t3i", 12, same),
+        ("eos rebel t7i", 11, same), ("40mm", 20, same), ("45mm", 20, same),
+        ("8gb ram", 5, same), ("16gb ram", 4, same), ("eos rebel t5", 3, same), ("42mm", 2, same),
+    ], min_label_support=10)
+    code_of = {}
+    for term, (label, _) in out.items():
+        codes = {w for w in term.split() if any(ch.isdigit() for ch in w)}
+        if label >= 0 and codes:
+            assert code_of.setdefault(label, codes) == codes, (term, code_of[label])  # one code per label, no chain
+    assert out["8gb"][0] != out["16gb"][0] and out["40mm"][0] != out["45mm"][0]
+    assert out["eos rebel t3i"][0] != out["eos rebel t7i"][0]
+    assert out["ram"][0] in (out["8gb"][0], out["16gb"][0])  # a term without a code joins one of them

@@ -30,6 +30,11 @@ label often holds colour forms of itself ("polo t-shirt" holds "white polo t-shi
 checking every group would turn "navy polo t-shirt" away (on the fashion catalogue, 318 terms
 of such labels would be dropped as rare, with label quality unchanged).
 
+Numbers, units and model codes tell products apart: terms that differ in a word with a digit
+("8gb"/"16gb", "eos rebel t3i"/"eos rebel t7i", "40mm"/"45mm") are never typos, synonyms or
+attachments of each other, and no chain of links puts them in one label either: a label holds
+terms of at most one such *code* (a term with no code may join any label).
+
 Every nearest-neighbour search is exact (blocked matrix products), so results are
 deterministic. A label's support is the sum of its terms' supports.
 """
@@ -88,14 +93,17 @@ def cluster_terms(
     frequent, rare = np.flatnonzero(is_frequent), np.flatnonzero(~is_frequent)
 
     contrast = _Contrast(terms, group, group_keys, is_frequent, group_emb, params.merge_threshold)
+    code = _codes(terms, group, len(group_support))
 
     # Group -> cluster of groups; starts as each group alone.
     cluster = np.arange(len(group_support))
     cluster[frequent] = frequent[_components_above(group_emb[frequent], params.merge_threshold, params.neighbours,
-                                                   contrast.within(frequent))]
+                                                   contrast.within(frequent), code[frequent])]
     group_how = np.full(len(group_support), "", dtype=object)
 
     typo_target = _typo_targets(group_keys, group_support, group_emb, frequent, rare, params)
+    cluster_code = _cluster_codes(code[frequent], cluster[frequent], len(group_support))
+    typo_target[(typo_target >= 0) & ~_compatible(code[rare], cluster_code[cluster[np.maximum(typo_target, 0)]])] = -1
     has_typo = typo_target >= 0
     cluster[rare[has_typo]] = cluster[typo_target[has_typo]]
     group_how[rare[has_typo]] = "typo"
@@ -107,7 +115,10 @@ def cluster_terms(
                                    np.searchsorted(label_ids, cluster[frequent]), len(label_ids))
     if len(rare) and len(label_ids):
         found = exact_search(group_emb[rare], centroids, min(params.neighbours, len(label_ids)))
-        target = _first_allowed(rare, label_heads, found.indices, found.scores >= params.attach_threshold, contrast)
+        members = np.flatnonzero(np.isin(cluster, label_ids))
+        label_code = _cluster_codes(code[members], np.searchsorted(label_ids, cluster[members]), len(label_ids))
+        close = (found.scores >= params.attach_threshold) & _compatible(code[rare][:, None], label_code[found.indices])
+        target = _first_allowed(rare, label_heads, found.indices, close, contrast)
         attached = target >= 0
         cluster[rare[attached]] = label_ids[target[attached]]
         group_how[rare[attached]] = "attached"
@@ -117,7 +128,7 @@ def cluster_terms(
     is_label[cluster[frequent]] = True
     if len(rare):
         components = _components_above(group_emb[rare], params.rare_merge_threshold, params.neighbours,
-                                       contrast.within(rare))
+                                       contrast.within(rare), code[rare])
         component_support = np.bincount(components, weights=group_support[rare])
         roots = rare[_first_of_each(components)]
         cluster[rare] = roots[components]
@@ -191,22 +202,67 @@ def _deletion_keys(keys: np.ndarray, groups: np.ndarray, min_length: int) -> pd.
 
 
 def _components_above(vectors: np.ndarray, threshold: float, k: int,
-                      separate: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+                      separate: Callable[[np.ndarray, np.ndarray], np.ndarray], code: np.ndarray) -> np.ndarray:
     """Connected components of the graph linking each vector to its k nearest at >= threshold,
-    leaving out the links that ``separate(rows, cols)`` marks True."""
+    leaving out the links that ``separate(rows, cols)`` marks True, and those that would put two
+    different codes in one component (the closest links are taken first)."""
     n = len(vectors)
     if n == 0:
         return np.zeros(0, np.int64)
     found = exact_search(vectors, vectors, min(k + 1, n))
-    neighbours, sim = found.indices, found.scores
+    neighbours, sim = found.indices, found.scores.reshape(-1)
     rows, cols = np.repeat(np.arange(n), neighbours.shape[1]), neighbours.reshape(-1)
-    keep = sim.reshape(-1) >= threshold
+    keep = (sim >= threshold) & (rows != cols)
     keep[keep] = ~separate(rows[keep], cols[keep])
-    graph = coo_matrix((np.ones(keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
-    _, components = connected_components(graph, directed=False)
+    if (code[rows[keep]] != "").any() or (code[cols[keep]] != "").any():
+        components = _components_keeping_codes_apart(rows[keep], cols[keep], sim[keep], code)
+    else:
+        graph = coo_matrix((np.ones(keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
+        _, components = connected_components(graph, directed=False)
     # Number components by their first member so results follow the input order.
-    codes, _ = pd.factorize(components)
-    return codes.astype(np.int64)
+    numbers, _ = pd.factorize(components)
+    return numbers.astype(np.int64)
+
+
+def _components_keeping_codes_apart(rows: np.ndarray, cols: np.ndarray, sim: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Union-find over the links, closest first, skipping a link whose two sides hold different codes."""
+    parent = np.arange(len(code))
+    root_code = code.copy()
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    closest_first = np.argsort(-sim, kind="stable")
+    for r, c in zip(rows[closest_first].tolist(), cols[closest_first].tolist()):
+        a, b = root(r), root(c)
+        if a != b and _compatible(root_code[a], root_code[b]):
+            parent[max(a, b)] = min(a, b)
+            root_code[min(a, b)] = root_code[a] or root_code[b]
+    return np.array([root(i) for i in range(len(code))])
+
+
+def _codes(terms: pd.Series, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Each group's code: its words that hold a digit, keyed and joined ("" when none)."""
+    code = np.full(n_groups, "", dtype=object)
+    for i in _first_of_each(group):
+        code[group[i]] = " ".join(sorted(term_key(w) for w in terms.iloc[i].split() if any(ch.isdigit() for ch in w)))
+    return code
+
+
+def _cluster_codes(code: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+    """The code of each cluster of groups: that of its members that have one ("" when none)."""
+    result = np.full(n_clusters, "", dtype=object)
+    has = code != ""
+    result[cluster[has]] = code[has]
+    return result
+
+
+def _compatible(a: np.ndarray | str, b: np.ndarray | str) -> np.ndarray | bool:
+    """Codes that may share a label: equal, or one of them none."""
+    return (a == "") | (b == "") | (a == b)
 
 
 class _Contrast:

@@ -1,6 +1,16 @@
 import pytest
 
-from weaklabel.labeling.text import Analyzer, normalize, resolve_stopwords, singular, term_key
+import pandas as pd
+
+from weaklabel.labeling.text import (
+    Analyzer,
+    detect_languages,
+    language_stopwords,
+    normalize,
+    resolve_stopwords,
+    singular,
+    term_key,
+)
 
 
 def test_normalize_strips_html_nfkc_and_lowercases():
@@ -78,3 +88,12 @@ def test_phrase_ends():
     grams, ends = Analyzer((1, 3), resolve_stopwords("english")).ngrams_and_ends("Navy Blue Shirt for Men, Cotton")
     assert ends == {"shirt", "blue shirt", "navy blue shirt", "men", "cotton"}
     assert ends < grams
+
+
+def test_other_languages_are_detected_from_their_stopwords_and_english_words_are_kept():
+    spanish = pd.Series({"zapatos": 40, "para": 60, "con": 30, "el": 50, "los": 20, "del": 20, "hombre": 20, "y": 50})
+    found = detect_languages(spanish, 100)
+    assert "spanish" in found and {"para", "el", "los"} <= set(found["spanish"])
+    assert {"para", "con", "el"} <= language_stopwords(found) and "zapatos" not in language_stopwords(found)
+    english = pd.Series({"bra": 50, "men": 60, "car": 40, "pendant": 30, "care": 20, "sale": 10, "t": 30, "shirt": 90})
+    assert detect_languages(english, 100) == {}  # one stray word per language is no language

@@ -181,9 +181,10 @@ def _vocab_parser(sub) -> None:
     t = p.add_argument_group("candidate terms")
     t.add_argument("--ngram-min", type=int, metavar="N", default=1, help="shortest n-gram taken from free text (default: 1)")
     t.add_argument("--ngram-max", type=int, metavar="N", default=3, help="longest n-gram taken from free text (default: 3)")
-    t.add_argument("--stopwords", default="english+marketplace", metavar="LIST|FILE",
-                   help="'english', 'marketplace', 'english+marketplace', 'none', or a file with one word "
-                        "per line (default: english+marketplace)")
+    t.add_argument("--stopwords", default="english+marketplace+detected", metavar="LIST|FILE",
+                   help="named lists joined by '+': 'english', 'marketplace' (seller filler: new, sale, free "
+                        "shipping...), 'detected' (the stopwords of any other language the listings are written "
+                        "in); or 'none', or a file with one word per line (default: english+marketplace+detected)")
     t.add_argument("--min-support", type=int, metavar="N", default=3, help="listings a term must occur in (default: 3)")
     t.add_argument("--max-df", type=float, metavar="X", default=0.5,
                    help="drop terms in more than this fraction of listings as generic (default: 0.5)")

@@ -106,11 +106,15 @@ def select_candidates(
     min_npmi: float,
     blocklist: Iterable[str] = (),
     allowlist: Iterable[str] = (),
+    stopwords: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Filter counted terms into candidates.
 
+    ``stopwords`` are words found to be stopwords after counting (another language's): a term
+    holding one is dropped, as the analyzer would have cut it there.
+
     Returns ``(candidates, dropped, reasons)``: candidates (term, support) sorted by support
-    then term; dropped terms with a ``reason`` (``max_df``, ``npmi``, ``blocklist``) that are
+    then term; dropped terms with a ``reason`` (``max_df``, ``npmi``, ``stopword``, ``blocklist``) that are
     listed individually; and a count per reason including ``min_support``, whose terms are only
     counted (there can be millions of them).
     """
@@ -125,6 +129,9 @@ def select_candidates(
     frame.loc[frame["support"] > max_df * counts.n_listings, "reason"] = "max_df"
     scores = npmi(pd.Index(frame["term"]), frame["support"].set_axis(frame["term"]), counts.n_listings)
     frame.loc[frame["reason"].isna() & (scores < min_npmi), "reason"] = "npmi"
+    if stopwords:
+        holds_stopword = [not stopwords.isdisjoint(term.split(" ")) for term in frame["term"]]
+        frame.loc[frame["reason"].isna() & np.array(holds_stopword, bool), "reason"] = "stopword"
     frame.loc[frame["term"].isin(block), "reason"] = "blocklist"
     frame.loc[frame["term"].isin(allow) & ~frame["term"].isin(block), "reason"] = None
 

@@ -24,7 +24,14 @@ from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
 from .overrides import Overrides, OverridesError, most_frequent_first, no_terms_message
 from .terms import TermCounts, select_candidates
-from .text import Analyzer, as_term, resolve_stopwords
+from .text import (
+    Analyzer,
+    as_term,
+    detect_languages,
+    language_stopwords,
+    resolve_stopwords,
+    wants_detected_languages,
+)
 
 TIERS = ("head", "torso", "tail")
 
@@ -114,7 +121,8 @@ class VocabularyBuilder:
     ----------
     roles: which columns are free text, tags and categories (and their weights).
     ngram_range: n-gram lengths taken from free text.
-    stopwords: ``"english"``, ``"marketplace"``, ``"english+marketplace"``, a list, or None.
+    stopwords: named lists joined by "+" (``"english"``, ``"marketplace"``, ``"detected"``: the
+        stopwords of other languages found in the listings), a list, or None.
     min_support: a term must occur in this many listings to be a candidate.
     max_df: terms in more than this fraction of listings are dropped as generic.
     min_npmi: n-grams whose words co-occur no more than chance (normalized PMI below this) are
@@ -136,7 +144,7 @@ class VocabularyBuilder:
         roles: ColumnRoles,
         *,
         ngram_range: tuple[int, int] = (1, 3),
-        stopwords: str | Iterable[str] | None = "english+marketplace",
+        stopwords: str | Iterable[str] | None = "english+marketplace+detected",
         min_support: int = 3,
         max_df: float = 0.5,
         min_npmi: float = 0.0,
@@ -217,6 +225,9 @@ class VocabularyBuilder:
             raise ValueError(f"allowlist: {no_terms_message(absent)}")
         allow = allowed | overrides.added_terms()
         with timer("select_terms"):
+            unigrams = counts.any_field[~counts.any_field.index.str.contains(" ", regex=False)]
+            languages = detect_languages(unigrams, counts.n_listings) if wants_detected_languages(self.stopwords) else {}
+            self.detected_stopwords_ = language_stopwords(languages) - resolve_stopwords(self.stopwords)
             candidates, dropped, reasons = select_candidates(
                 counts,
                 min_support=self.min_support,
@@ -224,6 +235,7 @@ class VocabularyBuilder:
                 min_npmi=self.min_npmi,
                 blocklist={as_term(t) for t in self.blocklist},
                 allowlist=allow,
+                stopwords=self.detected_stopwords_,
             )
         if candidates.empty:
             raise ValueError(self._no_labels_message(counts.n_listings, 0))
@@ -248,6 +260,7 @@ class VocabularyBuilder:
             "labelled_terms": int((assignment["label"] >= 0).sum()),
             "dropped_terms": {**reasons, **_how_counts(assignment)},
             "embeddings_computed": embedder.n_computed,
+            "languages_detected": {language: words[:10] for language, words in languages.items()},
             "support_before": candidates["support"].tolist(),
         }
         return self
@@ -273,7 +286,8 @@ class VocabularyBuilder:
         text_weights = {f.column: f.weight for f in self.roles.fields if f.role == "text"}
         labels["informativeness"] = informativeness(terms, text_weights, len(labels), self.head_prior)
         analyzer = self.analyzer()
-        return Vocabulary(labels, terms, centroid, {"ngram_range": list(analyzer.ngram_range), "stopwords": sorted(analyzer.stopwords)},
+        stopwords = analyzer.stopwords | self.detected_stopwords_
+        return Vocabulary(labels, terms, centroid, {"ngram_range": list(analyzer.ngram_range), "stopwords": sorted(stopwords)},
                           self.model, self.roles)
 
     def _no_labels_message(self, n_listings: int, n_candidates: int) -> str:

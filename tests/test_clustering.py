@@ -145,3 +145,14 @@ def test_terms_with_different_codes_never_share_a_label():
     assert out["8gb"][0] != out["16gb"][0] and out["40mm"][0] != out["45mm"][0]
     assert out["eos rebel t3i"][0] != out["eos rebel t7i"][0]
     assert out["ram"][0] in (out["8gb"][0], out["16gb"][0])  # a term without a code joins one of them
+
+
+def test_terms_with_nearly_the_same_listings_share_a_label():
+    out, _ = run([
+        ("arla", 100, unit((0, 1))), ("arla ko", 95, unit((1, 1))), ("arla ko guarantees", 92, unit((2, 1))),
+        ("brand arla", 91, unit((3, 1))), ("milk", 80, unit((4, 1))), ("arla milk", 20, unit((5, 1))),
+    ], min_label_support=10, merge_threshold=0.99)
+    assert out["arla"][0] == out["arla ko"][0] == out["arla ko guarantees"][0] == out["brand arla"][0]
+    assert out["arla"][1] == "name" and out["brand arla"][1] == "same-listings"
+    assert out["arla milk"][0] not in (out["arla"][0], out["milk"][0])  # 20% and 25% of their listings: apart
+    assert out["milk"][0] != out["arla"][0]

@@ -6,6 +6,10 @@ different garments) at 0.87. So the clustering works in steps, the safest first:
 
 1. **Variants** – terms with the same key (hyphens and spaces removed, words singularized:
    "T-Shirts", "tshirt", "t shirt") form one group. Exact and cheap.
+   Terms whose listings are nearly the same join too: a term inside a longer one ("arla" in "arla
+   ko guarantees", "vary" in "vary slightly") whose listings the longer one holds almost all of
+   (its support at least ``same_listings_ratio`` of the shorter's) says nothing the other does
+   not. Such terms are ``how = "same-listings"``; the label is named by its most frequent term.
 2. **Frequent groups** – a group whose support reaches ``min_label_support`` is frequent.
    Frequent groups whose embeddings are at least ``merge_threshold`` similar are merged
    (synonyms such as "grey"/"gray"); the threshold is high on purpose.
@@ -63,6 +67,7 @@ class ClusterParams:
     typo_support_ratio: float = 5.0
     min_typo_length: int = 6
     neighbours: int = 10
+    same_listings_ratio: float = 0.9
 
 
 @dataclass
@@ -85,8 +90,10 @@ def cluster_terms(
         how = np.where(keep, "name", "rare").astype(object)
         return Clustering(label, how, keep.astype(np.float32), int(keep.sum()))
 
-    group, uniques = pd.factorize(pd.Series([term_key(t) for t in terms], dtype=object))
-    group_keys = np.asarray(uniques, dtype=object)  # group g's key
+    key, key_names = pd.factorize(pd.Series([term_key(t) for t in terms], dtype=object))
+    root = _same_listings_roots(terms, support, key, len(key_names), params.same_listings_ratio)
+    group, uniques = pd.factorize(root[key])
+    group_keys = np.asarray(key_names[uniques], dtype=object)  # group g's key: that of its most frequent term
     group_support = np.bincount(group, weights=support)
     group_emb = weighted_centroids(embeddings, support, group, len(group_support))
     is_frequent = group_support >= params.min_label_support
@@ -137,7 +144,30 @@ def cluster_terms(
         group_how[rare[big]] = "rare-cluster"
         group_how[rare[~big]] = "rare"
 
-    return _label_terms(terms, group, cluster, is_label, group_how, support, embeddings)
+    result = _label_terms(terms, group, cluster, is_label, group_how, support, embeddings)
+    result.how[(result.how == "variant") & (root[key] != key)] = "same-listings"
+    return result
+
+
+def _same_listings_roots(terms: pd.Series, support: np.ndarray, key: np.ndarray, n_keys: int,
+                         ratio: float) -> np.ndarray:
+    """Per term key, the key it joins (itself when none): a key whose term lies inside a longer term
+    that holds at least ``ratio`` of its listings joins that term's key, codes kept apart."""
+    index = {term: i for i, term in enumerate(terms)}
+    rows, cols, share = [], [], []
+    for i, term in enumerate(terms):
+        words = term.split(" ")
+        for n in range(1, len(words)):
+            for start in range(len(words) - n + 1):
+                j = index.get(" ".join(words[start : start + n]))
+                if j is not None and support[i] >= ratio * support[j] and key[i] != key[j]:
+                    rows.append(key[j])
+                    cols.append(key[i])
+                    share.append(support[i] / support[j])
+    if not rows:
+        return np.arange(n_keys)
+    code = _codes(terms, key, n_keys)
+    return _components_keeping_codes_apart(np.array(rows), np.array(cols), np.array(share), code)
 
 
 def _label_terms(terms, group, cluster, is_label, group_how, support, embeddings) -> Clustering:
@@ -225,7 +255,8 @@ def _components_above(vectors: np.ndarray, threshold: float, k: int,
 
 
 def _components_keeping_codes_apart(rows: np.ndarray, cols: np.ndarray, sim: np.ndarray, code: np.ndarray) -> np.ndarray:
-    """Union-find over the links, closest first, skipping a link whose two sides hold different codes."""
+    """Union-find over the links, closest first, skipping a link whose two sides hold different codes.
+    Each node's component is named by its smallest member."""
     parent = np.arange(len(code))
     root_code = code.copy()
 

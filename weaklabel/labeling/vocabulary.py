@@ -131,7 +131,7 @@ class VocabularyBuilder:
     model: text embedding model (directory or hub name); None uses the packaged all-MiniLM-L6-v2.
     cluster: False skips clustering (each frequent term is its own label), for comparison.
     min_label_support, merge_threshold, attach_threshold, rare_merge_threshold,
-    typo_min_similarity, typo_support_ratio, min_typo_length, neighbours: see
+    typo_min_similarity, typo_support_ratio, min_typo_length, neighbours, same_listings_ratio: see
         :mod:`weaklabel.labeling.clustering`.
     overrides: a TOML file or dict of user edits (see :mod:`weaklabel.labeling.overrides`).
     tier_mass: cumulative support shares closing the head and torso tiers.
@@ -163,6 +163,7 @@ class VocabularyBuilder:
         typo_support_ratio: float = 5.0,
         min_typo_length: int = 6,
         neighbours: int = 10,
+        same_listings_ratio: float = 0.9,
         overrides: str | Path | dict | None = None,
         tier_mass: tuple[float, float] = (0.5, 0.8),
         head_prior: float = 20.0,
@@ -189,6 +190,7 @@ class VocabularyBuilder:
         self.typo_support_ratio = typo_support_ratio
         self.min_typo_length = min_typo_length
         self.neighbours = neighbours
+        self.same_listings_ratio = same_listings_ratio
         self.overrides = overrides
         self.tier_mass = tier_mass
         self.head_prior = head_prior
@@ -312,6 +314,7 @@ class VocabularyBuilder:
             typo_support_ratio=self.typo_support_ratio,
             min_typo_length=self.min_typo_length,
             neighbours=self.neighbours,
+            same_listings_ratio=self.same_listings_ratio,
         )
 
     def _validate(self) -> None:
@@ -323,6 +326,7 @@ class VocabularyBuilder:
             (self.neighbours >= 1, f"neighbours must be >= 1, got {self.neighbours}"),
             (0 < self.tier_mass[0] <= self.tier_mass[1] <= 1, f"tier_mass must be 0 < head <= torso <= 1, got {self.tier_mass}"),
             (self.head_prior >= 0, f"head_prior must be >= 0, got {self.head_prior}"),
+            (0 < self.same_listings_ratio <= 1, f"same_listings_ratio must be in (0, 1], got {self.same_listings_ratio}"),
         ]
         for name in ("merge_threshold", "attach_threshold", "rare_merge_threshold", "typo_min_similarity"):
             value = getattr(self, name)

@@ -152,18 +152,20 @@ def cluster_terms(
 def _same_listings_roots(terms: pd.Series, support: np.ndarray, key: np.ndarray, n_keys: int,
                          ratio: float) -> np.ndarray:
     """Per term key, the key it joins (itself when none): a key whose term lies inside a longer term
-    that holds at least ``ratio`` of its listings joins that term's key, codes kept apart."""
+    whose key holds at least ``ratio`` of its listings joins that key, codes kept apart (supports of
+    a key's spelling variants add up, so a variant does not bridge two concepts)."""
     index = {term: i for i, term in enumerate(terms)}
+    key_support = np.bincount(key, weights=support, minlength=n_keys)  # variants together: "containers" is "container"
     rows, cols, share = [], [], []
     for i, term in enumerate(terms):
         words = term.split(" ")
         for n in range(1, len(words)):
             for start in range(len(words) - n + 1):
                 j = index.get(" ".join(words[start : start + n]))
-                if j is not None and support[i] >= ratio * support[j] and key[i] != key[j]:
+                if j is not None and key[i] != key[j] and key_support[key[i]] >= ratio * key_support[key[j]]:
                     rows.append(key[j])
                     cols.append(key[i])
-                    share.append(support[i] / support[j])
+                    share.append(key_support[key[i]] / key_support[key[j]])
     if not rows:
         return np.arange(n_keys)
     code = _codes(terms, key, n_keys)

@@ -60,6 +60,11 @@ class TermCounts:
         )
         return cls(len(frame), by_field, pd.Series(any_field, dtype="int64").rename("support"))
 
+    def end_share(self) -> pd.Series:
+        """Per term, the share of its occurrences that end a phrase (none do in tags and categories)."""
+        summed = self.by_field.groupby("term", sort=False)[["support", "ends"]].sum()
+        return summed["ends"] / summed["support"]
+
     @classmethod
     def combine(cls, parts: Sequence[TermCounts]) -> TermCounts:
         """Sum the counts of several partitions."""
@@ -76,6 +81,17 @@ def _counter_frame(counter: Counter, ends: Counter, field: str) -> pd.DataFrame:
         "term": terms, "field": field, "support": np.fromiter(counter.values(), "int64", len(counter)),
         "ends": np.fromiter((ends.get(t, 0) for t in terms), "int64", len(terms)),
     })
+
+
+def _product_compounds(frame: pd.DataFrame, support: pd.Series, end_share: pd.Series,
+                       compound_support: int) -> np.ndarray:
+    """Multi-word terms of at least ``compound_support`` listings whose last word is a candidate
+    that ends at least half of its phrases, and that hold a quarter of their first word's listings."""
+    unigram = frame["reason"].isna() & ~frame["term"].str.contains(" ", regex=False)
+    heads = set(frame.loc[unigram & (frame["term"].map(end_share).fillna(0) >= 0.5), "term"])
+    return np.fromiter((" " in t and n >= compound_support and t.rsplit(" ", 1)[1] in heads
+                        and n >= 0.25 * support.get(t.split(" ", 1)[0], n)
+                        for t, n in zip(frame["term"], frame["support"])), bool, len(frame))
 
 
 def npmi(terms: pd.Index, support: pd.Series, n_listings: int) -> np.ndarray:
@@ -107,8 +123,15 @@ def select_candidates(
     blocklist: Iterable[str] = (),
     allowlist: Iterable[str] = (),
     stopwords: frozenset[str] = frozenset(),
+    compound_support: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Filter counted terms into candidates.
+
+    A compound that the NPMI rule would drop survives when it is a product name: it occurs in at
+    least ``compound_support`` listings, its last word (the head of an English noun phrase) is a
+    candidate that ends most of its phrases, as products do, and it holds at least a quarter of
+    its first word's listings ("apple juice", "sour milk" in a grocery catalogue, where each word
+    is too common for the pair to stand out; not "blue t-shirt": most blue things are not t-shirts).
 
     ``stopwords`` are words found to be stopwords after counting (another language's): a term
     holding one is dropped, as the analyzer would have cut it there.
@@ -128,7 +151,10 @@ def select_candidates(
     frame["reason"] = None
     frame.loc[frame["support"] > max_df * counts.n_listings, "reason"] = "max_df"
     scores = npmi(pd.Index(frame["term"]), frame["support"].set_axis(frame["term"]), counts.n_listings)
-    frame.loc[frame["reason"].isna() & (scores < min_npmi), "reason"] = "npmi"
+    below = frame["reason"].isna() & (scores < min_npmi)
+    if compound_support is not None:
+        below &= ~_product_compounds(frame, support, counts.end_share(), compound_support)
+    frame.loc[below, "reason"] = "npmi"
     if stopwords:
         holds_stopword = [not stopwords.isdisjoint(term.split(" ")) for term in frame["term"]]
         frame.loc[frame["reason"].isna() & np.array(holds_stopword, bool), "reason"] = "stopword"

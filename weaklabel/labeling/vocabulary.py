@@ -126,7 +126,8 @@ class VocabularyBuilder:
     min_support: a term must occur in this many listings to be a candidate.
     max_df: terms in more than this fraction of listings are dropped as generic.
     min_npmi: n-grams whose words co-occur no more than chance (normalized PMI below this) are
-        dropped ("men blue"); unigrams are kept.
+        dropped ("men blue"), unless they occur in ``min_label_support`` listings and their last
+        word is a candidate ("apple juice"); unigrams are kept.
     blocklist / allowlist: terms always dropped / always kept as candidates.
     model: text embedding model (directory or hub name); None uses the packaged all-MiniLM-L6-v2.
     cluster: False skips clustering (each frequent term is its own label), for comparison.
@@ -238,6 +239,7 @@ class VocabularyBuilder:
                 blocklist={as_term(t) for t in self.blocklist},
                 allowlist=allow,
                 stopwords=self.detected_stopwords_,
+                compound_support=self.min_label_support,
             )
         if candidates.empty:
             raise ValueError(self._no_labels_message(counts.n_listings, 0))

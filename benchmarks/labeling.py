@@ -188,7 +188,8 @@ def text_values(listings: Listings) -> list[list[str]]:
 # --------------------------------------------------------------------------- concepts of the generator
 
 STRICT_CONCEPTS = [v for table in (PRODUCT_TYPES, COLOURS, MATERIALS) for item in table for v in item.variants]
-ATTRIBUTES = [*BRANDS, *AUDIENCES, *(style for group in GROUPS.values() for style in group.styles)]
+CATEGORY_LEVELS = sorted({level for ptype in PRODUCT_TYPES for level in ptype.category.split(" > ")})
+ATTRIBUTES = [*BRANDS, *AUDIENCES, *(style for group in GROUPS.values() for style in group.styles), *CATEGORY_LEVELS]
 
 
 def typos(word: str) -> set[str]:
@@ -209,9 +210,10 @@ def concept_keys(entries: Iterable[str]) -> set[str]:
     A label is a concept when every word of its name has its key here ("black leather", "navy blue
     t shirt"; not "vary slightly", "arrivals", "gift"): a judgement on names, which does not look at
     which listings a label went to. Strict concepts are the variants of PRODUCT_TYPES, COLOURS and
-    MATERIALS; attributes add BRANDS, AUDIENCES and the GROUPS' styles. Everything else the generator
-    writes is filler or boilerplate: FILLERS, GENERIC_TAGS, the sentence templates, the specs, the
-    separators (and the category path levels, which name no table entry)."""
+    MATERIALS; attributes add BRANDS, AUDIENCES, the GROUPS' styles and the levels of the category
+    tree ("Clothing", "Home & Living": the shop's taxonomy, real concepts of a listing). Everything
+    else the generator writes is filler or boilerplate: FILLERS, GENERIC_TAGS, the sentence
+    templates, the specs, the separators."""
     keys = set()
     for entry in entries:
         term = as_term(entry)
@@ -378,7 +380,7 @@ def print_ceilings(results: dict) -> None:
 
 def print_concepts(concepts: dict) -> None:
     print(f"generated: labels that name the generator's concepts (strict: types, colours, materials; attributes "
-          f"add brands, audiences, styles): top {concepts['top']} by support {concepts['top_strict_share']:.0%} "
+          f"add brands, audiences, styles, category levels): top {concepts['top']} by support {concepts['top_strict_share']:.0%} "
           f"strict, {concepts['top_attribute_share']:.0%} with attributes; all {concepts['labels']} labels "
           f"{concepts['all_strict_share']:.0%} strict, {concepts['all_attribute_share']:.0%} with attributes")
     junk = ", ".join(f"{r['name']!r} ({r['support']})" for r in concepts["top_not_concepts"]) or "none"

@@ -26,7 +26,8 @@ def label_of(vocab: Vocabulary, term: str):
 
 
 def test_vocab_folder_holds_documented_artifacts(example_vocab):
-    for name in ("labels.parquet", "terms.parquet", "label_embeddings.npy", "rejected.parquet", "report.html", "manifest.json"):
+    for name in ("labels.parquet", "terms.parquet", "label_embeddings.npy", "boilerplate.parquet", "rejected.parquet",
+                 "report.html", "manifest.json"):
         assert (example_vocab / name).is_file(), name
     assert pq.read_schema(example_vocab / "rejected.parquet").equals(REJECTED_SCHEMA)  # typed even when empty
     labels = pd.read_parquet(example_vocab / "labels.parquet")
@@ -52,6 +53,41 @@ def test_products_are_more_informative_than_their_modifiers(example_vocab):
         for modifier in ("black", "white", "cotton"):
             gap = informativeness[label_of(vocab, product)] - informativeness[label_of(vocab, modifier)]
             assert gap > 0.2, (product, modifier, gap)
+
+
+def test_boilerplate_makes_no_labels_and_is_reported(example_vocab, example_labeled):
+    vocab = Vocabulary.load(example_vocab)
+    found = pd.read_parquet(example_vocab / "boilerplate.parquet")
+    patterns = set(found["pattern"])
+    assert {"ships within 1-3 business days", "follow our shop for new arrivals"} <= patterns
+    assert "this * makes a great gift" in patterns  # a template: the product in the slot stays content
+    for term in ("business days", "arrivals", "screen settings", "satisfaction guaranteed", "makes"):
+        assert label_of(vocab, term) is None, term
+    assert label_of(vocab, "mug") is not None
+    removed = json.loads((example_vocab / "manifest.json").read_text())["counts"]["boilerplate"]
+    assert removed["description"]["patterns"] == len(found) and removed["description"]["listings"] > 300
+    assert removed["title"] == {"patterns": 0, "listings": 0, "words": 0}
+    assert "ships within 1-3 business days" in (example_vocab / "report.html").read_text()
+    evidence = {e["term"] for row in read_labeled(example_labeled)["evidence"] for e in row if e["field"] == "description"}
+    assert evidence and not evidence & {"business days", "arrivals", "shop"}  # assignment skips it too
+
+
+def test_boilerplate_group_finds_one_sellers_sentence(tmp_path):
+    # 25 of 3,000 listings repeat a brand sentence: under the catalogue's threshold (1% of 3,000), over its shop's
+    types = ["mug", "cup", "bowl", "plate", "vase", "lamp"]
+    rows = [{"id": str(i), "title": f"{types[i % 6]} {i % 11}", "shop": "arla" if i < 25 else f"s{i % 50}",
+             "description": f"Lovely {types[i % 6]} number {i}. Arla ko guarantees freshness every day." if i < 25
+             else f"Plain {types[i % 6]} number {i}. Washed by hand {i}."} for i in range(3000)]
+    pd.DataFrame(rows).to_csv(tmp_path / "l.csv", index=False)
+    roles = ColumnRoles(fields=(Field("title", "text"), Field("description", "text")), id="id", image=None)
+    plain = build_vocabulary(tmp_path / "l.csv", roles, tmp_path / "plain", progress=False, min_label_support=5)
+    grouped = build_vocabulary(tmp_path / "l.csv", roles, tmp_path / "grouped", progress=False, min_label_support=5,
+                               boilerplate_group="shop")
+    assert label_of(plain, "arla") is not None
+    assert label_of(grouped, "arla") is None and label_of(grouped, "mug") is not None
+    assert "arla ko guarantees freshness every day" in set(grouped.boilerplate.to_frame()["pattern"])
+    with pytest.raises(ValueError, match="no column 'seller'"):
+        build_vocabulary(tmp_path / "l.csv", roles, tmp_path / "x", progress=False, boilerplate_group="seller")
 
 
 def test_vocab_manifest_records_config_inputs_counts_and_timings(example_vocab, example_data):

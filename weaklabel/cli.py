@@ -81,14 +81,19 @@ def _cmd_vocab(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir, cluster=not args.no_cluster,
         min_label_support=args.min_label_support, merge_threshold=args.merge_threshold,
         attach_threshold=args.attach_threshold, rare_merge_threshold=args.rare_merge_threshold,
-        head_prior=args.head_prior, overrides=args.overrides,
+        head_prior=args.head_prior, boilerplate=not args.no_boilerplate, boilerplate_group=args.group,
+        overrides=args.overrides,
     )
     stats = vocabulary.stats
     tiers = vocabulary.labels["tier"].value_counts().to_dict()
     print(f"{len(vocabulary.labels)} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
           f"tail {tiers.get('tail', 0)}) from {stats['candidates']} candidate terms over {stats['listings']} listings")
-    print(f"wrote {args.out}/labels.parquet, terms.parquet, label_embeddings.npy, rejected.parquet, report.html, "
-          "manifest.json")
+    for column, found in stats.get("boilerplate", {}).items():
+        if found["patterns"]:
+            print(f"boilerplate in {column}: {found['patterns']} repeated sentences or templates, {found['words']:,} "
+                  f"words of {found['listings']:,} listings take no terms (see report.html)")
+    print(f"wrote {args.out}/labels.parquet, terms.parquet, label_embeddings.npy, boilerplate.parquet, rejected.parquet, "
+          "report.html, manifest.json")
 
 
 def _cmd_assign(args: argparse.Namespace) -> None:
@@ -174,6 +179,7 @@ def _vocab_parser(sub) -> None:
     p = sub.add_parser("vocab", help="build a label vocabulary from listing text",
                        description="Extract candidate terms from listing text, embed and cluster them into a "
                                    "label vocabulary. Writes labels.parquet, terms.parquet, label_embeddings.npy, "
+                                   "boilerplate.parquet, "
                                    "rejected.parquet, report.html and manifest.json to --out.", epilog=EPILOG)
     p.add_argument("listings", nargs="+", help="listing files, directories or globs (csv, tsv, jsonl, parquet, .gz)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -190,6 +196,10 @@ def _vocab_parser(sub) -> None:
                    help="drop terms in more than this fraction of listings as generic (default: 0.5)")
     t.add_argument("--min-npmi", type=float, metavar="X", default=0.0,
                    help="drop n-grams whose words co-occur no more than chance (normalized PMI; default: 0.0)")
+    t.add_argument("--no-boilerplate", action="store_true",
+                   help="take terms from every sentence, even those many listings repeat (README: 'Boilerplate')")
+    t.add_argument("--group", metavar="COLUMN",
+                   help="a column (seller, shop) within which repeated sentences are also boilerplate")
     t.add_argument("--head-prior", type=float, metavar="N", default=20.0,
                    help="listings' worth of the corpus-wide phrase-end rate each label's informativeness starts "
                         "from; informativeness ranks a listing's labels (README: 'Scores'; default: 20)")

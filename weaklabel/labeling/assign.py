@@ -2,8 +2,9 @@
 
 How a listing gets its labels:
 
-1. **Matching.** Each field is analyzed exactly as when the vocabulary was built; every
-   n-gram (free text) or whole value (tags, categories) that is a labelled term is a match.
+1. **Matching.** Each field is analyzed exactly as when the vocabulary was built, its
+   boilerplate skipped; every n-gram (free text) or whole value (tags, categories) that is a
+   labelled term is a match.
 2. **Overlaps: fragments are absorbed, words keep their meaning.** Within one field, when a
    longer matched term contains a shorter one, the shorter is ignored if it is a fragment of
    the longer: if the longer term has at least ``absorb_ratio`` times its support (the shorter
@@ -160,8 +161,15 @@ class LabelAssigner:
 
     def _match_field(self, frame: pd.DataFrame, field_index: int) -> _Matches:
         field = self.roles.fields[field_index]
-        terms_of = self.analyzer_.ngram_list if field.role == "text" else self.analyzer_.whole_values
-        found = [terms_of(v) if v is not None and len(v) else [] for v in frame[field.column].tolist()]
+        values = frame[field.column].tolist()
+        if field.role == "text":
+            terms_of = self.analyzer_.ngram_list
+            boilerplate = self.vocabulary.boilerplate.fields.get(field.column)
+            if boilerplate:
+                values = [boilerplate.strip(v) if v else v for v in values]
+        else:
+            terms_of = self.analyzer_.whole_values
+        found = [terms_of(v) if v is not None and len(v) else [] for v in values]
         lengths = np.fromiter(map(len, found), np.int64, len(found))
         flat = list(chain.from_iterable(found))
         term = np.fromiter(map(self.term_index_.get, flat, repeat(-1)), np.int64, len(flat))

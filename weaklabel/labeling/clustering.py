@@ -81,9 +81,14 @@ class Clustering:
 
 
 def cluster_terms(
-    terms: pd.Series, support: np.ndarray, embeddings: np.ndarray, params: ClusterParams, *, enabled: bool = True
+    terms: pd.Series, support: np.ndarray, embeddings: np.ndarray, params: ClusterParams, *, enabled: bool = True,
+    text_support: np.ndarray | None = None,
 ) -> Clustering:
-    """Cluster terms (sorted by support, descending) into labels; see the module docstring."""
+    """Cluster terms (sorted by support, descending) into labels; see the module docstring.
+
+    ``text_support`` is each term's support as an n-gram of free text (default: ``support``): only
+    there does a longer term bring its shorter parts with it, as the same-listings step assumes (a
+    category value "bags & purses" does not make its listings hold the term "bags")."""
     if not enabled:
         keep = support >= params.min_label_support
         label = np.where(keep, np.cumsum(keep) - 1, -1)
@@ -91,7 +96,8 @@ def cluster_terms(
         return Clustering(label, how, keep.astype(np.float32), int(keep.sum()))
 
     key, key_names = pd.factorize(pd.Series([term_key(t) for t in terms], dtype=object))
-    root = _same_listings_roots(terms, support, key, len(key_names), params.same_listings_ratio)
+    root = _same_listings_roots(terms, support, support if text_support is None else text_support, key,
+                                len(key_names), params.same_listings_ratio)
     group, uniques = pd.factorize(root[key])
     group_keys = np.asarray(key_names[uniques], dtype=object)  # group g's key: that of its most frequent term
     group_support = np.bincount(group, weights=support)
@@ -149,23 +155,25 @@ def cluster_terms(
     return result
 
 
-def _same_listings_roots(terms: pd.Series, support: np.ndarray, key: np.ndarray, n_keys: int,
-                         ratio: float) -> np.ndarray:
+def _same_listings_roots(terms: pd.Series, support: np.ndarray, text_support: np.ndarray, key: np.ndarray,
+                         n_keys: int, ratio: float) -> np.ndarray:
     """Per term key, the key it joins (itself when none): a key whose term lies inside a longer term
-    whose key holds at least ``ratio`` of its listings joins that key, codes kept apart (supports of
-    a key's spelling variants add up, so a variant does not bridge two concepts)."""
+    that holds at least ``ratio`` of the key's listings in free text joins that term's key, codes
+    kept apart. The shorter side counts all its spelling variants ("container" and "containers"),
+    the longer side only itself, so neither a variant nor a longer term's variants ("ear rings" of
+    "earrings") bridge two concepts."""
     index = {term: i for i, term in enumerate(terms)}
-    key_support = np.bincount(key, weights=support, minlength=n_keys)  # variants together: "containers" is "container"
+    key_support = np.bincount(key, weights=support, minlength=n_keys)
     rows, cols, share = [], [], []
     for i, term in enumerate(terms):
         words = term.split(" ")
         for n in range(1, len(words)):
             for start in range(len(words) - n + 1):
                 j = index.get(" ".join(words[start : start + n]))
-                if j is not None and key[i] != key[j] and key_support[key[i]] >= ratio * key_support[key[j]]:
+                if j is not None and key[i] != key[j] and text_support[i] >= ratio * key_support[key[j]]:
                     rows.append(key[j])
                     cols.append(key[i])
-                    share.append(key_support[key[i]] / key_support[key[j]])
+                    share.append(text_support[i] / key_support[key[j]])
     if not rows:
         return np.arange(n_keys)
     code = _codes(terms, key, n_keys)

@@ -1,4 +1,5 @@
-"""``report.html`` of a vocabulary: what clustering did to the long tail, the labels, the dropped terms."""
+"""``report.html`` of a vocabulary: what clustering did to the long tail, the labels, the boilerplate
+found, the dropped terms."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .vocabulary import Vocabulary
 
 TOP_LABELS = 50
 DROPPED_EXAMPLES = 15
+BOILERPLATE_ROWS = 100
 
 
 def support_plot_png(before: list[int], after: list[int]) -> bytes:
@@ -54,6 +56,16 @@ def write_vocab_report(vocabulary: Vocabulary, path: str | Path) -> None:
         f"<tr><td>{_e(reason)}</td><td>{count}</td><td>{_e(', '.join(_examples(dropped, reason)))}</td></tr>"
         for reason, count in sorted(stats.get("dropped_terms", {}).items(), key=lambda kv: -kv[1])
     )
+    boilerplate = vocabulary.boilerplate.to_frame()
+    removed = stats.get("boilerplate", {})
+    boilerplate_summary = "; ".join(
+        f"{_e(column)}: {found['patterns']} patterns, {found['words']:,} words removed from {found['listings']:,} listings"
+        for column, found in removed.items()) or "none searched (boilerplate off, or no free-text field)"
+    boilerplate_rows = "".join(
+        f"<tr><td>{_e(r.field)}</td><td>{_e(r.kind)}</td><td>{_e(r.pattern)}</td><td>{r.listings}</td>"
+        f"<td>{_e(r.group)}</td><td>{_e(r.example)}</td></tr>"
+        for r in boilerplate.sort_values("listings", ascending=False).head(BOILERPLATE_ROWS).itertuples()
+    )
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>weaklabel vocabulary</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}}th{{background:#f4f4f4}}</style></head><body>
@@ -67,6 +79,10 @@ long tail of variants, typos and rare synonyms into fewer, better-supported labe
 <img alt="support before and after clustering" src="data:image/png;base64,{png}">
 <h2>Top {min(TOP_LABELS, len(labels))} labels</h2>
 <table><tr><th>id</th><th>name</th><th>support</th><th>tier</th><th>aliases</th></tr>{rows}</table>
+<h2>Boilerplate</h2>
+<p>Sentences and sentence templates that many listings repeat produce no terms ("*" is a template's
+slot, whose words stay content). {boilerplate_summary}.</p>
+<table><tr><th>field</th><th>kind</th><th>pattern</th><th>listings</th><th>group</th><th>example</th></tr>{boilerplate_rows}</table>
 <h2>Dropped terms by reason</h2>
 <table><tr><th>reason</th><th>terms</th><th>examples (most frequent first)</th></tr>{reason_rows}</table>
 </body></html>"""

@@ -33,7 +33,7 @@ def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRol
                      *, progress: bool = True, **params: Any) -> Vocabulary:
     """Read listings, fit a :class:`VocabularyBuilder` with ``params``, and write the vocab folder.
 
-    The folder holds ``labels.parquet``, ``terms.parquet``, ``label_embeddings.npy``,
+    The folder holds ``labels.parquet``, ``terms.parquet``, ``label_embeddings.npy``, ``boilerplate.parquet``,
     ``rejected.parquet``, ``report.html`` and ``manifest.json``.
     """
     out = Path(out)

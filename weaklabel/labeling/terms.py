@@ -19,7 +19,6 @@ from ..listings import ColumnRoles, Field
 from ..perf import gc_paused
 from .text import Analyzer
 
-
 _NO_TERMS: tuple[set[str], set[str]] = (set(), set())
 
 
@@ -59,6 +58,12 @@ class TermCounts:
             [_counter_frame(c, ends[column], column) for column, c in per_field.items()], ignore_index=True
         )
         return cls(len(frame), by_field, pd.Series(any_field, dtype="int64").rename("support"))
+
+    def text_support(self, roles: ColumnRoles) -> pd.Series:
+        """Per term, the listings holding it in the free-text field where it is commonest."""
+        text = [f.column for f in roles.fields if f.role == "text"]
+        in_text = self.by_field[self.by_field["field"].isin(text)]
+        return in_text.groupby("term", sort=False)["support"].max()
 
     def end_share(self) -> pd.Series:
         """Per term, the share of its occurrences that end a phrase (none do in tags and categories)."""

@@ -61,7 +61,8 @@ _WEB_RE = re.compile(
 _NUMBER = "\x00"  # a dropped numeric token, before its neighbouring units are dropped too
 # One scan yields tokens (group 1) and, as empty strings, boundaries: any other non-space mark.
 _SCAN_RE = re.compile(r"([^\W_]+(?:[-'’][^\W_]+)*)|[^\w\s]|_")
-_TOKEN_RE = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
+# A word: letters and digits, with inner hyphens or apostrophes ("t-shirt", "men's").
+WORD_RE = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
 _INNER_JOINERS_RE = re.compile(r"[-'’]+")
 
 
@@ -149,7 +150,7 @@ def as_term(text: str) -> str:
 
 
 def _words(text: str) -> list[str]:
-    return _TOKEN_RE.findall(normalize(text))
+    return WORD_RE.findall(normalize(text))
 
 
 def _drop_units(tokens: list[str]) -> list[str]:

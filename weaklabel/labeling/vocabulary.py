@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from ..artifacts import Timer, read_manifest, write_parquet
 from ..listings import ColumnRoles, Listings
+from .boilerplate import Boilerplate
 from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
 from .overrides import Overrides, OverridesError, most_frequent_first, no_terms_message
@@ -56,6 +57,17 @@ TERMS_SCHEMA = pa.schema(
         ("how", pa.string()),
     ]
 )
+BOILERPLATE_SCHEMA = pa.schema(
+    [
+        ("field", pa.string()),
+        ("pattern", pa.string()),
+        ("kind", pa.string()),
+        ("listings", pa.int64()),
+        ("fillers", pa.int64()),
+        ("group", pa.string()),
+        ("example", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -69,6 +81,7 @@ class Vocabulary:
     model: str | None = None
     roles: ColumnRoles | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    boilerplate: Boilerplate = field(default_factory=lambda: Boilerplate({}))
 
     @property
     def names(self) -> list[str]:
@@ -90,6 +103,7 @@ class Vocabulary:
         write_parquet(self.labels, folder / "labels.parquet", LABELS_SCHEMA)
         write_parquet(self.terms, folder / "terms.parquet", TERMS_SCHEMA)
         np.save(folder / "label_embeddings.npy", self.label_embeddings.astype(np.float32))
+        write_parquet(self.boilerplate.to_frame(), folder / "boilerplate.parquet", BOILERPLATE_SCHEMA)
 
     def config(self) -> dict[str, Any]:
         """What assignment needs besides the tables (stored in the manifest's config)."""
@@ -104,14 +118,16 @@ class Vocabulary:
         folder = Path(folder)
         config = read_manifest(folder, "vocab")["config"]["vocabulary"]
         labels = pd.read_parquet(folder / "labels.parquet")
-        if "informativeness" not in labels:
-            raise ValueError(f"{folder} was built by an older weaklabel (its labels have no informativeness): "
-                             "rebuild it with 'weaklabel vocab'")
+        if "informativeness" not in labels or not (folder / "boilerplate.parquet").is_file():
+            raise ValueError(f"{folder} was built by an older weaklabel (no label informativeness or "
+                             "boilerplate.parquet): rebuild it with 'weaklabel vocab'")
         labels["aliases"] = labels["aliases"].map(list)
         terms = pd.read_parquet(folder / "terms.parquet")
         terms["label_id"] = terms["label_id"].astype("Int32")
         roles = ColumnRoles.from_dict(config["roles"]) if config.get("roles") else None
-        return cls(labels, terms, np.load(folder / "label_embeddings.npy"), config["analyzer"], config.get("model"), roles)
+        boilerplate = Boilerplate.from_frame(pd.read_parquet(folder / "boilerplate.parquet"))
+        return cls(labels, terms, np.load(folder / "label_embeddings.npy"), config["analyzer"], config.get("model"), roles,
+                   boilerplate=boilerplate)
 
 
 class VocabularyBuilder:
@@ -138,6 +154,10 @@ class VocabularyBuilder:
     tier_mass: cumulative support shares closing the head and torso tiers.
     head_prior: how many listings' worth of the corpus-wide phrase-end rate a label's informativeness
         starts from (see :func:`informativeness`).
+    boilerplate: find the sentences and sentence templates many listings repeat in each free-text
+        field and count no terms in them (see :mod:`weaklabel.labeling.boilerplate`); assignment
+        skips them too. ``fit_counts`` takes counts as they are.
+    boilerplate_group: a column (seller, shop) within which repeated sentences are also looked for.
     """
 
     def __init__(
@@ -168,6 +188,8 @@ class VocabularyBuilder:
         overrides: str | Path | dict | None = None,
         tier_mass: tuple[float, float] = (0.5, 0.8),
         head_prior: float = 20.0,
+        boilerplate: bool = True,
+        boilerplate_group: str | None = None,
         progress: bool = False,
     ):
         self.roles = roles
@@ -195,6 +217,8 @@ class VocabularyBuilder:
         self.overrides = overrides
         self.tier_mass = tier_mass
         self.head_prior = head_prior
+        self.boilerplate = boilerplate
+        self.boilerplate_group = boilerplate_group
         self.progress = progress
 
     # -- scikit-learn protocol -------------------------------------------------------------
@@ -208,18 +232,37 @@ class VocabularyBuilder:
         """Count terms in ``listings`` (a :class:`Listings` or its cleaned frame) and fit on the counts."""
         frame = listings.frame if isinstance(listings, Listings) else listings
         self._validate()
+        if self.boilerplate_group is not None and self.boilerplate_group not in frame.columns:
+            raise ValueError(f"boilerplate_group: the listings have no column {self.boilerplate_group!r}; "
+                             f"columns are {list(frame.columns)}")
         self.timer_ = Timer()
+        with self.timer_("boilerplate"):
+            boilerplate, frame, stripped = self._find_boilerplate(frame)
         with self.timer_("count_terms"):
             counts = TermCounts.count(frame, self.roles, self.analyzer())
-        return self._fit_counts(counts)
+        self._fit_counts(counts, boilerplate)
+        patterns = boilerplate.to_frame()["field"].value_counts()
+        self.vocabulary_.stats["boilerplate"] = {
+            column: {"patterns": int(patterns.get(column, 0)), "listings": found.listings, "words": found.words}
+            for column, found in stripped.items()}
+        return self
 
     def fit_counts(self, counts: TermCounts) -> VocabularyBuilder:
-        """Fit on term statistics alone (counted over any number of partitions)."""
+        """Fit on term statistics alone (counted over any number of partitions; no boilerplate is found)."""
         self._validate()
         self.timer_ = Timer()
-        return self._fit_counts(counts)
+        return self._fit_counts(counts, Boilerplate({}))
 
-    def _fit_counts(self, counts: TermCounts) -> VocabularyBuilder:
+    def _find_boilerplate(self, frame: pd.DataFrame):
+        """The boilerplate of the free-text fields, the frame with it stripped, and what was stripped per field."""
+        if not self.boilerplate:
+            return Boilerplate({}), frame, {}
+        text = [f.column for f in self.roles.fields if f.role == "text"]
+        found = Boilerplate.find(frame, text, groups=self.boilerplate_group)
+        stripped, removed = found.strip_frame(frame)
+        return found, stripped, removed
+
+    def _fit_counts(self, counts: TermCounts, boilerplate: Boilerplate) -> VocabularyBuilder:
         timer = self.timer_
         overrides = Overrides.load(self.overrides)
         allowed = {as_term(t) for t in self.allowlist}
@@ -248,14 +291,17 @@ class VocabularyBuilder:
         with timer("embed_terms"):
             embeddings = embedder.encode(candidates["term"].tolist())
         with timer("cluster"):
+            text_support = counts.text_support(self.roles).reindex(candidates["term"]).fillna(0)
             clustering = cluster_terms(candidates["term"], candidates["support"].to_numpy(np.float64),
-                                       embeddings, self._cluster_params(), enabled=self.cluster)
+                                       embeddings, self._cluster_params(), enabled=self.cluster,
+                                       text_support=text_support.to_numpy(np.float64))
         with timer("overrides"):
             assignment = candidates.assign(label=clustering.label, how=clustering.how, similarity=clustering.similarity)
             assignment = overrides.apply(assignment, counts.any_field)
         if not (assignment["label"] >= 0).any():
             raise ValueError(self._no_labels_message(counts.n_listings, len(candidates)))
         self.vocabulary_ = self._vocabulary(assignment, dropped, counts, embedder, embeddings)
+        self.vocabulary_.boilerplate = boilerplate
         self.vocabulary_.stats = {
             "listings": counts.n_listings,
             "distinct_terms": len(counts.any_field),

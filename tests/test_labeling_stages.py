@@ -38,7 +38,7 @@ def test_vocab_folder_holds_documented_artifacts(example_vocab):
     assert ordered == labels["label_id"].tolist()
     assert set(labels["tier"]) <= {"head", "torso", "tail"} and labels["tier"].iloc[0] == "head"
     terms = pd.read_parquet(example_vocab / "terms.parquet")
-    assert list(terms.columns) == ["term", "field", "support", "ends", "label_id", "similarity", "how"]
+    assert list(terms.columns) == ["term", "field", "support", "ends", "alone", "label_id", "similarity", "how"]
     assert set(terms["field"]) <= {"title", "description", "tags", "category_path"}
     assert terms["how"].eq("rare").any() and terms["how"].str.startswith("dropped:").any()
     assert terms["similarity"].isna().equals(terms["label_id"].isna())  # no similarity without a label

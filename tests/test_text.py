@@ -83,10 +83,12 @@ def test_units_letters_urls_and_placeholders_are_no_terms():
     assert analyzer.ngrams("3d printer 25") == {"3d", "printer", "3d printer"}  # a digit makes a model name
 
 
-def test_phrase_ends():
-    grams, ends = Analyzer((1, 3), resolve_stopwords("english")).ngrams_and_ends("Navy Blue Shirt for Men, Cotton")
-    assert ends == {"shirt", "blue shirt", "navy blue shirt", "men", "cotton"}
-    assert ends < grams
+def test_phrase_ends_and_phrases_alone():
+    analyzer = Analyzer((1, 3), resolve_stopwords("english"))
+    grams, ends, alone = analyzer.ngrams_and_ends("Navy Blue Shirt for Men, Cotton | Best Seller")
+    assert ends == {"shirt", "blue shirt", "seller"}  # a word before, a boundary after
+    assert alone == {"navy blue shirt", "men", "cotton", "best seller"}  # the whole phrase
+    assert ends < grams and alone < grams
 
 
 def test_other_languages_are_detected_from_their_stopwords_and_english_words_are_kept():

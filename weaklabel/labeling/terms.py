@@ -19,43 +19,47 @@ from ..listings import ColumnRoles, Field
 from ..perf import gc_paused
 from .text import Analyzer
 
-_NO_TERMS: tuple[set[str], set[str]] = (set(), set())
+_NO_TERMS: tuple[set[str], set[str], set[str]] = (set(), set(), set())
 
 
-def field_terms(frame: pd.DataFrame, field: Field, analyzer: Analyzer) -> Iterator[tuple[set[str], set[str]]]:
-    """The distinct terms of one field, listing by listing, each with those of them that end a phrase
-    (free text only: a tag or category value has no phrase around it)."""
+def field_terms(frame: pd.DataFrame, field: Field, analyzer: Analyzer) -> Iterator[tuple[set[str], set[str], set[str]]]:
+    """The distinct terms of one field, listing by listing, each with those of them that end a
+    longer phrase and those that stand alone (free text only: a tag or category value has no
+    phrase around it; see :meth:`Analyzer.ngrams_and_ends`)."""
     values = frame[field.column]
     if field.role == "text":
         return (analyzer.ngrams_and_ends(v) if v else _NO_TERMS for v in values)
-    return ((analyzer.whole_values(v), set()) for v in values)
+    return ((analyzer.whole_values(v), set(), set()) for v in values)
 
 
 @dataclass
 class TermCounts:
-    """Listing counts of every term: per field (with the listings where it ends a phrase), and in any
-    field (a listing counts once)."""
+    """Listing counts of every term: per field (with the listings where it ends a longer phrase and
+    where it stands alone as one), and in any field (a listing counts once)."""
 
     n_listings: int
-    by_field: pd.DataFrame  # term, field, support, ends
+    by_field: pd.DataFrame  # term, field, support, ends, alone
     any_field: pd.Series  # term -> support
 
     @classmethod
     def count(cls, frame: pd.DataFrame, roles: ColumnRoles, analyzer: Analyzer) -> TermCounts:
         per_field = {f.column: Counter() for f in roles.fields}
         ends = {f.column: Counter() for f in roles.fields}
+        alone = {f.column: Counter() for f in roles.fields}
         any_field: Counter = Counter()
         streams = [field_terms(frame, f, analyzer) for f in roles.fields]
         with gc_paused():
             for listing_terms in zip(*streams):
                 union: set[str] = set()
-                for field, (terms, phrase_ends) in zip(roles.fields, listing_terms):
+                for field, (terms, phrase_ends, phrases) in zip(roles.fields, listing_terms):
                     per_field[field.column].update(terms)
                     ends[field.column].update(phrase_ends)
+                    alone[field.column].update(phrases)
                     union |= terms
                 any_field.update(union)
         by_field = pd.concat(
-            [_counter_frame(c, ends[column], column) for column, c in per_field.items()], ignore_index=True
+            [_counter_frame(c, ends[column], alone[column], column) for column, c in per_field.items()],
+            ignore_index=True,
         )
         return cls(len(frame), by_field, pd.Series(any_field, dtype="int64").rename("support"))
 
@@ -66,25 +70,27 @@ class TermCounts:
         return in_text.groupby("term", sort=False)["support"].max()
 
     def end_share(self) -> pd.Series:
-        """Per term, the share of its occurrences that end a phrase (none do in tags and categories)."""
-        summed = self.by_field.groupby("term", sort=False)[["support", "ends"]].sum()
-        return summed["ends"] / summed["support"]
+        """Per term, the share of the longer phrases it is in that it ends (none in tags and categories)."""
+        summed = self.by_field.groupby("term", sort=False)[["support", "ends", "alone"]].sum()
+        in_phrases = np.maximum(summed["support"] - summed["alone"], summed["ends"]).clip(lower=1)
+        return summed["ends"] / in_phrases
 
     @classmethod
     def combine(cls, parts: Sequence[TermCounts]) -> TermCounts:
         """Sum the counts of several partitions."""
         by_field = (
-            pd.concat([p.by_field for p in parts]).groupby(["term", "field"], sort=False)[["support", "ends"]].sum()
+            pd.concat([p.by_field for p in parts]).groupby(["term", "field"], sort=False)[["support", "ends", "alone"]].sum()
         )
         any_field = pd.concat([p.any_field for p in parts]).groupby(level=0, sort=False).sum()
         return cls(sum(p.n_listings for p in parts), by_field.reset_index(), any_field.rename("support"))
 
 
-def _counter_frame(counter: Counter, ends: Counter, field: str) -> pd.DataFrame:
+def _counter_frame(counter: Counter, ends: Counter, alone: Counter, field: str) -> pd.DataFrame:
     terms = list(counter.keys())
     return pd.DataFrame({
         "term": terms, "field": field, "support": np.fromiter(counter.values(), "int64", len(counter)),
         "ends": np.fromiter((ends.get(t, 0) for t in terms), "int64", len(terms)),
+        "alone": np.fromiter((alone.get(t, 0) for t in terms), "int64", len(terms)),
     })
 
 

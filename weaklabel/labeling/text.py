@@ -12,10 +12,11 @@ same way when labels are assigned.
   "shirt for men" yields "shirt" and "men", never "shirt men". A word of one or two letters
   next to a dropped number is its unit or size letter ("25 cm", "18 K", "UK 6") and is dropped too.
 - A single Latin letter is no term on its own, but stays a word of n-grams ("t shirt").
-- A term *ends a phrase* where the token after it is a boundary or the end of the text ("shirt" in
-  "Navy Blue Shirt for Men"). Titles end their noun phrase with the product ("Blue Jeans"), so the
-  share of a label's occurrences that end a phrase tells a product from a modifier; see
-  :mod:`weaklabel.labeling.vocabulary`.
+- A term *ends a phrase* where a word comes before it and a boundary or the end of the text after
+  it ("shirt" in "Navy Blue Shirt for Men"), and *stands alone* where it is the whole phrase ("Best
+  Seller" in "Blue Mug | Best Seller"). Titles end their noun phrase with the product ("Blue
+  Jeans"), so the share of a label's phrases that it ends tells a product from a modifier; a phrase
+  of its own says nothing either way. See :func:`weaklabel.labeling.vocabulary.informativeness`.
 - A term's *key* folds the surface variants of one word together: hyphens, spaces and
   apostrophes removed and each word singularized, so "T-Shirts", "tshirt" and "t shirt" share
   the key "tshirt", and "women's", "womens" and "woman" share "woman".
@@ -201,20 +202,22 @@ class Analyzer:
         """The n-grams of one text, in order, repeats included; none spans a boundary."""
         return self._ngrams(self.tokens(text))
 
-    def ngrams_and_ends(self, text: str) -> tuple[set[str], set[str]]:
-        """Distinct n-grams of one text, and those of them that end a phrase (next token a boundary)."""
+    def ngrams_and_ends(self, text: str) -> tuple[set[str], set[str], set[str]]:
+        """Distinct n-grams of one text; those of them that end a longer phrase (a word before them,
+        a boundary after); and those that are a whole phrase on their own (boundaries both sides)."""
         tokens = self.tokens(text)
         low, high = self.ngram_range
-        ends = set()
+        ends, alone = set(), set()
         for i, token in enumerate(tokens):
             if token and (i + 1 == len(tokens) or not tokens[i + 1]):
                 for n in range(low, min(high, i + 1) + 1):
                     words = tokens[i + 1 - n : i + 1]
                     if not all(words):
                         break
-                    ends.add(" ".join(words))
+                    before = i - n
+                    (ends if before >= 0 and tokens[before] else alone).add(" ".join(words))
         grams = set(self._ngrams(tokens))
-        return grams, ends & grams
+        return grams, ends & grams, alone & grams
 
     def _ngrams(self, tokens: list[str]) -> list[str]:
         low, high = self.ngram_range

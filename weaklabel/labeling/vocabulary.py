@@ -52,6 +52,7 @@ TERMS_SCHEMA = pa.schema(
         ("field", pa.string()),
         ("support", pa.int64()),
         ("ends", pa.int64()),
+        ("alone", pa.int64()),
         ("label_id", pa.int32()),
         ("similarity", pa.float32()),
         ("how", pa.string()),
@@ -75,7 +76,7 @@ class Vocabulary:
     """Labels, the terms that map to them, and the settings needed to find those terms again."""
 
     labels: pd.DataFrame  # label_id, name, aliases, support, tier, informativeness
-    terms: pd.DataFrame  # term, field, support, ends, label_id (<NA> when dropped), similarity, how
+    terms: pd.DataFrame  # term, field, support, ends, alone, label_id (<NA> when dropped), similarity, how
     label_embeddings: np.ndarray  # n_labels x dim, L2-normalized, row i = label_id i
     analyzer: dict[str, Any]  # ngram_range, stopwords
     model: str | None = None
@@ -332,7 +333,7 @@ class VocabularyBuilder:
         terms["label_id"] = terms["label_id"].astype("Int32")
         terms["similarity"] = terms["similarity"].astype(np.float32).where(terms["label_id"].notna())
         terms = terms.sort_values(["support", "term", "field"], ascending=[False, True, True], ignore_index=True)
-        terms = terms[["term", "field", "support", "ends", "label_id", "similarity", "how"]]
+        terms = terms[["term", "field", "support", "ends", "alone", "label_id", "similarity", "how"]]
         text_weights = {f.column: f.weight for f in self.roles.fields if f.role == "text"}
         labels["informativeness"] = informativeness(terms, text_weights, len(labels), self.head_prior)
         analyzer = self.analyzer()
@@ -411,21 +412,25 @@ def _label_table(kept: pd.DataFrame, tier_mass: tuple[float, float]) -> pd.DataF
 
 
 def informativeness(terms: pd.DataFrame, text_weights: dict[str, float], n_labels: int, prior: float) -> np.ndarray:
-    """How much each label says about what a listing *is*, in (0, 1]: the share of its free-text
-    occurrences that end a phrase, each field's occurrences counted at its weight (a title says
-    more than a description), shrunk towards the corpus-wide share by ``prior`` listings.
+    """How much each label says about what a listing *is*, in (0, 1]: of the phrases of free text
+    its terms are part of, the share they end, each field counted at its weight (a title says more
+    than a description), shrunk towards the corpus-wide share by ``prior`` listings.
 
     A product ends the noun phrase of a title ("Navy Blue *Shirt*", "Shirt for Men"), modifiers
-    (colours, genders, brands, styles) rarely do: on the fashion catalogue "shirt" ends a phrase in
-    99% of its listings, "navy blue" in 6%, "men" in 2%. The shrinkage ranks a well-attested product
-    word ("t-shirt", 6,773 listings) above a rarer compound of it ("polo t-shirt"), which a raw
-    share would put level with it. A label with no free-text occurrence gets the corpus-wide share.
+    (colours, genders, brands, styles) rarely do: on the fashion catalogue "shirt" ends 99% of its
+    phrases, "navy blue" 6%, "men" 2%. A term that is a whole phrase on its own ("Best Seller" in
+    "Mug | Best Seller", a tag-like "Handmade" after a separator) says nothing either way, so those
+    occurrences are left out. The shrinkage ranks a well-attested product word ("t-shirt", 6,773
+    listings) above a rarer compound of it ("polo t-shirt"), which a raw share would put level with
+    it. A label seen in no phrase gets the corpus-wide share.
     """
     labelled = terms[terms["label_id"].notna() & terms["field"].isin(list(text_weights))]
     ids = labelled["label_id"].to_numpy(np.int64)
     weight = labelled["field"].map(text_weights).to_numpy(np.float64)
     ends = np.bincount(ids, weights=weight * labelled["ends"].to_numpy(np.float64), minlength=n_labels)
-    seen = np.bincount(ids, weights=weight * labelled["support"].to_numpy(np.float64), minlength=n_labels)
+    # a listing may hold the term alone in one place and ending a phrase in another
+    in_phrases = np.maximum(labelled["support"] - labelled["alone"], labelled["ends"]).to_numpy(np.float64)
+    seen = np.bincount(ids, weights=weight * in_phrases, minlength=n_labels)
     overall = ends.sum() / seen.sum() if seen.sum() else 1.0
     return ((ends + prior * overall) / np.maximum(seen + prior, 1e-12)).astype(np.float32)
 

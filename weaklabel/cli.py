@@ -237,7 +237,7 @@ def _assign_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_roles(p, required_text=False)
     p.add_argument("--top-k", type=int, metavar="N", default=20, help="at most this many labels per listing, the most informative first (default: 20)")
-    p.add_argument("--min-score", type=float, metavar="X", default=0.1, help="drop labels scoring below this (default: 0.1)")
+    p.add_argument("--min-score", type=float, metavar="X", default=0.3, help="drop labels scoring below this (default: 0.3)")
     p.add_argument("--fallback", type=float, default=None, metavar="SIM",
                    help="label listings that matched nothing with the labels nearest their text embedding, "
                         "at cosine similarity >= SIM (default: off)")

@@ -92,7 +92,7 @@ class LabelAssigner:
         roles: ColumnRoles | None = None,
         *,
         top_k: int = 20,
-        min_score: float = 0.1,
+        min_score: float = 0.3,
         fallback_threshold: float | None = None,
         absorb_ratio: float = 0.8,
         batch_size: int = 256,

@@ -70,7 +70,7 @@ def test_overlap_one_word_label_written_apart_absorbs_its_parts():
 
 
 def test_overlap_rule_is_per_field():
-    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("track pants", ["track"])]))
+    result = LabelAssigner(make_vocabulary(), min_score=0.2).transform(listing_frame([("track pants", ["track"])]))
     labels, scores = labels_of(result, 0)
     assert labels == [5, 6]
     assert scores == [1.0, 0.25]  # "track" only from the tag: weight 0.5 x similarity 1.0, a modifier: x 0.5

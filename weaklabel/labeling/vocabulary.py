@@ -234,7 +234,7 @@ class VocabularyBuilder:
         frame = listings.frame if isinstance(listings, Listings) else listings
         self._validate()
         if self.boilerplate_group is not None and self.boilerplate_group not in frame.columns:
-            raise ValueError(f"boilerplate_group: the listings have no column {self.boilerplate_group!r}; "
+            raise ValueError(f"boilerplate_group (--group): the listings have no column {self.boilerplate_group!r}; "
                              f"columns are {list(frame.columns)}")
         self.timer_ = Timer()
         with self.timer_("boilerplate"):

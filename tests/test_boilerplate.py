@@ -108,6 +108,14 @@ def test_strip_frame_counts_listings_and_words_removed():
     assert counts["description"].listings == 1 and counts["description"].words == 5
 
 
+def test_listings_without_a_group_join_none(listings):
+    values = listings["description"].tolist()
+    whole = find_boilerplate(values)
+    no_seller = find_boilerplate(values, groups=[None] * len(values))
+    assert no_seller.summary["pattern"].tolist() == whole.summary["pattern"].tolist()
+    assert set(no_seller.summary["group"]) == {""}  # found in the whole field, no group named "None" or "nan"
+
+
 def test_round_trip_through_a_parquet_table(listings, tmp_path: Path):
     found = Boilerplate.find(listings, ["title", "description"])
     table = found.to_frame()
@@ -115,6 +123,6 @@ def test_round_trip_through_a_parquet_table(listings, tmp_path: Path):
     table.to_parquet(tmp_path / "boilerplate.parquet")
     loaded = Boilerplate.from_frame(pd.read_parquet(tmp_path / "boilerplate.parquet"))
     pd.testing.assert_frame_equal(loaded.to_frame(), table)
-    assert [loaded.strip("description", d) for d in listings["description"]] == [
-        found.strip("description", d) for d in listings["description"]]
-    assert loaded.strip("title", "Ships within 1-3 business days. Mug") == "Ships within 1-3 business days. Mug"
+    assert [loaded.fields["description"].strip(d) for d in listings["description"]] == [
+        found.fields["description"].strip(d) for d in listings["description"]]
+    assert "title" not in loaded.fields

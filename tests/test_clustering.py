@@ -156,3 +156,12 @@ def test_terms_with_nearly_the_same_listings_share_a_label():
     assert out["arla"][1] == "name" and out["brand arla"][1] == "same-listings"
     assert out["arla milk"][0] not in (out["arla"][0], out["milk"][0])  # 20% and 25% of their listings: apart
     assert out["milk"][0] != out["arla"][0]
+
+
+def test_a_label_keeps_the_code_of_the_first_coded_term_it_takes():
+    near = [unit((0, 1)), unit((0, 0.95), (1, 0.31)), unit((0, 0.95), (2, 0.31))]
+    out, _ = run([("ram", 100, near[0]), ("8gb ram", 3, near[1]), ("16gb ram", 3, near[2])])
+    assert out["8gb ram"] == (out["ram"][0], "attached") and out["16gb ram"][1] == "rare"  # not both into "ram"
+    out, _ = run([("ram", 100, near[0]), ("8gb ram", 95, near[1]), ("16gb ram", 12, near[2])])
+    assert out["8gb ram"] == (out["ram"][0], "same-listings")  # the group {ram, 8gb ram} has code 8gb
+    assert out["16gb ram"][0] != out["ram"][0]

@@ -65,9 +65,10 @@ def test_product_compounds_survive_npmi_but_colour_compounds_do_not():
     titles = (["Fresh Apple"] * 40 + ["Orange Juice"] * 80 + ["Apple Juice"] * 15 + ["Mango Juice"] * 25
               + ["Blue Shirt"] * 12 + ["Blue Mug"] * 40 + ["Shirt"] * 40 + ["Blue Cup"] * 40)
     counts = counts_of(titles)
-    assert counts.end_share()["juice"] == 1.0 and counts.end_share()["blue"] == 0.0
+    assert counts.end_share(["title"])["juice"] == 1.0 and counts.end_share(["title"])["blue"] == 0.0
     _, dropped, _ = select_candidates(counts, min_support=3, max_df=1.0, min_npmi=0.0)
     assert "apple juice" in set(dropped["term"]) and "blue shirt" in set(dropped["term"])  # both below chance
-    kept, _, _ = select_candidates(counts, min_support=3, max_df=1.0, min_npmi=0.0, compound_support=10)
+    kept, _, _ = select_candidates(counts, min_support=3, max_df=1.0, min_npmi=0.0, compound_support=10,
+                                   text_fields=["title"])
     assert "apple juice" in set(kept["term"])  # 15 listings, head "juice" ends phrases, 27% of "apple"
     assert "blue shirt" not in set(kept["term"])  # 12 of the 92 "blue" listings: a colour, not a product

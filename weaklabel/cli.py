@@ -71,7 +71,7 @@ def _roles(args: argparse.Namespace, fallback=None):
 
 
 def _cmd_vocab(args: argparse.Namespace) -> None:
-    from .labeling.stages import build_vocabulary
+    from .labeling.stages import build_vocabulary, describe_vocabulary
 
     vocabulary = build_vocabulary(
         args.listings, _roles(args), args.out, progress=not args.quiet,
@@ -84,14 +84,8 @@ def _cmd_vocab(args: argparse.Namespace) -> None:
         head_prior=args.head_prior, boilerplate=not args.no_boilerplate, boilerplate_group=args.group,
         overrides=args.overrides,
     )
-    stats = vocabulary.stats
-    tiers = vocabulary.labels["tier"].value_counts().to_dict()
-    print(f"{len(vocabulary.labels)} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
-          f"tail {tiers.get('tail', 0)}) from {stats['candidates']} candidate terms over {stats['listings']} listings")
-    for column, found in stats.get("boilerplate", {}).items():
-        if found["patterns"]:
-            print(f"boilerplate in {column}: {found['patterns']} repeated sentences or templates, {found['words']:,} "
-                  f"words of {found['listings']:,} listings take no terms (see report.html)")
+    for line in describe_vocabulary(vocabulary):
+        print(line)
     print(f"wrote {args.out}/labels.parquet, terms.parquet, label_embeddings.npy, boilerplate.parquet, rejected.parquet, "
           "report.html, manifest.json")
 

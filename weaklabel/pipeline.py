@@ -527,6 +527,7 @@ RECORDS: dict[str, Callable[[Pipeline, _Fingerprints], dict[str, Any]]] = {
 
 def _run_vocab(p: Pipeline, progress: bool, interrupted: bool) -> str:
     from .labeling import build_vocabulary
+    from .labeling.stages import describe_vocabulary
 
     params = dict(p["vocab"])
     for key in ("blocklist", "allowlist"):
@@ -540,9 +541,7 @@ def _run_vocab(p: Pipeline, progress: bool, interrupted: bool) -> str:
     params["ngram_range"] = tuple(params["ngram_range"])
     params["tier_mass"] = tuple(params["tier_mass"])
     vocabulary = build_vocabulary(p["listings"]["paths"], p.roles(), p.folder("vocab"), progress=progress, **params)
-    tiers = vocabulary.labels["tier"].value_counts()
-    return (f"{len(vocabulary.labels)} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
-            f"tail {tiers.get('tail', 0)})")
+    return "; ".join(describe_vocabulary(vocabulary))
 
 
 def _read_words(path: str) -> list[str]:

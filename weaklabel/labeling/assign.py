@@ -50,7 +50,7 @@ from scipy.sparse import csr_matrix
 from ..listings import ColumnRoles, Listings
 from ..perf import gc_paused
 from .embeddings import TextEmbedder
-from .text import term_key
+from .text import contained_terms, term_key
 from .vocabulary import Vocabulary
 
 EVIDENCE_TYPE = pa.struct([("field", pa.string()), ("term", pa.string())])
@@ -166,7 +166,7 @@ class LabelAssigner:
             terms_of = self.analyzer_.ngram_list
             boilerplate = self.vocabulary.boilerplate.fields.get(field.column)
             if boilerplate:
-                values = [boilerplate.strip(v) if v else v for v in values]
+                values = [boilerplate.strip(v) if isinstance(v, str) and v else v for v in values]
         else:
             terms_of = self.analyzer_.whole_values
         found = [terms_of(v) if v is not None and len(v) else [] for v in values]
@@ -214,14 +214,10 @@ def _absorption(terms: np.ndarray, index: dict[str, int], support: np.ndarray, s
                 absorb_ratio: float) -> csr_matrix:
     """A[long, short] = 1 when ``long`` contains ``short`` and absorbs it (rule 2 of the module docstring)."""
     rows, cols = [], []
-    for i, term in enumerate(terms):
-        words = term.split(" ")
-        for n in range(1, len(words)):
-            for start in range(len(words) - n + 1):
-                j = index.get(" ".join(words[start : start + n]))
-                if j is not None and (spelled_apart[i] or support[i] >= absorb_ratio * support[j]):
-                    rows.append(i)
-                    cols.append(j)
+    for i, j in contained_terms(terms, index):
+        if spelled_apart[i] or support[i] >= absorb_ratio * support[j]:
+            rows.append(i)
+            cols.append(j)
     shape = (max(len(terms), 1),) * 2
     return csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
 

@@ -73,9 +73,6 @@ MAX_SLOT_WORDS = 3
 SLOT = "*"
 SUMMARY_COLUMNS = ("field", "pattern", "kind", "listings", "fillers", "group", "example")
 
-_BLOCK_TAG_RE = re.compile(
-    r"<\s*/?\s*(?:br|p|div|li|ul|ol|h[1-6]|tr|td|th|table|hr|dd|dt|blockquote|section)\b[^>]*>", re.IGNORECASE
-)
 _SENTENCE_BREAK_RE = re.compile(
     r"[.!?\u3002\uff01\uff1f]+(?=\s|$)"  # not the dot of "1.5"
     r"|[\n\r\u2022\u2023\u2043\u2190-\u21ff\u25a0-\u25ff\u2600-\u27bf\u2b50\u2b55\U0001f300-\U0001faff]"
@@ -89,8 +86,6 @@ Slots = list[tuple[int, int]]  # word ranges [start, end) of a sentence
 
 def split_sentences(text: str) -> list[str]:
     """The normalized sentences of one field value, in order, blank ones left out."""
-    if "<" in text:
-        text = _BLOCK_TAG_RE.sub("\n", text)
     return [s.strip() for s in _SENTENCE_BREAK_RE.split(normalize(text)) if s and not s.isspace()]
 
 
@@ -242,18 +237,21 @@ def find_boilerplate(
     keys = [None] * len(values) if groups is None else list(groups)
     if len(keys) != len(values):
         raise ValueError(f"groups has {len(keys)} keys for {len(values)} values")
+    distinct_values: set[str] = set()
     by_group: dict[Hashable, set[str]] = defaultdict(set)
     for value, key in zip(values, keys):
         if isinstance(value, str) and value:
-            by_group[key].add(value)
-    scopes: dict[Hashable, set[str]] = {None: set().union(*by_group.values())}
+            distinct_values.add(value)
+            if not pd.isna(key):  # a listing with no seller belongs to no group
+                by_group[key].add(value)
+    scopes: list[tuple[str, set[str]]] = [("", distinct_values)]  # "": the whole field
     if groups is not None:
-        scopes.update((k, distinct) for k, distinct in by_group.items() if len(distinct) >= min_listings)
+        scopes += [(str(k), distinct) for k, distinct in by_group.items() if len(distinct) >= min_listings]
     parsed = _SentenceCache(min_words)
     found: dict[tuple[str, str], dict] = {}
-    for key, distinct in scopes.items():
+    for key, distinct in scopes:
         for row in _detect(distinct, parsed, thresholds):
-            row["group"] = None if key is None else str(key)
+            row["group"] = key
             previous = found.get((row["pattern"], row["kind"]))
             if previous is None or row["listings"] > previous["listings"]:
                 found[(row["pattern"], row["kind"])] = row
@@ -437,11 +435,6 @@ class Boilerplate:
         shop) to search within as well; ``thresholds`` are :func:`find_boilerplate`'s."""
         keys = None if groups is None else frame[groups].tolist()
         return cls({c: find_boilerplate(frame[c].tolist(), groups=keys, **thresholds) for c in columns})
-
-    def strip(self, column: str, text: str) -> str:
-        """``text`` of field ``column`` without its boilerplate (unchanged for a field without any)."""
-        found = self.fields.get(column)
-        return found.strip(text) if found else text
 
     def strip_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, StripCounts]]:
         """A copy of ``frame`` with the boilerplate of each known field stripped, and what was removed."""

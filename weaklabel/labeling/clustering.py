@@ -54,7 +54,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..search import exact_search
-from .text import term_key
+from .text import contained_terms, term_key
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,8 @@ def cluster_terms(
         found = exact_search(group_emb[rare], centroids, min(params.neighbours, len(label_ids)))
         members = np.flatnonzero(np.isin(cluster, label_ids))
         label_code = _cluster_codes(code[members], np.searchsorted(label_ids, cluster[members]), len(label_ids))
-        close = (found.scores >= params.attach_threshold) & _compatible(code[rare][:, None], label_code[found.indices])
-        target = _first_allowed(rare, label_heads, found.indices, close, contrast)
+        target = _first_allowed(rare, label_heads, found.indices, found.scores >= params.attach_threshold, contrast,
+                                code[rare], label_code)
         attached = target >= 0
         cluster[rare[attached]] = label_ids[target[attached]]
         group_how[rare[attached]] = "attached"
@@ -165,15 +165,11 @@ def _same_listings_roots(terms: pd.Series, support: np.ndarray, text_support: np
     index = {term: i for i, term in enumerate(terms)}
     key_support = np.bincount(key, weights=support, minlength=n_keys)
     rows, cols, share = [], [], []
-    for i, term in enumerate(terms):
-        words = term.split(" ")
-        for n in range(1, len(words)):
-            for start in range(len(words) - n + 1):
-                j = index.get(" ".join(words[start : start + n]))
-                if j is not None and key[i] != key[j] and text_support[i] >= ratio * key_support[key[j]]:
-                    rows.append(key[j])
-                    cols.append(key[i])
-                    share.append(text_support[i] / key_support[key[j]])
+    for i, j in contained_terms(terms.tolist(), index):
+        if key[i] != key[j] and text_support[i] >= ratio * key_support[key[j]]:
+            rows.append(key[j])
+            cols.append(key[i])
+            share.append(text_support[i] / key_support[key[j]])
     if not rows:
         return np.arange(n_keys)
     code = _codes(terms, key, n_keys)
@@ -286,10 +282,13 @@ def _components_keeping_codes_apart(rows: np.ndarray, cols: np.ndarray, sim: np.
 
 
 def _codes(terms: pd.Series, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """Each group's code: its words that hold a digit, keyed and joined ("" when none)."""
+    """Each group's code: the words that hold a digit of any of its terms that has some, keyed and
+    joined ("" when none; the steps that build groups keep at most one code in each)."""
     code = np.full(n_groups, "", dtype=object)
-    for i in _first_of_each(group):
-        code[group[i]] = " ".join(sorted(term_key(w) for w in terms.iloc[i].split() if any(ch.isdigit() for ch in w)))
+    for term, g in zip(terms.tolist(), group.tolist()):
+        found = " ".join(sorted(term_key(w) for w in term.split() if any(ch.isdigit() for ch in w)))
+        if found:
+            code[g] = found
     return code
 
 
@@ -335,13 +334,16 @@ class _Contrast:
 
 
 def _first_allowed(rare: np.ndarray, label_heads: np.ndarray, nearest: np.ndarray, close: np.ndarray,
-                   contrast: _Contrast) -> np.ndarray:
-    """Per rare group, the position of the nearest close-enough label it does not contrast with (-1: none)."""
+                   contrast: _Contrast, rare_code: np.ndarray, label_code: np.ndarray) -> np.ndarray:
+    """Per rare group, the position of the nearest close-enough label it does not contrast with and whose
+    code it shares (-1: none). A label takes the code of the first coded group that joins it."""
     target = np.full(len(rare), -1)
     for i in np.flatnonzero(close[:, 0]):
         for j in np.flatnonzero(close[i]):
-            if not contrast(rare[i], label_heads[nearest[i, j]]):
-                target[i] = nearest[i, j]
+            label = nearest[i, j]
+            if _compatible(rare_code[i], label_code[label]) and not contrast(rare[i], label_heads[label]):
+                target[i] = label
+                label_code[label] = label_code[label] or rare_code[i]
                 break
     return target
 

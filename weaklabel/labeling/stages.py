@@ -62,6 +62,20 @@ def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRol
     return vocabulary
 
 
+def describe_vocabulary(vocabulary: Vocabulary) -> list[str]:
+    """What a vocab run found, in lines for a person: labels and tiers, other languages, boilerplate."""
+    stats = vocabulary.stats
+    tiers = vocabulary.labels["tier"].value_counts()
+    lines = [(f"{len(vocabulary.labels)} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
+             f"tail {tiers.get('tail', 0)}) from {stats['candidates']} candidate terms over {stats['listings']} listings")]
+    lines += [f"{language} detected ({', '.join(words[:5])}, ...): its stopwords are boundaries too"
+              for language, words in stats.get("languages_detected", {}).items()]
+    lines += [f"boilerplate in {column}: {found['patterns']} repeated sentences or templates, {found['words']:,} "
+              f"words of {found['listings']:,} listings take no terms"
+              for column, found in stats.get("boilerplate", {}).items() if found["patterns"]]
+    return lines
+
+
 def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, out: str | Path,
                   *, roles: ColumnRoles | None = None, keep: Sequence[str] | None = None,
                   rows_per_part: int = 250_000, workers: int | None = None, scheduler: str | None = None,

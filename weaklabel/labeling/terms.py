@@ -69,11 +69,11 @@ class TermCounts:
         in_text = self.by_field[self.by_field["field"].isin(text)]
         return in_text.groupby("term", sort=False)["support"].max()
 
-    def end_share(self) -> pd.Series:
-        """Per term, the share of the longer phrases it is in that it ends (none in tags and categories)."""
-        summed = self.by_field.groupby("term", sort=False)[["support", "ends", "alone"]].sum()
-        in_phrases = np.maximum(summed["support"] - summed["alone"], summed["ends"]).clip(lower=1)
-        return summed["ends"] / in_phrases
+    def end_share(self, text_fields: Sequence[str]) -> pd.Series:
+        """Per term seen in free text, the share of the longer phrases it is in that it ends."""
+        in_text = self.by_field[self.by_field["field"].isin(list(text_fields))]
+        summed = in_text.assign(phrases=phrases(in_text)).groupby("term", sort=False)[["ends", "phrases"]].sum()
+        return summed["ends"] / summed["phrases"].clip(lower=1)
 
     @classmethod
     def combine(cls, parts: Sequence[TermCounts]) -> TermCounts:
@@ -83,6 +83,12 @@ class TermCounts:
         )
         any_field = pd.concat([p.any_field for p in parts]).groupby(level=0, sort=False).sum()
         return cls(sum(p.n_listings for p in parts), by_field.reset_index(), any_field.rename("support"))
+
+
+def phrases(by_field: pd.DataFrame) -> pd.Series:
+    """Per row of term counts, the listings where the term is part of a longer phrase (a listing may
+    hold it alone in one place and ending a phrase in another: it then counts)."""
+    return np.maximum(by_field["support"] - by_field["alone"], by_field["ends"])
 
 
 def _counter_frame(counter: Counter, ends: Counter, alone: Counter, field: str) -> pd.DataFrame:
@@ -135,10 +141,12 @@ def select_candidates(
     allowlist: Iterable[str] = (),
     stopwords: frozenset[str] = frozenset(),
     compound_support: int | None = None,
+    text_fields: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Filter counted terms into candidates.
 
-    A compound that the NPMI rule would drop survives when it is a product name: it occurs in at
+    A compound that the NPMI rule would drop survives when it is a product name (phrases counted in
+    ``text_fields``): it occurs in at
     least ``compound_support`` listings, its last word (the head of an English noun phrase) is a
     candidate that ends most of its phrases, as products do, and it holds at least a quarter of
     its first word's listings ("apple juice", "sour milk" in a grocery catalogue, where each word
@@ -164,7 +172,7 @@ def select_candidates(
     scores = npmi(pd.Index(frame["term"]), frame["support"].set_axis(frame["term"]), counts.n_listings)
     below = frame["reason"].isna() & (scores < min_npmi)
     if compound_support is not None:
-        below &= ~_product_compounds(frame, support, counts.end_share(), compound_support)
+        below &= ~_product_compounds(frame, support, counts.end_share(text_fields), compound_support)
     frame.loc[below, "reason"] = "npmi"
     if stopwords:
         holds_stopword = [not stopwords.isdisjoint(term.split(" ")) for term in frame["term"]]

@@ -6,11 +6,13 @@ same way when labels are assigned.
 - Normalization: HTML tags stripped and entities unescaped, Unicode NFKC, lowercase; web
   addresses (``https://...``, ``www...``, ``shop.example.com``, e-mail addresses) become boundaries.
 - Tokens are runs of letters/digits; a hyphen or apostrophe *inside* a word keeps it whole
-  ("t-shirt", "men's"). Anything else (spaces, "|", ",", " - ") separates tokens.
+  ("t-shirt", "men's"). Anything else (spaces, "|", ",", " - ") separates tokens; a line break
+  (or a block-level HTML tag: <br>, <p>, <li>...) and any mark but a space is a boundary.
 - N-grams never cross a boundary: punctuation other than inner hyphens/apostrophes, a
   stopword, a placeholder ("null", "nan", "undefined"), or a dropped (numeric or ID-like) token.
   "shirt for men" yields "shirt" and "men", never "shirt men". A word of one or two letters
-  next to a dropped number is its unit or size letter ("25 cm", "18 K", "UK 6") and is dropped too.
+  after a dropped number is its unit ("25 cm", "18 K Gold"), a single letter before one a size
+  letter; both are dropped too.
 - A single Latin letter is no term on its own, but stays a word of n-grams ("t shirt").
 - A term *ends a phrase* where a word comes before it and a boundary or the end of the text after
   it ("shirt" in "Navy Blue Shirt for Men"), and *stands alone* where it is the whole phrase ("Best
@@ -28,7 +30,7 @@ import functools
 import html
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import pandas as pd
 import stop_words
@@ -54,20 +56,23 @@ MARKETPLACE_FILLER = frozenset(
 PLACEHOLDERS = frozenset({"null", "nan", "none", "undefined"})
 
 _TAG_RE = re.compile(r"<[^>]*>")
+# Tags that break a line: they end a phrase, as a line break does.
+_BLOCK_TAG_RE = re.compile(
+    r"<\s*/?\s*(?:br|p|div|li|ul|ol|h[1-6]|tr|td|th|table|hr|dd|dt|blockquote|section)\b[^>]*>", re.IGNORECASE
+)
 _WEB_RE = re.compile(
     r"(?:[a-z][a-z0-9+.-]*://|www\.)\S+"  # URLs
     r"|\S+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
-    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|info|biz|shop|store|online|site|io|co|in|uk|de|fr|es|it|nl|eu|au|ca|us)(?:\.[a-z]{2})?\b(?:/\S*)?"
+    # bare domains: generic endings, or a country code after a second level ("shop.co.uk"); a bare
+    # country code would eat words after a missing space ("mug.It is")
+    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:(?:com|net|org|info|biz|shop|store|online|site)(?:\.[a-z]{2})?|co\.[a-z]{2})\b(?:/\S*)?"
 )
 _NUMBER = "\x00"  # a dropped numeric token, before its neighbouring units are dropped too
 # One scan yields tokens (group 1) and, as empty strings, boundaries: any other non-space mark.
-_SCAN_RE = re.compile(r"([^\W_]+(?:[-'’][^\W_]+)*)|[^\w\s]|_")
+_SCAN_RE = re.compile(r"([^\W_]+(?:[-'’][^\W_]+)*)|[^\w\s]|_|[\n\r]")
 # A word: letters and digits, with inner hyphens or apostrophes ("t-shirt", "men's").
 WORD_RE = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
 _INNER_JOINERS_RE = re.compile(r"[-'’]+")
-
-
-STOPWORD_LISTS = ("english", "marketplace", "detected")
 
 
 def resolve_stopwords(stopwords: str | Iterable[str] | None) -> frozenset[str]:
@@ -88,7 +93,7 @@ def resolve_stopwords(stopwords: str | Iterable[str] | None) -> frozenset[str]:
             if name not in named:
                 raise ValueError(
                     f"unknown stopword list {name!r}: use 'english', 'marketplace', 'detected' joined by '+' "
-                    "(e.g. 'english+marketplace+detected'), a list of words, or None"
+                    "(e.g. 'english+marketplace+detected'), 'none', or a file or list of words"
                 )
             words |= named[name]
         return frozenset(words)
@@ -133,9 +138,9 @@ def _stopword_list(language: str) -> frozenset[str]:
 
 
 def normalize(text: str) -> str:
-    """Strip HTML, apply NFKC and lowercase one string."""
+    """Strip HTML (a block-level tag becomes a line break), apply NFKC and lowercase one string."""
     if "<" in text or "&" in text:
-        text = html.unescape(_TAG_RE.sub(" ", text))
+        text = html.unescape(_TAG_RE.sub(" ", _BLOCK_TAG_RE.sub("\n", text)))
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     text = text.lower()
@@ -155,10 +160,12 @@ def _words(text: str) -> list[str]:
 
 
 def _drop_units(tokens: list[str]) -> list[str]:
-    """Dropped numbers become boundaries, and so do the words of one or two letters beside them."""
+    """Dropped numbers become boundaries, and so do the units after them (words of one or two letters:
+    "25 cm", "18 k") and single letters before them ("size m 10"); a two-letter word before a number
+    is often a brand or product ("hp 15", "tv 32")."""
     last = len(tokens) - 1
-    return ["" if t == _NUMBER or (len(t) <= 2 and t.isalpha() and ((i > 0 and tokens[i - 1] == _NUMBER) or
-                                                    (i < last and tokens[i + 1] == _NUMBER))) else t
+    return ["" if t == _NUMBER or (t.isalpha() and ((len(t) <= 2 and i > 0 and tokens[i - 1] == _NUMBER) or
+                                                    (len(t) == 1 and i < last and tokens[i + 1] == _NUMBER))) else t
             for i, t in enumerate(tokens)]
 
 
@@ -281,6 +288,17 @@ def _regular_singular(word: str) -> str:
     if word.endswith("s"):
         return word[:-1]
     return word
+
+
+def contained_terms(terms: Sequence[str], index: dict[str, int]) -> Iterator[tuple[int, int]]:
+    """Pairs (i, j): the j-th term is a run of whole words inside the longer i-th ("navy" in "navy blue")."""
+    for i, term in enumerate(terms):
+        words = term.split(" ")
+        for n in range(1, len(words)):
+            for start in range(len(words) - n + 1):
+                j = index.get(" ".join(words[start : start + n]))
+                if j is not None:
+                    yield i, j
 
 
 def term_key(term: str) -> str:

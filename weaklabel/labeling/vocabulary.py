@@ -24,7 +24,7 @@ from .boilerplate import Boilerplate
 from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
 from .overrides import Overrides, OverridesError, most_frequent_first, no_terms_message
-from .terms import TermCounts, select_candidates
+from .terms import TermCounts, phrases, select_candidates
 from .text import (
     Analyzer,
     as_term,
@@ -119,9 +119,12 @@ class Vocabulary:
         folder = Path(folder)
         config = read_manifest(folder, "vocab")["config"]["vocabulary"]
         labels = pd.read_parquet(folder / "labels.parquet")
-        if "informativeness" not in labels or not (folder / "boilerplate.parquet").is_file():
-            raise ValueError(f"{folder} was built by an older weaklabel (no label informativeness or "
-                             "boilerplate.parquet): rebuild it with 'weaklabel vocab'")
+        if "informativeness" not in labels:
+            raise ValueError(f"{folder} was built by an older weaklabel (its labels have no informativeness): "
+                             "rebuild it with 'weaklabel vocab'")
+        if not (folder / "boilerplate.parquet").is_file():
+            raise ValueError(f"{folder} lacks boilerplate.parquet (written by 'weaklabel vocab' since version 0.2): "
+                             "rebuild the vocabulary")
         labels["aliases"] = labels["aliases"].map(list)
         terms = pd.read_parquet(folder / "terms.parquet")
         terms["label_id"] = terms["label_id"].astype("Int32")
@@ -143,8 +146,9 @@ class VocabularyBuilder:
     min_support: a term must occur in this many listings to be a candidate.
     max_df: terms in more than this fraction of listings are dropped as generic.
     min_npmi: n-grams whose words co-occur no more than chance (normalized PMI below this) are
-        dropped ("men blue"), unless they occur in ``min_label_support`` listings and their last
-        word is a candidate ("apple juice"); unigrams are kept.
+        dropped ("men blue"), unless they are product compounds (``min_label_support`` listings, a
+        last word that ends most of its phrases, a quarter of the first word's listings: "apple
+        juice"; see :func:`~weaklabel.labeling.terms.select_candidates`); unigrams are kept.
     blocklist / allowlist: terms always dropped / always kept as candidates.
     model: text embedding model (directory or hub name); None uses the packaged all-MiniLM-L6-v2.
     cluster: False skips clustering (each frequent term is its own label), for comparison.
@@ -265,6 +269,8 @@ class VocabularyBuilder:
 
     def _fit_counts(self, counts: TermCounts, boilerplate: Boilerplate) -> VocabularyBuilder:
         timer = self.timer_
+        if counts.any_field.empty:
+            raise ValueError(self._no_labels_message(counts.n_listings, 0))
         overrides = Overrides.load(self.overrides)
         allowed = {as_term(t) for t in self.allowlist}
         absent = sorted(t for t in allowed if t not in counts.any_field.index)
@@ -274,7 +280,9 @@ class VocabularyBuilder:
         with timer("select_terms"):
             unigrams = counts.any_field[~counts.any_field.index.str.contains(" ", regex=False)]
             languages = detect_languages(unigrams, counts.n_listings) if wants_detected_languages(self.stopwords) else {}
-            self.detected_stopwords_ = language_stopwords(languages) - resolve_stopwords(self.stopwords)
+            # a word the user named in a term (allowlist, overrides) is no stopword of another language
+            named = {word for term in allow for word in term.split(" ")}
+            self.detected_stopwords_ = language_stopwords(languages) - resolve_stopwords(self.stopwords) - named
             candidates, dropped, reasons = select_candidates(
                 counts,
                 min_support=self.min_support,
@@ -284,6 +292,7 @@ class VocabularyBuilder:
                 allowlist=allow,
                 stopwords=self.detected_stopwords_,
                 compound_support=self.min_label_support,
+                text_fields=[f.column for f in self.roles.fields if f.role == "text"],
             )
         if candidates.empty:
             raise ValueError(self._no_labels_message(counts.n_listings, 0))
@@ -301,8 +310,7 @@ class VocabularyBuilder:
             assignment = overrides.apply(assignment, counts.any_field)
         if not (assignment["label"] >= 0).any():
             raise ValueError(self._no_labels_message(counts.n_listings, len(candidates)))
-        self.vocabulary_ = self._vocabulary(assignment, dropped, counts, embedder, embeddings)
-        self.vocabulary_.boilerplate = boilerplate
+        self.vocabulary_ = self._vocabulary(assignment, dropped, counts, embedder, embeddings, boilerplate)
         self.vocabulary_.stats = {
             "listings": counts.n_listings,
             "distinct_terms": len(counts.any_field),
@@ -317,7 +325,7 @@ class VocabularyBuilder:
         return self
 
     # -- building the result ---------------------------------------------------------------
-    def _vocabulary(self, assignment, dropped, counts, embedder, embeddings) -> Vocabulary:
+    def _vocabulary(self, assignment, dropped, counts, embedder, embeddings, boilerplate) -> Vocabulary:
         kept = assignment[assignment["label"] >= 0]
         labels = _label_table(kept, self.tier_mass)
         new_id = pd.Series(labels["label_id"].to_numpy(), index=labels.pop("_key"))
@@ -339,7 +347,7 @@ class VocabularyBuilder:
         analyzer = self.analyzer()
         stopwords = analyzer.stopwords | self.detected_stopwords_
         return Vocabulary(labels, terms, centroid, {"ngram_range": list(analyzer.ngram_range), "stopwords": sorted(stopwords)},
-                          self.model, self.roles)
+                          self.model, self.roles, boilerplate=boilerplate)
 
     def _no_labels_message(self, n_listings: int, n_candidates: int) -> str:
         if n_candidates:
@@ -374,7 +382,9 @@ class VocabularyBuilder:
             (self.min_label_support >= 1, f"min_label_support must be >= 1, got {self.min_label_support}"),
             (self.neighbours >= 1, f"neighbours must be >= 1, got {self.neighbours}"),
             (0 < self.tier_mass[0] <= self.tier_mass[1] <= 1, f"tier_mass must be 0 < head <= torso <= 1, got {self.tier_mass}"),
-            (self.head_prior >= 0, f"head_prior must be >= 0, got {self.head_prior}"),
+            (self.head_prior > 0, f"head_prior must be > 0, got {self.head_prior}"),
+            (self.boilerplate or self.boilerplate_group is None,
+             "boilerplate_group (--group) needs boilerplate on (it names where to look for repeated sentences)"),
             (0 < self.same_listings_ratio <= 1, f"same_listings_ratio must be in (0, 1], got {self.same_listings_ratio}"),
         ]
         for name in ("merge_threshold", "attach_threshold", "rare_merge_threshold", "typo_min_similarity"):
@@ -394,7 +404,9 @@ def _label_table(kept: pd.DataFrame, tier_mass: tuple[float, float]) -> pd.DataF
         "_key": list(grouped.groups.keys()),
         "name": grouped["term"].first().to_numpy(),
         "aliases": [label_terms[1:] for label_terms in terms],
-        "support": grouped["support"].sum().to_numpy(np.int64),
+        # a same-listings term holds nearly the listings of another term of the label: not added again
+        "support": kept["support"].where(kept["how"] != "same-listings", 0).groupby(kept["label"], sort=False)
+        .sum().to_numpy(np.int64),
     })
     renamed = kept.dropna(subset=["display_name"]).drop_duplicates("label") if "display_name" in kept else None
     if renamed is not None and len(renamed):
@@ -428,9 +440,7 @@ def informativeness(terms: pd.DataFrame, text_weights: dict[str, float], n_label
     ids = labelled["label_id"].to_numpy(np.int64)
     weight = labelled["field"].map(text_weights).to_numpy(np.float64)
     ends = np.bincount(ids, weights=weight * labelled["ends"].to_numpy(np.float64), minlength=n_labels)
-    # a listing may hold the term alone in one place and ending a phrase in another
-    in_phrases = np.maximum(labelled["support"] - labelled["alone"], labelled["ends"]).to_numpy(np.float64)
-    seen = np.bincount(ids, weights=weight * in_phrases, minlength=n_labels)
+    seen = np.bincount(ids, weights=weight * phrases(labelled).to_numpy(np.float64), minlength=n_labels)
     overall = ends.sum() / seen.sum() if seen.sum() else 1.0
     return ((ends + prior * overall) / np.maximum(seen + prior, 1e-12)).astype(np.float32)
 

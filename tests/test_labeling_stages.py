@@ -395,3 +395,10 @@ def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "interrupted: the files already written are kept" in err and "Traceback" not in err
     assert not (tmp_path / "data").exists()  # the folder it created, still empty, is gone
+
+
+def test_listings_with_no_term_at_all_get_the_one_line_no_labels_error(tmp_path):
+    pd.DataFrame({"id": ["1", "2", "3"], "title": ["null", "N/A", "undefined"]}).to_csv(tmp_path / "l.csv", index=False)
+    roles = ColumnRoles(fields=(Field("title", "text"),), id="id", image=None)
+    with pytest.raises(ValueError, match="no labels: in 3 listings, no term occurs"):
+        build_vocabulary(tmp_path / "l.csv", roles, tmp_path / "v", progress=False)

@@ -52,8 +52,8 @@ distinct values), fillers (distinct slot contents), group (where it was found, e
 field) and an example sentence. :meth:`Boilerplate.strip_frame` also counts, per field, the
 listings that lost boilerplate and the words removed.
 
-Detection holds every distinct value's sentences in memory; on a very large catalogue run it on a
-sample of listings (the threshold is mostly a share), then strip every listing.
+Detection holds every distinct value's sentences in memory. ``VocabularyBuilder.fit`` searches
+the listings it is fitted on; ``fit_counts``, which takes term counts made elsewhere, finds none.
 """
 
 from __future__ import annotations

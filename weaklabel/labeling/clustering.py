@@ -9,7 +9,8 @@ different garments) at 0.87. So the clustering works in steps, the safest first:
    Terms whose listings are nearly the same join too: a term inside a longer one ("arla" in "arla
    ko guarantees", "vary" in "vary slightly") whose listings the longer one holds almost all of
    (its support at least ``same_listings_ratio`` of the shorter's) says nothing the other does
-   not. Such terms are ``how = "same-listings"``; the label is named by its most frequent term.
+   not. The terms that join another's label this way are ``how = "same-listings"`` and add
+   nothing to its support; the label is named by its most frequent term.
 2. **Frequent groups** – a group whose support reaches ``min_label_support`` is frequent.
    Frequent groups whose embeddings are at least ``merge_threshold`` similar are merged
    (synonyms such as "grey"/"gray"); the threshold is high on purpose.

@@ -126,3 +126,15 @@ def test_round_trip_through_a_parquet_table(listings, tmp_path: Path):
     assert [loaded.fields["description"].strip(d) for d in listings["description"]] == [
         found.fields["description"].strip(d) for d in listings["description"]]
     assert "title" not in loaded.fields
+
+
+def test_the_keys_of_key_value_sentences_are_boilerplate_their_values_content():
+    colours = ["navy blue", "black", "white", "red", "green"]
+    values = [f"A lovely mug number {i}. Colour: {colours[i % 5]}. Dishwasher safe {i}." for i in range(100)]
+    found = find_boilerplate(values)
+    assert ("colour", ":") in found.sentences
+    stripped = found.strip(values[0])
+    assert "colour" not in stripped and "navy blue" in stripped.split(" . ")
+    titles = [f"Nike: Air Max {i}" for i in range(100)]  # one sentence, its key aside: the listing's own text
+    assert not find_boilerplate(titles)
+    assert split_sentences("Delivery at 10:30. Size: M") == ["delivery at 10:30", "size:", "m"]

@@ -77,6 +77,8 @@ _SENTENCE_BREAK_RE = re.compile(
     r"[.!?\u3002\uff01\uff1f]+(?=\s|$)"  # not the dot of "1.5"
     r"|[\n\r\u2022\u2023\u2043\u2190-\u21ff\u25a0-\u25ff\u2600-\u27bf\u2b50\u2b55\U0001f300-\U0001faff]"
 )
+# "Colour: navy blue": one or two words at the start of a sentence, then a colon (not a time, "10:30")
+_KEY_RE = re.compile(r"\s*([^\W\d_][\w'’-]*(?:\s+[^\W\d_][\w'’-]*)?)\s*:(?!\d)\s*")
 _CACHE_SIZE = 100_000
 
 Words = tuple[str, ...]
@@ -85,8 +87,23 @@ Slots = list[tuple[int, int]]  # word ranges [start, end) of a sentence
 
 
 def split_sentences(text: str) -> list[str]:
-    """The normalized sentences of one field value, in order, blank ones left out."""
-    return [s.strip() for s in _SENTENCE_BREAK_RE.split(normalize(text)) if s and not s.isspace()]
+    """The normalized sentences of one field value, in order, blank ones left out. The key of a
+    "key: value" sentence ("Colour: navy blue") is a sentence of its own, ending in ":"."""
+    sentences = []
+    for sentence in _SENTENCE_BREAK_RE.split(normalize(text)):
+        key = _KEY_RE.match(sentence)
+        if key:
+            sentences.append(key.group(1) + ":")
+            sentence = sentence[key.end():]
+        if sentence and not sentence.isspace():
+            sentences.append(sentence.strip())
+    return sentences
+
+
+def _words_of(sentence: str) -> Words:
+    """A sentence's words; a key keeps its ":" as a last word, so "colour:" is not the sentence "colour"."""
+    words = tuple(WORD_RE.findall(sentence))
+    return (*words, ":") if words and sentence.endswith(":") else words
 
 
 def template_pattern(template: Template) -> str:
@@ -189,6 +206,11 @@ class FieldBoilerplate:
     def _strip_sentence(self, sentence: str) -> tuple[list[str], int] | None:
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.clear()
+        if sentence.endswith(":"):  # a key: wholly boilerplate or not at all
+            words = _words_of(sentence)
+            found = ([], len(words) - 1) if words in self.sentences else None
+            self._cache[sentence] = found
+            return found
         spans = [m.span() for m in WORD_RE.finditer(sentence)]
         words = tuple(sentence[a:b] for a, b in spans)
         kept = self._matcher.kept(words)
@@ -269,9 +291,11 @@ class _SentenceCache:
     def __call__(self, value: str) -> tuple[Words, ...]:
         sentences = self.sentences.get(value)
         if sentences is None:
-            found = [(tuple(WORD_RE.findall(s)), s) for s in split_sentences(value)]
+            found = [(_words_of(s), s) for s in split_sentences(value)]
             found = [(words, s) for words, s in found if words]
-            long = [(words, s) for words, s in found if len(words) >= self.min_words] if len(found) > 1 else []
+            # a value of one sentence, its key aside ("Nike: Air Max"), is the listing's own text
+            several = sum(words[-1] != ":" for words, _ in found) > 1
+            long = [(words, s) for words, s in found if len(words) >= self.min_words or words[-1] == ":"] if several else []
             for words, s in long:
                 self.examples.setdefault(words, s)
             sentences = self.sentences[value] = tuple(dict.fromkeys(words for words, _ in long))
@@ -284,6 +308,7 @@ def _detect(distinct: set[str], parsed: _SentenceCache, thresholds: _Thresholds)
     if len(distinct) < threshold:
         return []
     counts = Counter(words for value in distinct for words in parsed(value))
+    keys = {words: counts.pop(words) for words in list(counts) if words[-1] == ":"}  # no part of a template
     accepted, varying = _templates(counts, threshold, thresholds)
     rows = [
         _row(template_pattern(t), "template", stats.count, stats.fillers, parsed.examples[stats.example])
@@ -296,6 +321,7 @@ def _detect(distinct: set[str], parsed: _SentenceCache, thresholds: _Thresholds)
         for words, n in counts.items()
         if n >= threshold and not any(frames.matches(words))
     ]
+    rows += [_row(" ".join(words), "sentence", n, 0, parsed.examples[words]) for words, n in keys.items() if n >= threshold]
     return rows
 
 

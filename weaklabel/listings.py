@@ -179,6 +179,11 @@ class ColumnRoles:
             seen.add(f.column)
 
     @property
+    def text_weights(self) -> dict[str, float]:
+        """The free-text field columns, each with its weight."""
+        return {f.column: f.weight for f in self.fields if f.role == "text"}
+
+    @property
     def columns(self) -> list[str]:
         """The id, image (if set) and field columns, deduplicated, in that order."""
         names = [self.id, *([self.image] if self.image else []), *(f.column for f in self.fields)]

@@ -97,8 +97,9 @@ def cluster_terms(
         return Clustering(label, how, keep.astype(np.float32), int(keep.sum()))
 
     key, key_names = pd.factorize(pd.Series([term_key(t) for t in terms], dtype=object))
+    term_code = _term_codes(terms)
     root = _same_listings_roots(terms, support, support if text_support is None else text_support, key,
-                                len(key_names), params.same_listings_ratio)
+                                _cluster_codes(term_code, key, len(key_names)), params.same_listings_ratio)
     group, uniques = pd.factorize(root[key])
     group_keys = np.asarray(key_names[uniques], dtype=object)  # group g's key: that of its most frequent term
     group_support = np.bincount(group, weights=support)
@@ -107,7 +108,7 @@ def cluster_terms(
     frequent, rare = np.flatnonzero(is_frequent), np.flatnonzero(~is_frequent)
 
     contrast = _Contrast(terms, group, group_keys, is_frequent, group_emb, params.merge_threshold)
-    code = _codes(terms, group, len(group_support))
+    code = _cluster_codes(term_code, group, len(group_support))  # the steps that build groups keep one code each
 
     # Group -> cluster of groups; starts as each group alone.
     cluster = np.arange(len(group_support))
@@ -157,14 +158,14 @@ def cluster_terms(
 
 
 def _same_listings_roots(terms: pd.Series, support: np.ndarray, text_support: np.ndarray, key: np.ndarray,
-                         n_keys: int, ratio: float) -> np.ndarray:
+                         key_code: np.ndarray, ratio: float) -> np.ndarray:
     """Per term key, the key it joins (itself when none): a key whose term lies inside a longer term
     that holds at least ``ratio`` of the key's listings in free text joins that term's key, codes
     kept apart. The shorter side counts all its spelling variants ("container" and "containers"),
     the longer side only itself, so neither a variant nor a longer term's variants ("ear rings" of
     "earrings") bridge two concepts."""
     index = {term: i for i, term in enumerate(terms)}
-    key_support = np.bincount(key, weights=support, minlength=n_keys)
+    key_support = np.bincount(key, weights=support, minlength=len(key_code))
     rows, cols, share = [], [], []
     for i, j in contained_terms(terms.tolist(), index):
         if key[i] != key[j] and text_support[i] >= ratio * key_support[key[j]]:
@@ -172,9 +173,8 @@ def _same_listings_roots(terms: pd.Series, support: np.ndarray, text_support: np
             cols.append(key[i])
             share.append(text_support[i] / key_support[key[j]])
     if not rows:
-        return np.arange(n_keys)
-    code = _codes(terms, key, n_keys)
-    return _components_keeping_codes_apart(np.array(rows), np.array(cols), np.array(share), code)
+        return np.arange(len(key_code))
+    return _components_keeping_codes_apart(np.array(rows), np.array(cols), np.array(share), key_code)
 
 
 def _label_terms(terms, group, cluster, is_label, group_how, support, embeddings) -> Clustering:
@@ -282,19 +282,14 @@ def _components_keeping_codes_apart(rows: np.ndarray, cols: np.ndarray, sim: np.
     return np.array([root(i) for i in range(len(code))])
 
 
-def _codes(terms: pd.Series, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """Each group's code: the words that hold a digit of any of its terms that has some, keyed and
-    joined ("" when none; the steps that build groups keep at most one code in each)."""
-    code = np.full(n_groups, "", dtype=object)
-    for term, g in zip(terms.tolist(), group.tolist()):
-        found = " ".join(sorted(term_key(w) for w in term.split() if any(ch.isdigit() for ch in w)))
-        if found:
-            code[g] = found
-    return code
+def _term_codes(terms: pd.Series) -> np.ndarray:
+    """Each term's code: its words that hold a digit, keyed and joined ("" when none)."""
+    return np.array([" ".join(sorted(term_key(w) for w in term.split() if any(ch.isdigit() for ch in w)))
+                     for term in terms.tolist()], dtype=object)
 
 
 def _cluster_codes(code: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
-    """The code of each cluster of groups: that of its members that have one ("" when none)."""
+    """The code of each cluster (of terms, keys or groups): that of its members that have one ("" when none)."""
     result = np.full(n_clusters, "", dtype=object)
     has = code != ""
     result[cluster[has]] = code[has]

@@ -63,10 +63,9 @@ class TermCounts:
         )
         return cls(len(frame), by_field, pd.Series(any_field, dtype="int64").rename("support"))
 
-    def text_support(self, roles: ColumnRoles) -> pd.Series:
+    def text_support(self, text_fields: Sequence[str]) -> pd.Series:
         """Per term, the listings holding it in the free-text field where it is commonest."""
-        text = [f.column for f in roles.fields if f.role == "text"]
-        in_text = self.by_field[self.by_field["field"].isin(text)]
+        in_text = self.by_field[self.by_field["field"].isin(list(text_fields))]
         return in_text.groupby("term", sort=False)["support"].max()
 
     def end_share(self, text_fields: Sequence[str]) -> pd.Series:

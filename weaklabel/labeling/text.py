@@ -116,12 +116,11 @@ def detect_languages(support: pd.Series, n_listings: int, *, min_words: int = 4,
     flipkart and generated catalogues: two at most). Returns each detected language with the words
     that showed it.
     """
-    english = ENGLISH_STOP_WORDS
     frequent = {w for w in support.index[support >= max(min_share * n_listings, 1)] if len(w) > 1}
     found = {}
     for language in stop_words.AVAILABLE_LANGUAGES:
         if language != "english":
-            seen = sorted((_stopword_list(language) - english) & frequent)
+            seen = sorted((_stopword_list(language) - ENGLISH_STOP_WORDS) & frequent)
             if len(seen) >= min_words:
                 found[language] = seen
     return found

@@ -262,8 +262,7 @@ class VocabularyBuilder:
         """The boilerplate of the free-text fields, the frame with it stripped, and what was stripped per field."""
         if not self.boilerplate:
             return Boilerplate({}), frame, {}
-        text = [f.column for f in self.roles.fields if f.role == "text"]
-        found = Boilerplate.find(frame, text, groups=self.boilerplate_group)
+        found = Boilerplate.find(frame, list(self.roles.text_weights), groups=self.boilerplate_group)
         stripped, removed = found.strip_frame(frame)
         return found, stripped, removed
 
@@ -292,7 +291,7 @@ class VocabularyBuilder:
                 allowlist=allow,
                 stopwords=self.detected_stopwords_,
                 compound_support=self.min_label_support,
-                text_fields=[f.column for f in self.roles.fields if f.role == "text"],
+                text_fields=list(self.roles.text_weights),
             )
         if candidates.empty:
             raise ValueError(self._no_labels_message(counts.n_listings, 0))
@@ -301,7 +300,7 @@ class VocabularyBuilder:
         with timer("embed_terms"):
             embeddings = embedder.encode(candidates["term"].tolist())
         with timer("cluster"):
-            text_support = counts.text_support(self.roles).reindex(candidates["term"]).fillna(0)
+            text_support = counts.text_support(list(self.roles.text_weights)).reindex(candidates["term"]).fillna(0)
             clustering = cluster_terms(candidates["term"], candidates["support"].to_numpy(np.float64),
                                        embeddings, self._cluster_params(), enabled=self.cluster,
                                        text_support=text_support.to_numpy(np.float64))
@@ -342,8 +341,7 @@ class VocabularyBuilder:
         terms["similarity"] = terms["similarity"].astype(np.float32).where(terms["label_id"].notna())
         terms = terms.sort_values(["support", "term", "field"], ascending=[False, True, True], ignore_index=True)
         terms = terms[["term", "field", "support", "ends", "alone", "label_id", "similarity", "how"]]
-        text_weights = {f.column: f.weight for f in self.roles.fields if f.role == "text"}
-        labels["informativeness"] = informativeness(terms, text_weights, len(labels), self.head_prior)
+        labels["informativeness"] = informativeness(terms, self.roles.text_weights, len(labels), self.head_prior)
         analyzer = self.analyzer()
         stopwords = analyzer.stopwords | self.detected_stopwords_
         return Vocabulary(labels, terms, centroid, {"ngram_range": list(analyzer.ngram_range), "stopwords": sorted(stopwords)},

@@ -5,6 +5,7 @@ Tests never touch the user's cache: embeddings are cached under a session temp f
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -78,3 +79,36 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def rows_accounted(request):
+    """The accounting check of a hostile-input case: every row in is written, a duplicate, or rejected.
+
+    ``rows_accounted(rows_in, written, duplicates=0, rejected=0)`` fails the case when a row is
+    missing; with ``WEAKLABEL_HOSTILE_LEDGER`` set (``benchmarks/hostile.py`` sets it) each check is
+    also appended to that JSON-lines file, which the benchmark sums into its "rows lost" figure.
+    """
+
+    def check(rows_in: int, written: int, duplicates: int = 0, rejected: int = 0) -> None:
+        lost = rows_in - written - duplicates - rejected
+        ledger = os.environ.get("WEAKLABEL_HOSTILE_LEDGER")
+        if ledger:
+            with open(ledger, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"case": request.node.nodeid, "rows_in": rows_in, "lost": lost}) + "\n")
+        assert lost == 0, f"{lost} of {rows_in} rows are neither written, duplicates nor rejected"
+
+    return check
+
+
+def one_line_error(argv: list[str], capsys) -> str:
+    """Run the CLI expecting an input problem: exit status 1, one 'error: ...' line, no traceback."""
+    from weaklabel.cli import main
+
+    status = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert status == 1, f"exit status {status}, stderr: {err}"
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]

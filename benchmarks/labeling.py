@@ -58,11 +58,11 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 
 from weaklabel.demo import DEMO_TOML
-from weaklabel.eval.tiers import value_tiers
 from weaklabel.labeling import LabelAssigner, Vocabulary, build_vocabulary
 from weaklabel.labeling.text import Analyzer, as_term, term_key
 from weaklabel.listings import ROLES, ColumnRoles, Field, Listings, read_listings
 from weaklabel.synthetic import AUDIENCES, BRANDS, COLOURS, GROUPS, MATERIALS, PRODUCT_TYPES, generate_listings
+from weaklabel.tiers import value_tiers
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETTINGS: dict[str, dict] = {"clustering on": {}, "clustering off": {"cluster": False}}

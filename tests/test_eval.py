@@ -24,7 +24,7 @@ from weaklabel.datasets.loader import ShardInfo
 from weaklabel.eval import check_vocabulary, evaluate
 from weaklabel.eval.evaluate import unique_names
 from weaklabel.eval.retrieval import METRICS
-from weaklabel.eval.tiers import TIERS, label_tiers, rarest_tier
+from weaklabel.tiers import TIERS, label_tiers, rarest_tier
 from weaklabel.training import load_encoder, train
 
 MODEL_KEYS = {"source", "kind", "model", "queries", "gallery", "dim", "retrieval", "classification", "probes",

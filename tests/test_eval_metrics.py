@@ -20,9 +20,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from weaklabel.eval import classification, efficiency, probes, retrieval, tiers
-from weaklabel.labeling.vocabulary import assign_tiers
+from weaklabel import metrics, tiers
+from weaklabel.eval import classification, efficiency, probes, retrieval
 from weaklabel.search import exact_search
+from weaklabel.tiers import assign_tiers
 
 # ------------------------------------------------------------------------------------------------
 # references
@@ -255,16 +256,16 @@ def test_average_precision_matches_sklearn_with_ties():
     targets = rng.random((80, 9)) < 0.3
     targets[:, 4] = False
     scores = tied_scores(rng, (80, 9))
-    ap = classification.average_precision(targets, scores)
+    ap = metrics.average_precision(targets, scores)
     for j in range(9):
         if j == 4:
             assert np.isnan(ap[j])
         else:
             assert ap[j] == pytest.approx(average_precision_score(targets[:, j], scores[:, j]))
-    micro = classification.micro_average_precision(targets, scores)
+    micro = metrics.micro_average_precision(targets, scores)
     assert micro == pytest.approx(average_precision_score(targets.ravel(), scores.ravel()))
-    assert classification.micro_average_precision(targets, scores.astype(np.float32)) == pytest.approx(micro)
-    assert np.isnan(classification.micro_average_precision(targets[:, 4], scores[:, 4]))
+    assert metrics.micro_average_precision(targets, scores.astype(np.float32)) == pytest.approx(micro)
+    assert np.isnan(metrics.micro_average_precision(targets[:, 4], scores[:, 4]))
 
 
 def test_f1_scores_match_sklearn():

@@ -1,13 +1,24 @@
 """The evaluation stage: retrieval, classification, long-tail tiers, probes and efficiency, with a report.
 
 ``evaluate`` (``weaklabel eval``) runs it all and writes ``metrics.json``, ``queries.parquet`` and ``report.html``; the
-modules hold the parts, each usable alone on numpy arrays: ``search`` (exact blocked top-k),
-``retrieval`` (relevance definitions and metrics), ``classification``, ``tiers``, ``probes``,
+modules hold the parts, each usable alone on numpy arrays: ``weaklabel.search`` (exact blocked top-k),
+``retrieval`` (relevance definitions and metrics), ``classification``, ``weaklabel.tiers``, ``probes``,
 ``efficiency`` and ``report``.
+
+The names below are imported on first use, so that ``import weaklabel.eval.retrieval`` does not pull
+in torch with the evaluator.
 """
 
-from ..search import Neighbours, exact_search
-from .evaluate import check_vocabulary, evaluate
-from .report import format_table
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {"Neighbours": "..search", "exact_search": "..search", "check_vocabulary": ".evaluate",
+            "evaluate": ".evaluate", "format_table": ".report"}
 
 __all__ = ["Neighbours", "check_vocabulary", "evaluate", "exact_search", "format_table"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,6 +35,10 @@ from ..artifacts import (
 )
 from ..datasets.loader import ShardInfo
 from ..search import Neighbours, exact_search
+from ..tiers import label_tiers, rarest_tier, value_tiers
+from ..training.embed import embed, load_encoder
+from ..training.losses import task_scores
+from ..training.models import EmbeddingModel, Task
 from .classification import multilabel_metrics, softmax_metrics
 from .probes import probe_report
 from .retrieval import (
@@ -48,7 +52,6 @@ from .retrieval import (
     per_query,
     report_from_values,
 )
-from .tiers import label_tiers, rarest_tier, value_tiers
 
 SCHEMA_VERSION = 1
 LABELS = "labels"
@@ -189,8 +192,6 @@ def check_embedded_labels(frame: pd.DataFrame, shard_names: Sequence[str], sourc
 
 def _evaluate_checkpoint(context: Context, name: str, checkpoint: Path,
                          efficiency: bool) -> tuple[dict[str, Any], list[dict[str, Any]], pd.DataFrame]:
-    from ..training import load_encoder
-
     model, config = load_encoder(checkpoint, "cpu")
     check_vocabulary(config["label_names"], context.info.label_names, checkpoint, context.shards)
     query = _cached_embeddings(context, name, checkpoint, context.split)
@@ -222,8 +223,6 @@ def _evaluate_embeddings(context: Context, path: Path) -> tuple[dict[str, Any], 
 
 def _cached_embeddings(context: Context, name: str, checkpoint: Path, split: str) -> Embedded:
     """The split's embeddings, computed once per checkpoint content and shards folder."""
-    from ..training import embed
-
     path = context.out / "embeddings" / f"{name}.{split}.parquet"
     stamp_path = path.with_suffix(".json")
     stamp = {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
@@ -329,9 +328,6 @@ def _examples(relevance: Relevance, n_relevant: np.ndarray, neighbours: Neighbou
 @torch.inference_mode()
 def head_scores(model: Any, config: dict[str, Any], vectors: np.ndarray, batch: int = 4096) -> dict[str, np.ndarray]:
     """Each task head's probabilities for precomputed (normalized) embeddings."""
-    from ..training.losses import task_scores
-    from ..training.models import Task
-
     out: dict[str, list[np.ndarray]] = {t["name"]: [] for t in config["tasks"]}
     for start in range(0, len(vectors), batch):
         scaled = torch.from_numpy(vectors[start:start + batch]) * model.head_scale
@@ -360,7 +356,6 @@ def classification_report(model: Any, config: dict[str, Any], query: Embedded,
 
 
 def _efficiency(model: Any, config: dict[str, Any], checkpoint: Path, device: torch.device) -> dict[str, Any]:
-    from ..training.models import EmbeddingModel
     from .efficiency import measure
 
     return measure(EmbeddingModel(model), config["image"]["size"], device, checkpoint=checkpoint, heads=model.heads)

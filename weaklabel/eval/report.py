@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..datasets.loader import ShardInfo, decode_sample, tar_samples
+from ..tiers import TIERS
 from .retrieval import METRICS, RECALL_KS
-from .tiers import TIERS
 
 THUMBNAIL = 96
 HIGHER, LOWER = "higher", "lower"

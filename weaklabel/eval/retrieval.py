@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import sparse
 
-from .tiers import TIERS
+from ..tiers import TIERS
 
 MAX_K = 100
 RECALL_KS = (1, 5, 10)

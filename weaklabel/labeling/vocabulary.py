@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from ..artifacts import Timer, read_manifest, write_parquet
 from ..listings import ColumnRoles, Listings
+from ..tiers import assign_tiers
 from .boilerplate import Boilerplate
 from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
@@ -33,8 +34,6 @@ from .text import (
     resolve_stopwords,
     wants_detected_languages,
 )
-
-TIERS = ("head", "torso", "tail")
 
 LABELS_SCHEMA = pa.schema(
     [
@@ -442,16 +441,6 @@ def informativeness(terms: pd.DataFrame, text_weights: dict[str, float], n_label
     overall = ends.sum() / seen.sum() if seen.sum() else 1.0
     return ((ends + prior * overall) / np.maximum(seen + prior, 1e-12)).astype(np.float32)
 
-
-def assign_tiers(support: np.ndarray, tier_mass: tuple[float, float]) -> list[str]:
-    """Head, torso, tail by cumulative share of support (support sorted descending).
-
-    A label is head while the share of support held by the labels before it is below
-    ``tier_mass[0]``, torso while below ``tier_mass[1]``, then tail.
-    """
-    total = max(float(support.sum()), 1.0)
-    before = (np.cumsum(support) - support) / total
-    return np.where(before < tier_mass[0], "head", np.where(before < tier_mass[1], "torso", "tail")).tolist()
 
 
 def _how_counts(assignment: pd.DataFrame) -> dict[str, int]:

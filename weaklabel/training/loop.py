@@ -542,7 +542,7 @@ def evaluate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig
     the labels with a positive in the split; P@1 is the share of samples whose top-scored label is
     one of theirs.
     """
-    from ..eval.classification import average_precision
+    from ..metrics import average_precision
 
     task_options = {"loss": config.loss, "label_smoothing": config.label_smoothing,
                     "gamma_neg": config.asl_gamma_neg, "gamma_pos": config.asl_gamma_pos, "clip": config.asl_clip}

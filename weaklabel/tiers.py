@@ -1,8 +1,8 @@
 """Head / torso / tail: the long-tail tiers of labels, column values and queries.
 
-The rule is the vocabulary's (``weaklabel.labeling.vocabulary.assign_tiers``): sorted by support,
-a label is head while the labels before it hold less than half of all support, torso below 80%,
-tail after that. Label tiers come from the shards' ``labels.parquet`` (a copy of the vocabulary's);
+One rule for every stage (the vocabulary writes each label's tier, the evaluator reports per
+tier): sorted by support, a label is head while the labels before it hold less than half of all
+support, torso below 80%, tail after that. Label tiers come from the shards' ``labels.parquet`` (a copy of the vocabulary's);
 a column value's tier follows its frequency among the gallery items. A query with several labels
 belongs to the tier of its rarest one.
 """
@@ -18,11 +18,20 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..labeling.vocabulary import assign_tiers
-
 TIERS = ("head", "torso", "tail")
 TIER_MASS = (0.5, 0.8)
 _RANK = {tier: rank for rank, tier in enumerate(TIERS)}
+
+
+def assign_tiers(support: np.ndarray, tier_mass: tuple[float, float] = TIER_MASS) -> list[str]:
+    """Head, torso, tail by cumulative share of support (support sorted descending).
+
+    A label is head while the share of support held by the labels before it is below
+    ``tier_mass[0]``, torso while below ``tier_mass[1]``, then tail.
+    """
+    total = max(float(support.sum()), 1.0)
+    before = (np.cumsum(support) - support) / total
+    return np.where(before < tier_mass[0], "head", np.where(before < tier_mass[1], "torso", "tail")).tolist()
 
 
 def label_tiers(shards: str | Path) -> np.ndarray:

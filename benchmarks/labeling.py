@@ -279,7 +279,7 @@ def assignment_speed(csv: Path, roles: ColumnRoles, vocab_folder: Path) -> dict:
 
     with threadpoolctl.threadpool_limits(1):
         listings = read_listings(csv, roles)
-        assigner = LabelAssigner(str(vocab_folder), roles)
+        assigner = LabelAssigner(str(vocab_folder), roles).fit()
         ours = time_assignment(assigner, listings.frame)
         baseline = time_count_vectorizer(listings.frame["title"].tolist(), tuple(assigner.analyzer_.ngram_range))
     return {"assign_per_s": ours, "count_vectorizer_per_s": baseline, "ratio": ours / baseline}
@@ -312,7 +312,7 @@ def build_and_assign(csv: Path, roles: ColumnRoles, folder: Path, warm: bool, **
         vocab = build_vocabulary(csv, roles, folder, progress=False, **options)
         warm_s = time.perf_counter() - start
     listings = read_listings(csv, roles)
-    return Run(vocab, listings, LabelAssigner(vocab, roles).transform(listings), cold, warm_s)
+    return Run(vocab, listings, LabelAssigner(vocab, roles).fit().transform(listings), cold, warm_s)
 
 
 def read_truth(csv: Path, corpus: Corpus, listings: Listings) -> pd.DataFrame:

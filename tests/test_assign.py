@@ -50,7 +50,7 @@ def labels_of(result, row):
 
 
 def test_overlap_common_words_keep_their_label():
-    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("Navy Blue Shirt", [])]))
+    result = LabelAssigner(make_vocabulary()).fit().transform(listing_frame([("Navy Blue Shirt", [])]))
     labels, _ = labels_of(result, 0)
     # "blue" (support 100) is common on its own: "navy blue" (10) does not absorb it; "shirt" neither.
     assert labels == [0, 1, 2]  # the product first; the modifiers at half their evidence (navy: 0.5 x 0.9)
@@ -58,19 +58,19 @@ def test_overlap_common_words_keep_their_label():
 
 
 def test_overlap_fragments_are_absorbed():
-    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("black track pants", [])]))
+    result = LabelAssigner(make_vocabulary()).fit().transform(listing_frame([("black track pants", [])]))
     assert labels_of(result, 0)[0] == [5]  # "track" (10) mostly occurs inside "track pants" (9)
-    strict = LabelAssigner(make_vocabulary(), absorb_ratio=1.0).transform(listing_frame([("black track pants", [])]))
+    strict = LabelAssigner(make_vocabulary(), absorb_ratio=1.0).fit().transform(listing_frame([("black track pants", [])]))
     assert labels_of(strict, 0)[0] == [5, 6]
 
 
 def test_overlap_one_word_label_written_apart_absorbs_its_parts():
-    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("blue t shirt", [])]))
+    result = LabelAssigner(make_vocabulary()).fit().transform(listing_frame([("blue t shirt", [])]))
     assert labels_of(result, 0)[0] == [7, 1]  # t-shirt and blue, not shirt
 
 
 def test_overlap_rule_is_per_field():
-    result = LabelAssigner(make_vocabulary(), min_score=0.2).transform(listing_frame([("track pants", ["track"])]))
+    result = LabelAssigner(make_vocabulary(), min_score=0.2).fit().transform(listing_frame([("track pants", ["track"])]))
     labels, scores = labels_of(result, 0)
     assert labels == [5, 6]
     assert scores == [1.0, 0.25]  # "track" only from the tag: weight 0.5 x similarity 1.0, a modifier: x 0.5
@@ -78,41 +78,41 @@ def test_overlap_rule_is_per_field():
 
 def test_scores_combine_field_weights_and_similarity_as_noisy_or():
     frame = listing_frame([("trainers", ["trainers"]), ("trainers", [])])
-    result = LabelAssigner(make_vocabulary()).transform(frame)
+    result = LabelAssigner(make_vocabulary()).fit().transform(frame)
     assert labels_of(result, 0) == ([3], [round(1 - (1 - 0.8) * (1 - 0.5 * 0.8), 4)])
     assert labels_of(result, 1) == ([3], [0.8])
 
 
 def test_two_exact_matches_outrank_one():
-    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("Sneakers | T-Shirt, T Shirt", [])]))
+    result = LabelAssigner(make_vocabulary()).fit().transform(listing_frame([("Sneakers | T-Shirt, T Shirt", [])]))
     assert labels_of(result, 0) == ([7, 3], [1.0, 1.0])  # rounded; unrounded below
     assert result["scores"].iloc[0][0] == 1.0 and result["scores"].iloc[0][1] == np.float32(1 - 1e-6)
 
 
 def test_the_most_informative_label_ranks_first_whatever_its_id():
-    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("Navy Sneakers", [])]))
+    result = LabelAssigner(make_vocabulary()).fit().transform(listing_frame([("Navy Sneakers", [])]))
     assert labels_of(result, 0) == ([3, 2], [1.0, 0.5])  # the product (id 3) before the colour (id 2)
 
 
 def test_min_score_and_top_k_and_order():
     frame = listing_frame([("cotton shirt", ["trainers"])])
     vocab = make_vocabulary()
-    all_labels = LabelAssigner(vocab, min_score=0.0).transform(frame)
+    all_labels = LabelAssigner(vocab, min_score=0.0).fit().transform(frame)
     assert labels_of(all_labels, 0) == ([0, 4, 3], [1.0, 0.6, 0.4])  # score desc, then label id
-    assert labels_of(LabelAssigner(vocab, min_score=0.5).transform(frame), 0)[0] == [0, 4]
-    assert labels_of(LabelAssigner(vocab, min_score=0.0, top_k=1).transform(frame), 0)[0] == [0]
+    assert labels_of(LabelAssigner(vocab, min_score=0.5).fit().transform(frame), 0)[0] == [0, 4]
+    assert labels_of(LabelAssigner(vocab, min_score=0.0, top_k=1).fit().transform(frame), 0)[0] == [0]
 
 
 def test_unlabelled_listing_is_kept_with_empty_lists():
     frame = listing_frame([("lovely lamp", []), ("shirt", [])]).set_axis([10, 20])
-    result = LabelAssigner(make_vocabulary()).transform(frame)
+    result = LabelAssigner(make_vocabulary()).fit().transform(frame)
     assert result.index.tolist() == [10, 20]
     assert list(result["labels"].loc[10]) == [] and list(result["scores"].loc[10]) == []
     assert list(result["labels"].loc[20]) == [0]
 
 
 def test_variants_share_a_label_and_the_best_evidence_is_reported():
-    result = LabelAssigner(make_vocabulary()).transform(listing_frame([("shirts", ["shirt"])]))
+    result = LabelAssigner(make_vocabulary()).fit().transform(listing_frame([("shirts", ["shirt"])]))
     labels, _ = labels_of(result, 0)
     assert labels == [0]
     assert list(result["evidence"].iloc[0]) == [{"field": "title", "term": "shirts"}]
@@ -121,8 +121,33 @@ def test_variants_share_a_label_and_the_best_evidence_is_reported():
 def test_bad_parameters_are_rejected():
     vocab = make_vocabulary()
     with pytest.raises(ValueError, match="top_k"):
-        LabelAssigner(vocab, top_k=0)
+        LabelAssigner(vocab, top_k=0).fit()
     with pytest.raises(ValueError, match="min_score"):
-        LabelAssigner(vocab, min_score=2)
+        LabelAssigner(vocab, min_score=2).fit()
     with pytest.raises(ValueError, match="title"):
-        LabelAssigner(vocab).transform(pd.DataFrame({"id": ["1"], "tags": [[]]}))
+        LabelAssigner(vocab).fit().transform(pd.DataFrame({"id": ["1"], "tags": [[]]}))
+
+
+def test_estimators_follow_the_scikit_learn_contract():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_no_attributes_set_in_init,
+        check_set_params,
+    )
+
+    from weaklabel.labeling import VocabularyBuilder
+
+    vocab = make_vocabulary()
+    for estimator in (VocabularyBuilder(vocab.roles, min_support=2), LabelAssigner(vocab, top_k=3)):
+        name = type(estimator).__name__
+        check_no_attributes_set_in_init(name, estimator)
+        check_get_params_invariance(name, estimator)
+        check_set_params(name, estimator)
+        copy = clone(estimator)
+        assert copy is not estimator and copy.get_params().keys() == estimator.get_params().keys()
+    with pytest.raises(NotFittedError):
+        LabelAssigner(vocab).transform(listing_frame([("navy shirt", [])]))
+    assigner = clone(LabelAssigner(vocab)).set_params(min_score=0.0, top_k=1).fit()
+    assert labels_of(assigner.transform(listing_frame([("navy blue shirt", [])])), 0)[0] == [0]

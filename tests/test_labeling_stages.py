@@ -282,9 +282,9 @@ def test_assign_keep_limits_passthrough(example_data, example_vocab, tmp_path):
 def test_unmatched_listing_is_kept_and_fallback_labels_it(example_vocab):
     frame = pd.DataFrame({"id": ["a", "b"], "title": ["zzqx wobble", "red t-shirt"], "description": ["", ""],
                           "tags": [[], []], "category_path": [[], []], "image": ["", ""]})
-    plain = LabelAssigner(Vocabulary.load(example_vocab)).transform(frame)
+    plain = LabelAssigner(Vocabulary.load(example_vocab)).fit().transform(frame)
     assert list(plain["labels"].iloc[0]) == [] and len(plain["labels"].iloc[1]) > 0
-    fallback = LabelAssigner(Vocabulary.load(example_vocab), fallback_threshold=-1.0, top_k=2)
+    fallback = LabelAssigner(Vocabulary.load(example_vocab), fallback_threshold=-1.0, top_k=2).fit()
     result = fallback.transform(frame)
     assert len(result["labels"].iloc[0]) == 2
     assert [e["field"] for e in result["evidence"].iloc[0]] == ["embedding", "embedding"]

@@ -41,11 +41,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from scipy.sparse import csr_matrix
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from ..listings import ColumnRoles, Listings
 from ..perf import gc_paused
@@ -71,7 +74,7 @@ class _Matches:
         return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in cls.__dataclass_fields__))
 
 
-class LabelAssigner:
+class LabelAssigner(TransformerMixin, BaseEstimator):
     """Assign weak labels to listings (see the module docstring for the rules).
 
     Parameters
@@ -84,6 +87,9 @@ class LabelAssigner:
         listing that matched nothing.
     absorb_ratio: a contained term is absorbed when the containing term has at least this
         share of its support (see rule 2 above).
+
+    A scikit-learn transformer: ``fit()`` (no data needed) validates and indexes the vocabulary,
+    ``transform(listings)`` labels them; ``clone``, ``get_params`` and ``set_params`` work.
     """
 
     def __init__(
@@ -98,44 +104,48 @@ class LabelAssigner:
         batch_size: int = 256,
         device: str | None = None,
     ):
-        self.vocabulary = Vocabulary.load(vocabulary) if isinstance(vocabulary, str) else vocabulary
-        self.roles = roles or self.vocabulary.roles
-        if self.roles is None:
-            raise ValueError("roles are required: this vocabulary does not record the columns it was built from")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        if not 0 <= min_score <= 1:
-            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
-        if fallback_threshold is not None and not -1 <= fallback_threshold <= 1:
-            raise ValueError(f"fallback_threshold is a cosine similarity in [-1, 1], got {fallback_threshold}")
+        self.vocabulary = vocabulary
+        self.roles = roles
         self.top_k = top_k
         self.min_score = min_score
-        if not 0 < absorb_ratio <= 1:
-            raise ValueError(f"absorb_ratio must be in (0, 1], got {absorb_ratio}")
         self.fallback_threshold = fallback_threshold
         self.absorb_ratio = absorb_ratio
         self.batch_size = batch_size
         self.device = device
-        self._prepare()
 
-    def _prepare(self) -> None:
-        table = self.vocabulary.term_table()
-        self.analyzer_ = self.vocabulary.make_analyzer()
+    def fit(self, listings: Listings | pd.DataFrame | None = None, y: None = None) -> LabelAssigner:
+        """Validate the parameters and index the vocabulary's terms; ``listings`` are not needed (the
+        vocabulary is fitted already), the argument is there for scikit-learn pipelines."""
+        self._validate()
+        vocabulary = Vocabulary.load(self.vocabulary) if isinstance(self.vocabulary, (str, Path)) else self.vocabulary
+        self.vocabulary_ = vocabulary
+        self.roles_ = self.roles or vocabulary.roles
+        if self.roles_ is None:
+            raise ValueError("roles are required: this vocabulary does not record the columns it was built from")
+        table = vocabulary.term_table()
+        self.analyzer_ = vocabulary.make_analyzer()
         self.terms_ = table["term"].to_numpy(object)
         self.term_index_ = {term: i for i, term in enumerate(self.terms_)}
         self.term_label_ = table["label_id"].to_numpy(np.int32)
         self.term_similarity_ = table["similarity"].to_numpy(np.float32)
-        self.label_weight_ = (1 + self.vocabulary.labels["informativeness"].to_numpy(np.float64)) / 2
-        names = self.vocabulary.labels["name"].to_numpy(object)
+        self.label_weight_ = (1 + vocabulary.labels["informativeness"].to_numpy(np.float64)) / 2
+        names = vocabulary.labels["name"].to_numpy(object)
         spelled_apart = np.array([" " not in n and term_key(t) == term_key(n) and " " in t
                                   for t, n in zip(self.terms_, names[self.term_label_])], dtype=bool)
         self.containment_ = _absorption(self.terms_, self.term_index_, table["support"].to_numpy(np.float64),
                                         spelled_apart, self.absorb_ratio)
         self.n_fallback_ = 0
-
-    def fit(self, listings=None) -> LabelAssigner:
-        """Nothing to learn: the vocabulary is fitted already (kept for scikit-learn pipelines)."""
         return self
+
+    def _validate(self) -> None:
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if not 0 <= self.min_score <= 1:
+            raise ValueError(f"min_score must be in [0, 1], got {self.min_score}")
+        if self.fallback_threshold is not None and not -1 <= self.fallback_threshold <= 1:
+            raise ValueError(f"fallback_threshold is a cosine similarity in [-1, 1], got {self.fallback_threshold}")
+        if not 0 < self.absorb_ratio <= 1:
+            raise ValueError(f"absorb_ratio must be in (0, 1], got {self.absorb_ratio}")
 
     def transform(self, listings: Listings | pd.DataFrame) -> pd.DataFrame:
         """``labels``, ``scores`` and ``evidence`` columns, one row per listing, same index."""
@@ -145,26 +155,27 @@ class LabelAssigner:
 
     def transform_arrow(self, frame: pd.DataFrame) -> pa.Table:
         """As :meth:`transform`, as an Arrow table (no per-row Python objects: fast to write)."""
-        missing = [f.column for f in self.roles.fields if f.column not in frame.columns]
+        check_is_fitted(self, "terms_")
+        missing = [f.column for f in self.roles_.fields if f.column not in frame.columns]
         if missing:
             raise ValueError(f"listings lack the field column(s) {missing}; columns are {list(frame.columns)}")
         with gc_paused():
-            matches = _Matches.concat([self._match_field(frame, i) for i in range(len(self.roles.fields))])
+            matches = _Matches.concat([self._match_field(frame, i) for i in range(len(self.roles_.fields))])
         labels = _combine(matches, self.label_weight_, self.min_score, self.top_k)
         if self.fallback_threshold is not None:
             unlabelled = np.flatnonzero(np.bincount(labels.row, minlength=len(frame)) == 0)
             if len(unlabelled):
                 labels = _Matches.concat([labels, self._fallback(frame, unlabelled)])
                 labels = _sort(labels)
-        field_names = np.array([f.column for f in self.roles.fields] + ["embedding"], dtype=object)
+        field_names = np.array([f.column for f in self.roles_.fields] + ["embedding"], dtype=object)
         return _to_arrow(labels, len(frame), field_names, self.terms_)
 
     def _match_field(self, frame: pd.DataFrame, field_index: int) -> _Matches:
-        field = self.roles.fields[field_index]
+        field = self.roles_.fields[field_index]
         values = frame[field.column].tolist()
         if field.role == "text":
             terms_of = self.analyzer_.ngram_list
-            boilerplate = self.vocabulary.boilerplate.fields.get(field.column)
+            boilerplate = self.vocabulary_.boilerplate.fields.get(field.column)
             if boilerplate:
                 values = [boilerplate.strip(v) if isinstance(v, str) and v else v for v in values]
         else:
@@ -193,9 +204,9 @@ class LabelAssigner:
         )
 
     def _fallback(self, frame: pd.DataFrame, rows: np.ndarray) -> _Matches:
-        texts = [" ".join(str(frame[f.column].iloc[r]) for f in self.roles.fields if f.role == "text") for r in rows]
-        embedder = TextEmbedder(self.vocabulary.model, batch_size=self.batch_size, device=self.device, use_cache=False)
-        similarity = embedder.encode(texts) @ self.vocabulary.label_embeddings.T
+        texts = [" ".join(str(frame[f.column].iloc[r]) for f in self.roles_.fields if f.role == "text") for r in rows]
+        embedder = TextEmbedder(self.vocabulary_.model, batch_size=self.batch_size, device=self.device, use_cache=False)
+        similarity = embedder.encode(texts) @ self.vocabulary_.label_embeddings.T
         k = min(self.top_k, similarity.shape[1])
         best = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
         best_sim = np.take_along_axis(similarity, best, axis=1)
@@ -205,7 +216,7 @@ class LabelAssigner:
             row=np.repeat(rows, k)[keep.reshape(-1)],
             label=best[keep].astype(np.int32),
             strength=best_sim[keep].astype(np.float32),
-            field=np.full(int(keep.sum()), len(self.roles.fields), dtype=np.int64),
+            field=np.full(int(keep.sum()), len(self.roles_.fields), dtype=np.int64),
             term=np.full(int(keep.sum()), -1, dtype=np.int64),
         )
 

@@ -94,7 +94,7 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
     timer = Timer()
     vocabulary = Vocabulary.load(vocab)
     roles = roles or vocabulary.roles
-    LabelAssigner(vocabulary, roles, **params)  # validate the parameters before starting workers
+    LabelAssigner(vocabulary, roles, **params).fit()  # validate the parameters before starting workers
     files = list_listing_files(source)
     tasks = [_AssignTask(i, str(f), str(vocab), str(out), roles.to_dict(), list(keep) if keep else None,
                          rows_per_part, params) for i, f in enumerate(files)]
@@ -134,7 +134,7 @@ def _assign_file(task: _AssignTask) -> dict[str, Any]:
     """One partition: label one listing file into its own parts (runs on a worker)."""
     roles = ColumnRoles.from_dict(task.roles)
     listings = read_listing_file(task.path, roles)
-    assigner = LabelAssigner(Vocabulary.load(task.vocab), roles, **task.params)
+    assigner = LabelAssigner(Vocabulary.load(task.vocab), roles, **task.params).fit()
     passthrough = _passthrough_columns(listings, roles, task.keep)
     parts = []
     for chunk, start in enumerate(range(0, max(len(listings.frame), 1), task.rows_per_part)):

@@ -8,7 +8,6 @@ partitions elsewhere.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from sklearn.base import BaseEstimator
 
 from ..artifacts import Timer, read_manifest, write_parquet
 from ..listings import ColumnRoles, Listings
@@ -133,7 +133,7 @@ class Vocabulary:
                    boilerplate=boilerplate)
 
 
-class VocabularyBuilder:
+class VocabularyBuilder(BaseEstimator):
     """Fit a label vocabulary on listing text.
 
     Parameters
@@ -225,14 +225,10 @@ class VocabularyBuilder:
         self.boilerplate_group = boilerplate_group
         self.progress = progress
 
-    # -- scikit-learn protocol -------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
-
     def analyzer(self) -> Analyzer:
         return Analyzer(tuple(self.ngram_range), resolve_stopwords(self.stopwords))
 
-    def fit(self, listings: Listings | pd.DataFrame) -> VocabularyBuilder:
+    def fit(self, listings: Listings | pd.DataFrame, y: None = None) -> VocabularyBuilder:
         """Count terms in ``listings`` (a :class:`Listings` or its cleaned frame) and fit on the counts."""
         frame = listings.frame if isinstance(listings, Listings) else listings
         self._validate()

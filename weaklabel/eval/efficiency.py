@@ -27,8 +27,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
+from torch.overrides import TorchFunctionMode
 
 MB = 1 << 20
 LATENCY_RUNS, LATENCY_SECONDS = 20, 2.0
@@ -68,11 +67,12 @@ def median_seconds(run: Callable[[], Any], device: torch.device, *, warmup: int,
     return statistics.median(times)
 
 
-class TensorMemory(TorchDispatchMode):
-    """Live and peak bytes of the tensor storages created by torch operations inside the ``with``.
+class TensorMemory(TorchFunctionMode):
+    """Live and peak bytes of the tensor storages created by torch functions inside the ``with``.
 
     Each new output storage is counted until it is freed (a ``weakref.finalize`` on the storage),
-    which is what CUDA's ``max_memory_allocated`` counts, on any device.
+    which is what CUDA's ``max_memory_allocated`` counts, on any device. (Measured equal to counting
+    at the dispatcher, a private torch API, on resnet10t, mobilenetv3, ViT-tiny and EfficientNet-B0.)
     """
 
     def __init__(self) -> None:
@@ -85,9 +85,9 @@ class TensorMemory(TorchDispatchMode):
         self.live.discard(key)
         self.current -= size
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
-        for value in tree_leaves(out):
+        for value in _tensors(out):
             if isinstance(value, torch.Tensor):
                 storage = value.untyped_storage()
                 key = id(storage)
@@ -97,6 +97,15 @@ class TensorMemory(TorchDispatchMode):
                     self.peak = max(self.peak, self.current)
                     weakref.finalize(storage, self._free, key, storage.nbytes())
         return out
+
+
+def _tensors(value: Any) -> list[Any]:
+    """The leaves of a function's output: a tensor, or tensors in tuples, lists and dicts."""
+    if isinstance(value, (tuple, list)):
+        return [leaf for item in value for leaf in _tensors(item)]
+    if isinstance(value, dict):
+        return _tensors(list(value.values()))
+    return [value]
 
 
 def peak_memory_bytes(run: Callable[[], Any], model: nn.Module, inputs: torch.Tensor) -> tuple[int, str]:

@@ -165,7 +165,8 @@ def test_rejected_reasons_are_a_fixed_vocabulary():
     with pytest.raises(ValueError):
         Rejected("something_else")
     assert set(REASONS) == {"no_labels", "missing_image", "not_found", "fetch_error", "timeout", "too_large",
-                            "decode_error", "too_small", "too_many_pixels"}
+                            "decode_error", "too_small", "too_many_pixels", "invalid_source", "outside_root",
+                            "too_large_output", "key_collision"}
 
 
 # ------------------------------------------------------------------------------------------------

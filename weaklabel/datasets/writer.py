@@ -103,6 +103,7 @@ def write_shards(
     backoff: float = 0.5,
     max_download_bytes: int = 20_000_000,
     user_agent: str = DEFAULT_USER_AGENT,
+    allow_outside_root: bool = False,
     fetch_threads: int = 16,
     keep_unlabelled: bool = False,
     splits: str | Mapping[str, float] = DEFAULT_SPLITS,
@@ -123,7 +124,8 @@ def write_shards(
     labeled, out = Path(labeled).resolve(), Path(out).resolve()
     upstream = read_manifest(labeled, "assign")
     image = ImageOptions(size, resize_mode, resize_only_if_bigger, image_format, quality, min_size, max_pixels)
-    fetcher = FetchOptions(str(Path(images_root).resolve()), timeout, retries, backoff, max_download_bytes, user_agent)
+    fetcher = FetchOptions(str(Path(images_root).resolve()), timeout, retries, backoff, max_download_bytes, user_agent,
+                           allow_outside_root)
     split_fractions = parse_splits(splits)
     _check_counts(fetch_threads=fetch_threads, max_samples=max_samples, max_bytes=max_bytes,
                   partition_rows=partition_rows)

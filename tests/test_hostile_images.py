@@ -253,7 +253,7 @@ def test_trickling_server_is_cut_at_the_deadline(trickle: TrickleServer):
         rejected = rejection_of(fetch, trickle.url(path), options)
         elapsed = time.monotonic() - start
         assert rejected.reason == "timeout" and "took over 1.5 s" in rejected.detail, (path, rejected)
-        assert elapsed < 3.0, (path, elapsed)  # 3 x timeout, plus one read at most
+        assert elapsed < 5.0, (path, elapsed)  # 3 x timeout (1.5 s), plus one read at most; 60 s before
         assert trickle.hits[path] == 1  # a server that trickles once will again: no retry
 
 

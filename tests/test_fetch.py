@@ -110,7 +110,8 @@ def test_local_sources_relative_absolute_and_file_url(tmp_path: Path):
     (tmp_path / "images" / "a.jpg").write_bytes(data)
     opts = options(images_root=str(tmp_path))
     assert fetch("images/a.jpg", opts) == data
-    assert fetch(str(tmp_path / "images" / "a.jpg"), options(images_root="/nonexistent")) == data
+    assert fetch(str(tmp_path / "images" / "a.jpg"), opts) == data
+    assert fetch(str(tmp_path / "images" / "a.jpg"), options(images_root="/nonexistent", allow_outside_root=True)) == data
     assert fetch((tmp_path / "images" / "a.jpg").as_uri(), opts) == data
 
 
@@ -165,7 +166,8 @@ def test_rejected_reasons_are_a_fixed_vocabulary():
     with pytest.raises(ValueError):
         Rejected("something_else")
     assert set(REASONS) == {"no_labels", "missing_image", "not_found", "fetch_error", "timeout", "too_large",
-                            "decode_error", "too_small", "too_many_pixels"}
+                            "decode_error", "too_small", "too_many_pixels", "invalid_source", "outside_root",
+                            "too_large_output", "key_collision"}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -355,7 +355,7 @@ def test_sources_and_rejections(labeled: Path, example_data: Path, tmp_path: Pat
     }
     subset = derive(labeled, tmp_path / "labeled", 40, {use[i]: v for i, v in enumerate(plan.values())})
     manifest = write_shards(subset, tmp_path / "out", images_root=example_data, timeout=0.5, retries=0,
-                            min_size=16, max_download_bytes=1_000_000, **FAST)
+                            min_size=16, max_download_bytes=1_000_000, allow_outside_root=True, **FAST)
     ids = dict(zip(plan, rows["id"][use[: len(plan)]]))
     reasons = pd.read_parquet(tmp_path / "out" / "rejected.parquet").set_index("id")["reason"]
     assert {name: reasons.get(ids[name]) for name in plan} == {
@@ -376,7 +376,7 @@ def test_duplicate_images_are_written_once(labeled: Path, example_data: Path, tm
     copy = tmp_path / "copy.jpg"
     shutil.copy(example_data / rows["image"][first], copy)
     subset = derive(labeled, tmp_path / "labeled", 60, {second: str(copy), third: rows["image"][first]})
-    manifest = write_shards(subset, tmp_path / "out", images_root=example_data, **FAST)
+    manifest = write_shards(subset, tmp_path / "out", images_root=example_data, allow_outside_root=True, **FAST)
     duplicates = pd.read_parquet(tmp_path / "out" / "duplicates.parquet")
     winner = rows["id"][first]
     splits = read_manifest(tmp_path / "out")["config"]["splits"]

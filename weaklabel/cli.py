@@ -124,7 +124,8 @@ def _cmd_shards(args: argparse.Namespace) -> None:
         resize_only_if_bigger=args.resize_only_if_bigger, image_format=args.format, quality=args.quality,
         min_size=args.min_size, max_pixels=args.max_pixels, timeout=args.timeout, retries=args.retries,
         backoff=args.retry_backoff, max_download_bytes=args.max_download_bytes,
-        user_agent=args.user_agent or DEFAULT_USER_AGENT, fetch_threads=args.fetch_threads, keep_unlabelled=args.keep_unlabelled, splits=args.split, carry=args.carry,
+        user_agent=args.user_agent or DEFAULT_USER_AGENT, allow_outside_root=args.allow_outside_root,
+        fetch_threads=args.fetch_threads, keep_unlabelled=args.keep_unlabelled, splits=args.split, carry=args.carry,
         max_samples=args.max_samples, max_bytes=args.max_bytes, partition_rows=args.partition_rows,
         workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
     )
@@ -338,10 +339,14 @@ def _shards_parser(sub) -> None:
     p.add_argument("--out", metavar="DIR", required=True, help="output folder")
     src = p.add_argument_group("image sources")
     src.add_argument("--images-root", default=".", metavar="DIR",
-                     help="folder that relative image paths start from; absolute paths and http(s)/file URLs "
-                          "are used as they are (default: the current directory)")
+                     help="folder that relative image paths start from; absolute paths and file URLs must "
+                          "lie inside it too, http(s) URLs are fetched (default: the current directory)")
+    src.add_argument("--allow-outside-root", action="store_true",
+                     help="read local images outside --images-root too (through '..', absolute paths, file "
+                          "URLs or symlinks); without it they are rejected as outside_root (default: off)")
     src.add_argument("--timeout", type=float, metavar="X", default=10.0,
-                     help="seconds to wait for a server at each step of a download (default: 10)")
+                     help="seconds to wait for a server at each step of a download, and 3 times that for a whole "
+                          "download (default: 10)")
     src.add_argument("--retries", type=int, metavar="N", default=2,
                      help="extra attempts after a timeout, connection error, 408/429 or 5xx answer (default: 2)")
     src.add_argument("--retry-backoff", type=float, metavar="X", default=0.5,
@@ -369,8 +374,8 @@ def _shards_parser(sub) -> None:
     img.add_argument("--min-size", type=int, metavar="N", default=0,
                      help="reject images whose shorter side is below this (default: 0, none)")
     img.add_argument("--max-pixels", type=int, metavar="N", default=89_478_485,
-                     help="reject images with more pixels, before decoding them (default: 89478485, Pillow's "
-                          "decompression-bomb limit)")
+                     help="reject images with more pixels, before decoding them, or whose resize would give "
+                          "more (default: 89478485, Pillow's decompression-bomb limit)")
     out = p.add_argument_group("samples and shards")
     out.add_argument("--split", default="train=0.9,val=0.05,test=0.05", metavar="NAME=FRACTION,...",
                      help="split names and fractions summing to 1; a listing's split follows a hash of its id "

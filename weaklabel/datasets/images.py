@@ -19,6 +19,17 @@ guard, minimum size); JPEGs that shrink are decoded at a reduced DCT scale (``Im
 and when the geometry, the format and the colour mode already match, the original bytes are
 passed through untouched (after a cheap decode to prove they are not corrupt).
 EXIF orientation is applied, so pixels are stored upright and carry no orientation tag.
+
+Memory is bounded on both sides: the input by ``max_pixels`` (from the header), and the output
+too, so no resize can ask for more than ``max_pixels`` pixels (a 1 x 20000 strip whose shorter
+side goes to 256 would need 256 x 5,120,000) nor for a side the output format cannot hold
+(:data:`MAX_SIDE`): those images are rejected as ``too_large_output`` before any pixel is decoded.
+
+Grey images of more than 8 bits are scaled to 8 bits, never clipped (which would turn them white):
+16-bit modes (``I;16*``, e.g. 16-bit PNGs and TIFFs) by 1/257, so 65535 stays white; 32-bit
+integer images (``I``) the same when their values lie in 0..65535; float images (``F``) by 255
+when their values lie in 0..1. Other ``I`` and ``F`` images are stretched from their minimum
+to their maximum (a constant one is clipped to 0..255).
 """
 
 from __future__ import annotations
@@ -38,6 +49,8 @@ PILLOW_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb warning thresh
 ORIENTATION_TAG = 0x0112
 SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 or 270 degrees
 WHITE = (255, 255, 255)
+MAX_SIDE = {"jpg": 65_500, "webp": 16_383}  # what libjpeg and libwebp can encode; png has no practical limit
+HIGH_DEPTH_GREY = ("I", "F")
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
 
 
@@ -97,6 +110,7 @@ def process_image(data: bytes, options: ImageOptions) -> EncodedImage:
     if min(width, height) < options.min_size:
         raise Rejected("too_small", f"{width}x{height}, the shorter side is below {options.min_size}")
     geometry = plan_geometry(width, height, options)
+    _check_output(width, height, geometry, options)
     try:
         if geometry is None and _can_pass_through(image, options):
             _prove_decodable(image)
@@ -119,6 +133,19 @@ def plan_geometry(width: int, height: int, options: ImageOptions) -> Geometry | 
     scaled = (max(1, round(width * scale)), max(1, round(height * scale)))
     geometry = Geometry(scaled, square=None if mode == "keep_ratio" else size, crop=mode == "center_crop")
     return None if geometry.output == (width, height) == scaled else geometry
+
+
+def _check_output(width: int, height: int, geometry: Geometry | None, options: ImageOptions) -> None:
+    """Refuse a resize whose result (or the scaled image a crop is cut from) would be too big."""
+    scaled, output = (geometry.scaled, geometry.output) if geometry else ((width, height), (width, height))
+    pixels = max(scaled[0] * scaled[1], output[0] * output[1])
+    if pixels > options.max_pixels:
+        raise Rejected("too_large_output", f"{width}x{height} resized ({options.resize_mode} to {options.size}) "
+                                           f"needs {pixels} pixels, over {options.max_pixels}")
+    limit = MAX_SIDE.get(options.image_format)
+    if limit and max(output) > limit:
+        raise Rejected("too_large_output", f"the output would be {output[0]}x{output[1]}; "
+                                           f"{options.image_format} holds at most {limit} px a side")
 
 
 def _open(data: bytes) -> Image.Image:
@@ -171,12 +198,31 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB, with transparency flattened onto white (as img2dataset does)."""
     if image.mode == "RGB":
         return image
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    if image.mode in HIGH_DEPTH_GREY:
+        return _grey_to_8_bits(image).convert("RGB")
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size, WHITE)
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat
     return image.convert("RGB")
+
+
+def _grey_to_8_bits(image: Image.Image) -> Image.Image:
+    """An ``I`` or ``F`` image as ``L``, by the rule of the module docstring (one pass for the range,
+    one for the scaling, both in Pillow's C code)."""
+    low, high = image.getextrema()
+    if image.mode == "F" and 0 <= low and high <= 1:
+        scale, offset = 255.0, 0.0
+    elif image.mode == "I" and 0 <= low and high <= 65535:
+        scale, offset = 1 / 257, 0.0
+    elif high > low:
+        scale, offset = 255 / (high - low), -low * 255 / (high - low)
+    else:
+        scale, offset = 1.0, 0.0
+    return image.point(lambda value: value * scale + offset + 0.5).convert("L")  # + 0.5: round, not truncate
 
 
 def _apply(image: Image.Image, geometry: Geometry | None) -> Image.Image:

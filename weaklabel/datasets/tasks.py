@@ -157,6 +157,8 @@ def _fetch_row(job: Job, row: dict[str, Any]) -> bytes | Rejected:
         return fetch(row["image"] or "", job.fetch)
     except Rejected as rejected:
         return rejected
+    except Exception as error:  # noqa: BLE001 - one row's unforeseen failure is its rejection, not the run's end
+        return Rejected("fetch_error", f"{type(error).__name__}: {error}")
 
 
 def _encode_row(job: Job, fetched: bytes | Rejected) -> _Outcome:
@@ -165,6 +167,9 @@ def _encode_row(job: Job, fetched: bytes | Rejected) -> _Outcome:
     try:
         image = process_image(fetched, job.image)
     except Rejected as rejected:
+        return _Outcome(rejected.reason, rejected.detail)
+    except Exception as error:  # noqa: BLE001 - as in _fetch_row (a MemoryError included)
+        rejected = Rejected("decode_error", f"{type(error).__name__}: {error}")
         return _Outcome(rejected.reason, rejected.detail)
     return _Outcome(sha256=hashlib.sha256(fetched).hexdigest(), image=image)
 

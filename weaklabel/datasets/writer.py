@@ -103,6 +103,7 @@ def write_shards(
     backoff: float = 0.5,
     max_download_bytes: int = 20_000_000,
     user_agent: str = DEFAULT_USER_AGENT,
+    allow_outside_root: bool = False,
     fetch_threads: int = 16,
     keep_unlabelled: bool = False,
     splits: str | Mapping[str, float] = DEFAULT_SPLITS,
@@ -123,7 +124,8 @@ def write_shards(
     labeled, out = Path(labeled).resolve(), Path(out).resolve()
     upstream = read_manifest(labeled, "assign")
     image = ImageOptions(size, resize_mode, resize_only_if_bigger, image_format, quality, min_size, max_pixels)
-    fetcher = FetchOptions(str(Path(images_root).resolve()), timeout, retries, backoff, max_download_bytes, user_agent)
+    fetcher = FetchOptions(str(Path(images_root).resolve()), timeout, retries, backoff, max_download_bytes, user_agent,
+                           allow_outside_root)
     split_fractions = parse_splits(splits)
     _check_counts(fetch_threads=fetch_threads, max_samples=max_samples, max_bytes=max_bytes,
                   partition_rows=partition_rows)
@@ -288,11 +290,10 @@ def _plan(work: Path, n_partitions: int, splits: Mapping[str, float], max_sample
 def _assign_splits(frame: pd.DataFrame, splits: Mapping[str, float]) -> pd.DataFrame:
     """Deduplicate by image bytes in input order, then split the winners by id; a duplicate is
     marked with the id and split of the listing whose image it repeats."""
+    _reject_key_collisions(frame)
     ok = frame["status"].eq("ok")
     duplicate = ok & frame["sha256"].where(ok).duplicated(keep="first")
     winners = frame[ok & ~duplicate]
-    if winners["key"].duplicated().any():
-        raise ValueError(f"sample keys collide: {winners['key'][winners['key'].duplicated()].tolist()[:5]}")
     split = pd.Series([split_of(i, splits) for i in winners["id"]], index=winners.index, dtype=object)
     by_sha = winners.assign(split=split).set_index("sha256")
     frame["split"] = split.reindex(frame.index)
@@ -301,6 +302,16 @@ def _assign_splits(frame: pd.DataFrame, splits: Mapping[str, float]) -> pd.DataF
     frame.loc[duplicate, "split"] = frame.loc[duplicate, "sha256"].map(by_sha["split"])
     frame.loc[duplicate, "status"] = "duplicate"
     return frame
+
+
+def _reject_key_collisions(frame: pd.DataFrame) -> None:
+    """A listing whose key an earlier one already has (ids crafted to collide) is rejected, in place."""
+    ok = frame["status"].eq("ok")
+    first_id = frame[ok].drop_duplicates("key").set_index("key")["id"]
+    collides = ok & frame["key"].where(ok).duplicated(keep="first")
+    keys = frame.loc[collides, "key"]
+    frame.loc[collides, "status"] = "key_collision"
+    frame.loc[collides, "detail"] = "the key " + keys + " is already the key of id " + keys.map(first_id)
 
 
 def _read_indexes(work: Path, n_partitions: int) -> pd.DataFrame:

@@ -4,13 +4,11 @@ The report holds a side-by-side table of the models (best value per row in bold 
 several), Recall@k per model, AP per tier, the retrieval metrics per tier, the AP of every label,
 and a grid of query images with their top neighbours, framed green when relevant and red when not
 (images are read from the shards by id). Plots are PNGs embedded as base64; the file stands alone.
+The page is ``templates/eval_report.html``; this module gathers its data.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..datasets.loader import ShardInfo, decode_sample, tar_samples
+from ..reports import figure_data_uri, format_metric, jpeg_data_uri, render
 from ..tiers import TIERS
 from .retrieval import METRICS, RECALL_KS
 
@@ -46,26 +45,18 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     for name, model in metrics["models"].items():
         for relevance, result in model["retrieval"].items():
             overall = result["overall"]
-            lines.append(_columns([name, relevance, *(_fmt(overall[m]) for m in METRICS), str(overall["queries"])]))
+            lines.append(_columns([name, relevance, *(format_metric(overall[m]) for m in METRICS), str(overall["queries"])]))
     rows = [row for row in summary_rows(metrics) if not row[0].startswith("retrieval")]
     if rows:
         names = list(metrics["models"])
         lines += ["", _columns(["", *names], first=34)]
-        lines += [_columns([label, *(_fmt(v) for v in values)], first=34) for label, values, _ in rows]
+        lines += [_columns([label, *(format_metric(v) for v in values)], first=34) for label, values, _ in rows]
     return "\n".join(lines)
 
 
 def _columns(cells: Sequence[str], first: int = 14) -> str:
     head, *rest = cells
     return f"{head[:first]:<{first}} " + " ".join(f"{c[:14]:>{max(9, len(c[:14]))}}" for c in rest)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
-    return str(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,23 +93,16 @@ def _union(mappings: Iterable[Mapping[str, Any]]) -> list[str]:
 # Plots
 # ---------------------------------------------------------------------------------------------
 
-def _png(draw: Callable[[Any], None], panels: int, height: float = 3.4) -> str:
-    import matplotlib
+def _plot(draw: Callable[[Any], None], panels: int, height: float = 3.4) -> str:
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, panels, figsize=(max(5.0, 4.6 * panels), height), dpi=100, squeeze=False)
-    draw(axes[0])
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    fig = Figure(figsize=(max(5.0, 4.6 * panels), height), dpi=100)
+    draw(fig.subplots(1, panels, squeeze=False)[0])
+    return figure_data_uri(fig)
 
 
 def recall_plot(metrics: Mapping[str, Any]) -> str:
-    """Recall@k (k = 1, 5, 10) per model, one panel per relevance definition."""
+    """Recall@k (k = 1, 5, 10) per model, one panel per relevance definition, as a data URI."""
     def draw(axes: Any) -> None:
         for ax, relevance in zip(axes, metrics["relevance"], strict=True):
             for name, model in metrics["models"].items():
@@ -130,11 +114,11 @@ def recall_plot(metrics: Mapping[str, Any]) -> str:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
 
-    return _png(draw, len(metrics["relevance"]))
+    return _plot(draw, len(metrics["relevance"]))
 
 
 def tier_plot(metrics: Mapping[str, Any]) -> str:
-    """mAP@100 per tier for each relevance definition, and the labels head's macro mAP per tier."""
+    """mAP@100 per tier for each relevance definition, and the labels head's macro mAP per tier, as a data URI."""
     panels = [(f"retrieval mAP@100, {r}", lambda m, t, r=r: m["retrieval"][r]["tiers"][t]["map@100"])
               for r in metrics["relevance"]]
     if any("labels" in m["classification"] for m in metrics["models"].values()):
@@ -157,7 +141,7 @@ def tier_plot(metrics: Mapping[str, Any]) -> str:
             ax.grid(axis="y", alpha=0.3)
             ax.legend(fontsize=8)
 
-    return _png(draw, len(panels))
+    return _plot(draw, len(panels))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,109 +161,82 @@ def load_thumbnails(shards: str | Path, splits: Sequence[str], ids: Iterable[str
             if sample_id in wanted and sample_id not in found:
                 image = decode_sample(sample)["image"]
                 image.thumbnail((size, size))
-                buffer = io.BytesIO()
-                image.save(buffer, format="JPEG", quality=85)
-                found[sample_id] = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+                found[sample_id] = jpeg_data_uri(image)
     return found
 
 
-def _image_cell(image_id: str, thumbnails: Mapping[str, str], caption: str, css: str) -> str:
-    source = thumbnails.get(image_id)
-    picture = (f'<img src="{source}" alt="{_e(image_id)}">' if source
-               else f'<div class="missing">{_e(image_id)}<br>(not in the shards)</div>')
-    return f'<td class="{css}">{picture}<div class="cap">{_e(caption)}</div></td>'
+def grid_rows(examples: Sequence[Mapping[str, Any]], thumbnails: Mapping[str, str]) -> list[list[dict[str, Any]]]:
+    """Per example, its query's cell then its neighbours': id, thumbnail (None when missing), caption and frame."""
+    def cell(image_id: str, caption: str, frame: str) -> dict[str, Any]:
+        return {"id": image_id, "thumbnail": thumbnails.get(image_id), "caption": caption, "frame": frame}
 
-
-def grid_html(examples: Sequence[Mapping[str, Any]], thumbnails: Mapping[str, str]) -> str:
-    rows = []
-    for example in examples:
-        cells = [_image_cell(example["query"], thumbnails, f"query {example['query']}", "query")]
-        cells += [_image_cell(n["id"], thumbnails, f"{n['score']:.3f}", "rel" if n["relevant"] else "irr")
-                  for n in example["neighbours"]]
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    return f'<table class="grid">{"".join(rows)}</table>' if rows else "<p>No query has a relevant item.</p>"
+    return [[cell(e["query"], f"query {e['query']}", "query"),
+             *(cell(n["id"], f"{n['score']:.3f}", "rel" if n["relevant"] else "irr") for n in e["neighbours"])]
+            for e in examples]
 
 
 # ---------------------------------------------------------------------------------------------
 # The page
 # ---------------------------------------------------------------------------------------------
 
-def _side_by_side(metrics: Mapping[str, Any]) -> str:
-    names = list(metrics["models"])
-    body = []
+def side_by_side(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The summary rows with each value marked best or not (best only when there are several models)."""
+    several = len(metrics["models"]) > 1
+    table = []
     for label, values, better in summary_rows(metrics):
         present = [v for v in values if v is not None]
-        best = (max(present) if better == HIGHER else min(present)) if len(names) > 1 and present else None
-        cells = "".join(f"<td><b>{_fmt(v)}</b></td>" if v is not None and v == best else f"<td>{_fmt(v)}</td>"
-                        for v in values)
-        body.append(f"<tr><th>{_e(label)}</th>{cells}</tr>")
-    head = "".join(f"<th>{_e(n)}</th>" for n in names)
-    return f"<table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>"
+        best = (max(present) if better == HIGHER else min(present)) if several and present else None
+        table.append({"label": label, "cells": [{"value": v, "best": v is not None and v == best} for v in values]})
+    return table
 
 
-def _tier_table(metrics: Mapping[str, Any]) -> str:
-    head = "".join(f"<th>{SHORT[m]}</th>" for m in METRICS)
+def _tier_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
     rows = []
     for name, model in metrics["models"].items():
         for relevance, result in model["retrieval"].items():
             for tier in ("overall", *TIERS):
                 summary = result["overall"] if tier == "overall" else result["tiers"][tier]
-                cells = "".join(f"<td>{_fmt(summary[m])}</td>" for m in METRICS)
-                rows.append(f"<tr><td>{_e(name)}</td><td>{_e(relevance)}</td><td>{tier}</td>{cells}"
-                            f"<td>{summary['queries']}</td><td>{summary['queries_without_relevant']}</td></tr>")
-    return (f"<table><tr><th>model</th><th>relevance</th><th>tier</th>{head}<th>queries</th>"
-            f"<th>without relevant</th></tr>{''.join(rows)}</table>")
+                rows.append([name, relevance, tier, *(summary[m] for m in METRICS), summary["queries"],
+                             summary["queries_without_relevant"]])
+    return rows
 
 
-def _label_table(metrics: Mapping[str, Any]) -> str:
-    tables = {name: m["classification"]["labels"]["per_label"] for name, m in metrics["models"].items()
-              if "labels" in m["classification"]}
-    if not tables:
-        return "<p>No model with a labels head (precomputed embeddings have none).</p>"
-    first = next(iter(tables.values()))
-    head = "".join(f"<th>AP {_e(n)}</th>" for n in tables)
-    rows = "".join(
-        f"<tr><td>{entry['label_id']}</td><td>{_e(entry['name'])}</td><td>{entry['tier']}</td>"
-        f"<td>{entry['positives']}</td>" + "".join(f"<td>{_fmt(t[i]['ap'])}</td>" for t in tables.values()) + "</tr>"
-        for i, entry in enumerate(first))
-    return (f"<details><summary>{len(first)} labels (AP is empty for a label without a positive in the split)"
-            f"</summary><table><tr><th>id</th><th>label</th><th>tier</th><th>positives</th>{head}</tr>{rows}"
-            f"</table></details>")
+def _per_label(metrics: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each labels-head model's per-label AP entries (same labels, same order in every model)."""
+    return {name: m["classification"]["labels"]["per_label"] for name, m in metrics["models"].items()
+            if "labels" in m["classification"]}
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}table{border-collapse:collapse;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
-.grid td{border:none;padding:4px;text-align:center}.grid img,.missing{width:96px;height:96px;display:block}
-.grid .query img{outline:3px solid #555}.grid .rel img{outline:4px solid #2a2}.grid .irr img{outline:4px solid #d22}
-.missing{background:#eee;font-size:10px;overflow:hidden}.cap{font-size:11px}"""
+def report_html(metrics: Mapping[str, Any], examples: Mapping[str, Sequence[Mapping[str, Any]]],
+                thumbnails: Mapping[str, str]) -> str:
+    """The standalone page, given the thumbnails (data URIs by id) of the examples' images."""
+    per_label = _per_label(metrics)
+    labels = next(iter(per_label.values()), [])
+    return render(
+        "eval_report.html",
+        split=metrics["split"],
+        shards=str(metrics["shards"]),
+        gallery=metrics["gallery_split"] or f"{metrics['split']} (the query itself excluded)",
+        relevance=metrics["relevance"],
+        version=metrics["weaklabel_version"],
+        models=list(metrics["models"]),
+        side_by_side=side_by_side(metrics),
+        recall_plot=recall_plot(metrics),
+        tier_plot=tier_plot(metrics),
+        metric_names=[SHORT[m] for m in METRICS],
+        tier_rows=_tier_rows(metrics),
+        ap_columns=[f"AP {name}" for name in per_label],
+        label_rows=[[e["label_id"], e["name"], e["tier"], e["positives"], *(t[i]["ap"] for t in per_label.values())]
+                    for i, e in enumerate(labels)],
+        neighbours_shown=max((len(e["neighbours"]) for grid in examples.values() for e in grid), default=0),
+        grids={name: grid_rows(grid, thumbnails) for name, grid in examples.items()},
+    )
 
 
 def write_report(path: str | Path, metrics: Mapping[str, Any], examples: Mapping[str, Sequence[Mapping[str, Any]]],
                  shards: str | Path) -> None:
-    """Write the standalone HTML report."""
+    """Write the standalone HTML report, its thumbnails read from ``shards``."""
     ids = {i for grid in examples.values() for e in grid for i in (e["query"], *(n["id"] for n in e["neighbours"]))}
     splits = [metrics["split"]] + ([metrics["gallery_split"]] if metrics["gallery_split"] else [])
-    thumbnails = load_thumbnails(shards, splits, ids)
-    first_relevance = metrics["relevance"][0]
-    grids = "".join(f"<h3>{_e(name)}</h3>{grid_html(grid, thumbnails)}" for name, grid in examples.items())
-    gallery = metrics["gallery_split"] or f"{metrics['split']} (the query itself excluded)"
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>weaklabel evaluation</title>
-<style>{STYLE}</style></head><body>
-<h1>Encoder evaluation</h1>
-<p>Queries: the <b>{_e(metrics['split'])}</b> split of {_e(str(metrics['shards']))}; gallery: {_e(gallery)};
-relevance: {_e(', '.join(metrics['relevance']))}; weaklabel {_e(metrics['weaklabel_version'])}. Averages are over the
-queries with at least one relevant gallery item. Definitions: the README's "Evaluating encoders" section.</p>
-<h2>Models side by side</h2>{_side_by_side(metrics)}
-<h2>Recall@k</h2><img src="data:image/png;base64,{recall_plot(metrics)}" alt="Recall@k per model">
-<h2>Long tail: AP per tier</h2><img src="data:image/png;base64,{tier_plot(metrics)}" alt="AP per tier">
-{_tier_table(metrics)}
-<h2>AP per label</h2>{_label_table(metrics)}
-<h2>Nearest neighbours</h2><p>Each row: a query (dark frame) and its top {max((len(e['neighbours']) for g in
-examples.values() for e in g), default=0)} neighbours with their similarity, framed green when relevant and red when
-not (relevance: {_e(first_relevance)}).</p>{grids}
-</body></html>"""
+    page = report_html(metrics, examples, load_thumbnails(shards, splits, ids))
     Path(path).write_text(page, encoding="utf-8")
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text))

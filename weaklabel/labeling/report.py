@@ -1,30 +1,31 @@
 """``report.html`` of a vocabulary: what clustering did to the long tail, the labels, the boilerplate
-found, the dropped terms."""
+found, the dropped terms. The page is ``templates/vocab_report.html``; this module gathers its data."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from ..reports import figure_data_uri, render
+from ..tiers import TIERS
 from .vocabulary import Vocabulary
 
 TOP_LABELS = 50
+ALIASES_SHOWN = 20
 DROPPED_EXAMPLES = 15
 BOILERPLATE_ROWS = 100
+COUNTS = ("listings", "distinct_terms", "candidates", "labelled_terms")
 
 
-def support_plot_png(before: list[int], after: list[int]) -> bytes:
-    """Rank-frequency plot (log-log) of term support before clustering and label support after."""
-    import matplotlib
+def support_plot(before: list[int], after: list[int]) -> str:
+    """Rank-frequency plot (log-log) of term support before clustering and label support after, as a data URI."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.subplots()
     for values, name in ((before, f"candidate terms ({len(before)})"), (after, f"labels ({len(after)})")):
         if len(values):
             ranked = np.sort(np.asarray(values))[::-1]
@@ -33,66 +34,43 @@ def support_plot_png(before: list[int], after: list[int]) -> bytes:
     ax.set_ylabel("support (listings)")
     ax.set_title("Support before vs after clustering")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    return figure_data_uri(fig)
 
 
 def write_vocab_report(vocabulary: Vocabulary, path: str | Path) -> None:
-    stats = vocabulary.stats
-    labels = vocabulary.labels
-    png = base64.b64encode(support_plot_png(stats.get("support_before", []), labels["support"].tolist())).decode()
-    tiers = labels["tier"].value_counts().reindex(["head", "torso", "tail"], fill_value=0)
-    rows = "".join(
-        f"<tr><td>{r.label_id}</td><td>{_e(r.name)}</td><td>{r.support}</td><td>{r.tier}</td>"
-        f"<td>{_e(', '.join(r.aliases[:20]))}{' …' if len(r.aliases) > 20 else ''}</td></tr>"
-        for r in labels.head(TOP_LABELS).itertuples()
+    """Write the vocabulary's standalone ``report.html``."""
+    stats, labels = vocabulary.stats, vocabulary.labels
+    page = render(
+        "vocab_report.html",
+        counts={key: stats.get(key, 0) for key in COUNTS},
+        label_count=len(labels),
+        tiers=labels["tier"].value_counts().reindex(TIERS, fill_value=0).to_dict(),
+        support_plot=support_plot(stats.get("support_before", []), labels["support"].tolist()),
+        top_labels=[_label_row(label) for label in labels.head(TOP_LABELS).itertuples()],
+        boilerplate_removed=stats.get("boilerplate", {}),
+        boilerplate=_boilerplate_rows(vocabulary.boilerplate.to_frame()),
+        dropped=_dropped_rows(vocabulary.terms, stats.get("dropped_terms", {})),
     )
-    dropped = vocabulary.terms[vocabulary.terms["label_id"].isna()].drop_duplicates("term")
-    reason_rows = "".join(
-        f"<tr><td>{_e(reason)}</td><td>{count}</td><td>{_e(', '.join(_examples(dropped, reason)))}</td></tr>"
-        for reason, count in sorted(stats.get("dropped_terms", {}).items(), key=lambda kv: -kv[1])
-    )
-    boilerplate = vocabulary.boilerplate.to_frame()
-    removed = stats.get("boilerplate", {})
-    boilerplate_summary = "; ".join(
-        f"{_e(column)}: {found['patterns']} patterns, {found['words']:,} words removed from {found['listings']:,} listings"
-        for column, found in removed.items()) or "none searched (boilerplate off, or no free-text field)"
-    boilerplate_rows = "".join(
-        f"<tr><td>{_e(r.field)}</td><td>{_e(r.kind)}</td><td>{_e(r.pattern)}</td><td>{r.listings}</td>"
-        f"<td>{_e(r.group)}</td><td>{_e(r.example)}</td></tr>"
-        for r in boilerplate.sort_values("listings", ascending=False).head(BOILERPLATE_ROWS).itertuples()
-    )
-    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>weaklabel vocabulary</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}}th{{background:#f4f4f4}}</style></head><body>
-<h1>Label vocabulary</h1>
-<p>{stats.get('listings', 0)} listings, {stats.get('distinct_terms', 0)} distinct terms,
-{stats.get('candidates', 0)} candidates, <b>{len(labels)} labels</b>
-(head {tiers['head']}, torso {tiers['torso']}, tail {tiers['tail']}) made of {stats.get('labelled_terms', 0)} terms.</p>
-<h2>Support before vs after clustering</h2>
-<p>Each curve ranks terms (before) and labels (after) by the listings they cover: clustering folds the
-long tail of variants, typos and rare synonyms into fewer, better-supported labels.</p>
-<img alt="support before and after clustering" src="data:image/png;base64,{png}">
-<h2>Top {min(TOP_LABELS, len(labels))} labels</h2>
-<table><tr><th>id</th><th>name</th><th>support</th><th>tier</th><th>aliases</th></tr>{rows}</table>
-<h2>Boilerplate</h2>
-<p>Sentences and sentence templates that many listings repeat produce no terms ("*" is a template's
-slot, whose words stay content). {boilerplate_summary}.</p>
-<table><tr><th>field</th><th>kind</th><th>pattern</th><th>listings</th><th>group</th><th>example</th></tr>{boilerplate_rows}</table>
-<h2>Dropped terms by reason</h2>
-<table><tr><th>reason</th><th>terms</th><th>examples (most frequent first)</th></tr>{reason_rows}</table>
-</body></html>"""
-    Path(path).write_text(body, encoding="utf-8")
+    Path(path).write_text(page, encoding="utf-8")
 
 
-def _examples(dropped, reason: str) -> list[str]:
-    matches = dropped[dropped["how"].isin([reason, f"dropped:{reason}"])]
-    return matches["term"].head(DROPPED_EXAMPLES).tolist()
+def _label_row(label: Any) -> list[Any]:
+    aliases = ", ".join(label.aliases[:ALIASES_SHOWN]) + (" …" if len(label.aliases) > ALIASES_SHOWN else "")
+    return [label.label_id, label.name, label.support, label.tier, aliases]
 
 
-def _e(text) -> str:
-    return html.escape(str(text))
+def _boilerplate_rows(boilerplate: pd.DataFrame) -> list[list[Any]]:
+    biggest = boilerplate.sort_values("listings", ascending=False).head(BOILERPLATE_ROWS)
+    return biggest[["field", "kind", "pattern", "listings", "group", "example"]].to_numpy().tolist()
+
+
+def _dropped_rows(terms: pd.DataFrame, dropped_counts: dict[str, int]) -> list[list[Any]]:
+    """Reason, number of terms and the most frequent examples, most common reason first."""
+    dropped = terms[terms["label_id"].isna()].drop_duplicates("term")
+    rows = []
+    for reason, count in sorted(dropped_counts.items(), key=lambda kv: -kv[1]):
+        matches = dropped[dropped["how"].isin([reason, f"dropped:{reason}"])]
+        rows.append([reason, count, ", ".join(matches["term"].head(DROPPED_EXAMPLES))])
+    return rows

@@ -22,8 +22,8 @@ from weaklabel.artifacts import read_embeddings, write_embeddings
 from weaklabel.cli import main
 from weaklabel.datasets.loader import ShardInfo
 from weaklabel.eval import check_vocabulary, evaluate
-from weaklabel.eval.evaluate import unique_names
 from weaklabel.eval.retrieval import METRICS
+from weaklabel.eval.stage import unique_names
 from weaklabel.tiers import TIERS, label_tiers, rarest_tier
 from weaklabel.training import load_encoder, train
 

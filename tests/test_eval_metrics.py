@@ -426,3 +426,14 @@ def test_measure_reports_every_figure(tmp_path):
     assert result["latency_ms"] > 0 and result["throughput"] > 0 and result["checkpoint_mb"] == 2048 / 2 ** 20
     # weights, the 64-image input, and at least the conv output [64, 4, 16, 16] in float32
     assert result["peak_memory_mb"] * 2 ** 20 >= result["weights_mb"] * 2 ** 20 + 2 * 64 * 3 * 16 * 16 * 4
+
+
+def test_eval_exports_load_on_first_use_without_torch_for_the_metrics():
+    import subprocess
+    import sys
+
+    code = ("import sys, weaklabel.eval.retrieval, weaklabel.eval.classification, weaklabel.tiers; "
+            "assert 'torch' not in sys.modules; "
+            "from weaklabel.eval import check_vocabulary, evaluate, exact_search; "
+            "assert all(callable(f) for f in (check_vocabulary, evaluate, exact_search))")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

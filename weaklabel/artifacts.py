@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import __version__
+from .textfile import read_text
 
 MANIFEST = "manifest.json"
 
@@ -72,11 +73,24 @@ def write_manifest(
     return manifest
 
 
+class ManifestError(ValueError):
+    """A manifest that cannot be read, worded for the user."""
+
+
 def read_manifest(folder: str | Path, stage: str | None = None) -> dict[str, Any]:
+    """The manifest of an artifact folder; raise a :class:`ManifestError` naming it when it is unreadable
+    (binary, cut short, edited) and a ValueError when it is another stage's."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a weaklabel artifact: {MANIFEST} is missing")
-    manifest = json.loads(path.read_text())
+    remake = (f"make {folder} again ('weaklabel {stage}', or 'weaklabel run --force {stage}')" if stage
+              else f"make {folder} again by rerunning the stage that wrote it")
+    try:
+        manifest = json.loads(read_text(path, f"a weaklabel manifest (JSON): {remake}"))
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{path} is not valid JSON ({error}): it was cut short or edited; {remake}") from None
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path} holds a JSON {type(manifest).__name__}, not a weaklabel manifest; {remake}")
     if stage and manifest.get("stage") != stage:
         raise ValueError(f"{folder} holds a '{manifest.get('stage')}' artifact, expected '{stage}'")
     return manifest

@@ -25,8 +25,14 @@ Blank lines are not records. Records are numbered from 0 in each file, the CSV/T
 header not counted. Rejection reasons (a fixed vocabulary, see
 :data:`REJECTION_REASONS`):
 
-- ``malformed_line``: a CSV/TSV record with the wrong number of fields (or that the
-  CSV parser cannot read).
+- ``malformed_line``: a CSV/TSV record with the wrong number of fields, that is not
+  strictly quoted, or that the CSV parser cannot read. Strictly quoted: a field that
+  starts with a quote ends at its closing quote (``""`` inside is one quote, line
+  breaks are allowed), and only a delimiter or a line end follows it; an unquoted CSV
+  field holds no quote (RFC 4180), an unquoted TSV field may (``12" pan``). A record
+  that is not strictly quoted, or that spans lines and has the wrong number of fields,
+  is cut at its first line end: that line is the rejected record and the next line
+  starts a new one, so a runaway quote never swallows the records after it.
 - ``malformed_json``: a JSONL line that is not a JSON object.
 - ``undecodable_bytes``: a record containing bytes that are not valid UTF-8 (a BOM
   at the start of a file is fine; the other records of the file are still read).
@@ -39,14 +45,20 @@ Values longer than ``max_field_chars`` are cut, not rejected: text values to tha
 many characters, tags/category strings before they are split. They are counted in
 ``counts["truncated_fields"]`` (over the rows each file read accepts).
 
-Speed: a clean CSV/TSV file is parsed once by pyarrow's multi-threaded reader and
-cleaned with vectorized pandas operations (tags and category strings are split
-once per distinct value). A file with malformed records is read again
-single-threaded, which numbers them; a file with invalid UTF-8 is read again as
-bytes and checked column by column. Only a file with both problems, or one that
-pyarrow cannot parse, goes record by record through Python's ``csv`` module, which
-rejects a field over 131,072 characters as ``malformed_line``. JSONL files are parsed
-by pyarrow when they are clean and line by line otherwise.
+Text files (CSV, TSV, JSONL) must be text: one with a UTF-16 or UTF-32 byte-order mark
+is decoded; one that is binary, or in another encoding than UTF-8, is a
+:class:`ListingsError` (see :mod:`weaklabel.textfile`).
+
+Speed: a clean CSV/TSV file is checked for strict quoting with one regular-expression
+scan, parsed once by pyarrow's multi-threaded reader and cleaned with vectorized
+pandas operations (tags and category strings are split once per distinct value).
+Lines to cut are replaced by marker lines before pyarrow reads the file. A file with
+malformed records is read again single-threaded, which numbers them; a file with
+invalid UTF-8 is read again as bytes and checked column by column. Only a file with
+both problems, a malformed record spanning lines, or one that pyarrow cannot parse,
+goes record by record through the Python parser (Python's ``csv`` module splits each
+record, and rejects a field over 131,072 characters as ``malformed_line``). JSONL
+files are parsed by pyarrow when they are clean and line by line otherwise.
 """
 
 from __future__ import annotations
@@ -54,11 +66,13 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import functools
 import glob
 import gzip
 import io
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +89,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from .perf import gc_paused
+from .textfile import SNIFF_BYTES, decode_text, not_text_reason, wide_encoding
 
 Role = Literal["text", "tags", "category"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -95,6 +110,8 @@ RAW_CHARS = 1000
 _BOM = b"\xef\xbb\xbf"
 _FIRST_BLOCK = 1 << 20          # pyarrow's default; grown when one record is larger
 _MAX_BLOCK = 1 << 30
+_CHECK_CHUNK = 1 << 24
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 
 
 class ListingsError(ValueError):
@@ -326,22 +343,75 @@ def _clip(text: str) -> str:
     return text[:RAW_CHARS]
 
 
-def _valid_utf8(path: Path) -> bool:
-    """Whether the (decompressed) file is valid UTF-8, checked in bounded memory."""
+def _valid_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, checked in chunks (no full copy as text)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    view = memoryview(data)
     try:
-        with opener(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 24), b""):
-                decoder.decode(chunk)
+        for start in range(0, len(data), _CHECK_CHUNK):
+            decoder.decode(view[start:start + _CHECK_CHUNK])
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
     return True
 
 
+@functools.cache
+def _record_pattern(delimiter: str, binary: bool) -> re.Pattern:
+    """One strictly quoted record: fields separated by ``delimiter``, each either quoted (it ends
+    at its closing quote, ``""`` inside stands for one quote, line breaks are allowed) or unquoted
+    (no line break; in CSV no quote either, as RFC 4180 says; in TSV, whose writers often do not
+    quote, a quote after the field's first character is text: ``12" pan``)."""
+    d = re.escape(delimiter)
+    unquoted = rf'[^"{d}\r\n]*+' if delimiter == "," else rf'(?:[^"{d}\r\n][^{d}\r\n]*+)?'
+    field = rf'(?:"[^"]*+(?:""[^"]*+)*+"|{unquoted})'
+    record = rf"{field}(?:{d}{field})*+"
+    return re.compile(record.encode() if binary else record)
+
+
+@functools.cache
+def _file_pattern(delimiter: str, binary: bool) -> re.Pattern:
+    """A run of strictly quoted records, each ending at a line break or at the end of the text."""
+    record = _record_pattern(delimiter, binary).pattern
+    pattern = rf"(?:{record}(?:\r\n|\n|\r|\Z))*+"
+    return re.compile(pattern.encode() if binary else pattern)
+
+
+def _strictly_quoted(data: bytes, delimiter: str) -> bool:
+    """Whether every record of ``data`` is strictly quoted: then pyarrow reads it as the Python parser would."""
+    return b'"' not in data or _file_pattern(delimiter, binary=True).fullmatch(data) is not None
+
+
+def _cut_marker(fields: int, delimiter: str) -> str:
+    """A line that stands for a cut line in the text given to pyarrow: one field too many, and a
+    NUL, so that no line of a listing file is read as one by mistake."""
+    return delimiter * fields + "\0"
+
+
+def _mark_cut_lines(text: str, delimiter: str) -> tuple[str, str, list[tuple[str, str]]] | None:
+    """``text`` with every line that :func:`_csv_records` cuts replaced by a marker line; the
+    marker, and the (raw line, error) of each cut line in order. None when the header is cut."""
+    runs, record = _file_pattern(delimiter, binary=False), _record_pattern(delimiter, binary=False)
+    parts: list[str] = []
+    cuts: list[tuple[str, str]] = []
+    marker, start = "", 0
+    while True:
+        end = runs.match(text, start).end()
+        parts.append(text[start:end])
+        if end == len(text):
+            return "".join(parts), marker, cuts
+        if not marker:
+            header = next(filter(None, csv.reader(io.StringIO(parts[0], newline=""), delimiter=delimiter)), None)
+            if header is None:
+                return None
+            marker = _cut_marker(len(header), delimiter)
+        _, raw, error, start = _cut_line(text, end, _quote_error(text, end, record.match(text, end).end(), delimiter))
+        parts.append(marker + "\n")
+        cuts.append((raw, error))
+
+
 def _arrow_csv(
-    path: Path, delimiter: str, column_type: pa.DataType, numbered: bool
+    source: pa.Buffer, delimiter: str, column_type: pa.DataType, numbered: bool
 ) -> tuple[pa.Table, list[tuple]]:
     """Read a delimited file with every column as ``column_type`` (string or binary).
 
@@ -354,7 +424,7 @@ def _arrow_csv(
     block = _FIRST_BLOCK
     while True:
         try:
-            return _arrow_csv_blocks(path, delimiter, column_type, numbered, block)
+            return _arrow_csv_blocks(source, delimiter, column_type, numbered, block)
         except pa.ArrowInvalid as e:
             if "straddl" not in str(e) or block >= _MAX_BLOCK:
                 raise
@@ -362,7 +432,7 @@ def _arrow_csv(
 
 
 def _arrow_csv_blocks(
-    path: Path, delimiter: str, column_type: pa.DataType, numbered: bool, block: int
+    source: pa.Buffer, delimiter: str, column_type: pa.DataType, numbered: bool, block: int
 ) -> tuple[pa.Table, list[tuple]]:
     bad: list[tuple] = []
 
@@ -376,46 +446,56 @@ def _arrow_csv_blocks(
         invalid_row_handler=on_invalid if numbered else None,
     )
     read = pacsv.ReadOptions(use_threads=not numbered, block_size=block)
-    with pacsv.open_csv(path, read_options=read, parse_options=parse) as reader:
+    with pacsv.open_csv(pa.BufferReader(source), read_options=read, parse_options=parse) as reader:
         names = reader.schema.names
     convert = pacsv.ConvertOptions(
         column_types=dict.fromkeys(names, column_type), strings_can_be_null=True, null_values=[""]
     )
     bad.clear()
-    return pacsv.read_csv(path, read, parse, convert), bad
+    return pacsv.read_csv(pa.BufferReader(source), read, parse, convert), bad
 
 
-def _arrow_csv_tiers(path: Path, delimiter: str) -> tuple[pa.Table, list[tuple], pa.DataType]:
+def _arrow_csv_tiers(data: bytes, delimiter: str) -> tuple[pa.Table, list[tuple], pa.DataType]:
     """Try pyarrow readings from fastest to most forgiving; raise when none works.
 
     First text columns with no malformed records (the common case). After a
     failure: on valid UTF-8, text columns with malformed records skipped and
     numbered; otherwise bytes columns (still failing on malformed records).
     """
+    source = pa.py_buffer(data)
     try:
-        return (*_arrow_csv(path, delimiter, pa.string(), numbered=False), pa.string())
+        return (*_arrow_csv(source, delimiter, pa.string(), numbered=False), pa.string())
     except pa.ArrowException:
-        if _valid_utf8(path):
-            return (*_arrow_csv(path, delimiter, pa.string(), numbered=True), pa.string())
-        return (*_arrow_csv(path, delimiter, pa.binary(), numbered=False), pa.binary())
+        if _valid_utf8(data):
+            return (*_arrow_csv(source, delimiter, pa.string(), numbered=True), pa.string())
+        return (*_arrow_csv(source, delimiter, pa.binary(), numbered=False), pa.binary())
 
 
 def _read_delimited(path: Path, delimiter: str, roles: ColumnRoles) -> _Decoded:
-    """Read a CSV/TSV file with pyarrow, or with Python's ``csv`` when pyarrow cannot.
+    """Read a CSV/TSV file with pyarrow, or with the Python parser where pyarrow cannot.
 
-    Python's parser is only needed for a file that has invalid UTF-8 and malformed
-    records, or that pyarrow cannot parse at all.
+    Lines that are not strictly quoted are cut (see :func:`_csv_records`) before pyarrow
+    reads the file. The Python parser is needed for a file whose header is cut, that has
+    invalid UTF-8 and malformed records, that has a malformed record spanning lines, or
+    that pyarrow cannot parse at all.
     """
+    data = _read_bytes(path)
+    source, marker, cuts = data, "", []
+    if not _strictly_quoted(data, delimiter):
+        marked = _mark_cut_lines(_utf8_text(data), delimiter)
+        if marked is None:
+            return _read_delimited_python(path, _utf8_text(data), delimiter, roles)
+        text, marker, cuts = marked
+        source = _surrogates_to_bytes(text)
     try:
-        table, bad, column_type = _arrow_csv_tiers(path, delimiter)
+        table, bad, column_type = _arrow_csv_tiers(source, delimiter)
     except pa.ArrowException:
-        return _read_delimited_python(path, delimiter, roles)
+        return _read_delimited_python(path, _utf8_text(data), delimiter, roles)
+    if any(_LINE_BREAK.search(line) for _, line, *_ in bad):
+        return _read_delimited_python(path, _utf8_text(data), delimiter, roles)
     rows_in = table.num_rows + len(bad)
     bad_rows = [number - 2 for number, *_ in bad]  # numbers are 1-based and count the header
-    malformed = [
-        (row, None, "malformed_line", f"expected {expected} fields, got {actual}", _clip(text))
-        for row, (_, text, expected, actual) in zip(bad_rows, bad)
-    ]
+    malformed = _malformed(bad_rows, bad, marker, iter(cuts))
     rows = np.delete(np.arange(rows_in), bad_rows)
     binary = table.column_names if column_type == pa.binary() else []
     table, rows, undecodable = _drop_undecodable(table, binary, rows, roles.id, delimiter)
@@ -424,38 +504,90 @@ def _read_delimited(path: Path, delimiter: str, roles: ColumnRoles) -> _Decoded:
     return _Decoded(frame, malformed + undecodable, rows_in, delimiter)
 
 
+def _malformed(
+    rows: list[int], bad: list[tuple], marker: str, cuts: Iterator[tuple[str, str]]
+) -> list[tuple[int, str | None, str, str, str]]:
+    """Rejection records of the records pyarrow skipped; a marker line stands for the next cut line."""
+    rejected = []
+    for row, (_, text, expected, actual) in zip(rows, bad):
+        raw, detail = next(cuts) if text == marker else (text, f"expected {expected} fields, got {actual}")
+        rejected.append((row, None, "malformed_line", detail, _clip(_escaped(_surrogates_to_bytes(raw)))))
+    return rejected
+
+
+def _surrogates_to_bytes(text: str) -> bytes:
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def _utf8_text(data: bytes) -> str:
+    """Text with invalid UTF-8 bytes kept as surrogate escapes, so that each record is checked on its own."""
+    return data.removeprefix(_BOM).decode("utf-8", errors="surrogateescape")
+
+
 def _csv_records(text: str, delimiter: str) -> Iterator[tuple[list[str] | None, str, str]]:
-    """(fields, raw text, parse error) per record; blank lines are skipped.
+    """(fields, raw text, parse error) per record, the header first; blank lines are skipped.
 
-    ``fields`` is None when the ``csv`` module cannot parse the record.
+    A record must be strictly quoted (see :func:`_record_pattern`); a quoted field may
+    span lines. A record that is not strictly quoted (a stray quote, a quote that is
+    not closed where its field ends), or that spans lines and has not the header's
+    number of fields, is cut at its first line end: that line comes with ``fields``
+    None, and reading goes on at the next line. So a runaway quote costs its own line,
+    never the records after it.
     """
-    consumed: list[str] = []
-
-    def lines() -> Iterator[str]:
-        for line in io.StringIO(text, newline=""):
-            consumed.append(line)
-            yield line
-
-    reader = csv.reader(lines(), delimiter=delimiter)
-    while True:
-        consumed.clear()
-        try:
-            fields, error = next(reader), ""
-        except StopIteration:
-            return
-        except csv.Error as e:
-            fields, error = None, str(e)
+    record = _record_pattern(delimiter, binary=False)
+    expected, start = None, 0
+    while start < len(text):
+        end = record.match(text, start).end()
+        line_break = _LINE_BREAK.match(text, end)
+        if line_break is None and end < len(text):
+            fields, raw, error, start = _cut_line(text, start, _quote_error(text, start, end, delimiter))
+        else:
+            raw, after = text[start:end], line_break.end() if line_break else end
+            fields, error = _split_fields(raw, delimiter)
+            if fields is not None and expected not in (None, len(fields)) and _LINE_BREAK.search(raw):
+                detail = f"expected {expected} fields, got {len(fields)} over several lines: the first is read alone"
+                fields, raw, error, after = _cut_line(text, start, detail)
+            start = after
         if fields != []:
-            yield fields, "".join(consumed).rstrip("\r\n"), error
+            expected = expected or len(fields or ())
+            yield fields, raw, error
 
 
-def _read_delimited_python(path: Path, delimiter: str, roles: ColumnRoles) -> _Decoded:
-    """Slow path for files pyarrow rejects: parse record by record with ``csv``.
+def _cut_line(text: str, start: int, error: str) -> tuple[None, str, str, int]:
+    """The physical line at ``start`` as a rejected record, and where the next line starts."""
+    line_break = _LINE_BREAK.search(text, start)
+    if line_break is None:
+        return None, text[start:], error, len(text)
+    return None, text[start:line_break.start()], error, line_break.end()
 
-    Invalid UTF-8 bytes are kept as surrogate escapes so that each record can be
+
+def _quote_error(text: str, start: int, end: int, delimiter: str) -> str:
+    """Why the record at ``start`` stops being strictly quoted at ``end``."""
+    if _LINE_BREAK.search(text, start, end):
+        return ("unclosed quote: a quoted field starting on this line does not end where a field ends "
+                "on a later line, so this line is read alone")
+    at = f"at character {end - start + 1} of the line"
+    if text[end] != '"':
+        return f"text after a closing quote {at} (quote the whole field and write a quote inside it as \"\")"
+    if end == start or text[end - 1] == delimiter:
+        return f"unclosed quote {at}"
+    return f"stray quote {at} (quote the whole field and write a quote inside it as \"\")"
+
+
+def _split_fields(raw: str, delimiter: str) -> tuple[list[str] | None, str]:
+    """The fields of one strictly quoted record, or None and the ``csv`` module's error."""
+    try:
+        return next(csv.reader([raw], delimiter=delimiter, strict=True), []), ""
+    except csv.Error as e:
+        return None, str(e)
+
+
+def _read_delimited_python(path: Path, text: str, delimiter: str, roles: ColumnRoles) -> _Decoded:
+    """Slow path: parse record by record (see :func:`_csv_records`).
+
+    ``text`` holds invalid UTF-8 bytes as surrogate escapes so that each record can be
     checked on its own; rejects keep the raw text of their record.
     """
-    text = _read_bytes(path).removeprefix(_BOM).decode("utf-8", errors="surrogateescape")
     records = _csv_records(text, delimiter)
     header, _, error = next(records, ([], "", ""))
     if header is None:
@@ -467,13 +599,13 @@ def _read_delimited_python(path: Path, delimiter: str, roles: ColumnRoles) -> _D
     rejected: list[tuple[int, str | None, str, str, str]] = []
     with gc_paused():
         for row, (fields, raw, error) in enumerate(records):
-            raw_bytes = raw.encode("utf-8", errors="surrogateescape")
+            raw_bytes = _surrogates_to_bytes(raw)
             if fields is None or len(fields) != len(header):
                 detail = error or f"expected {len(header)} fields, got {len(fields or ())}"
                 rejected.append((row, None, "malformed_line", detail, _clip(_escaped(raw_bytes))))
             elif error := _utf8_error(raw_bytes):
                 rid = dict(zip(header, fields)).get(roles.id) or None
-                if rid and _utf8_error(rid.encode("utf-8", errors="surrogateescape")):
+                if rid and _utf8_error(_surrogates_to_bytes(rid)):
                     rid = None
                 rejected.append((row, rid, "undecodable_bytes", error, _clip(_escaped(raw_bytes))))
             else:
@@ -638,6 +770,7 @@ def _undecodable_records(
     return records
 
 
+_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 _READERS = {
     ".csv": lambda p, r: _read_delimited(p, ",", r),
     ".tsv": lambda p, r: _read_delimited(p, "\t", r),
@@ -646,19 +779,47 @@ _READERS = {
     ".parquet": _read_parquet,
     ".pq": _read_parquet,
 }
+_TEXT_KINDS = (".csv", ".tsv", ".jsonl", ".ndjson")
 
 
 def _decode(path: Path, roles: ColumnRoles) -> _Decoded:
     suffix = _suffix(path)
     if suffix is None:
         raise _unsupported(f"unsupported listing file {str(path)!r}")
+    kind = suffix.removesuffix(".gz")
     try:
-        decoded = _READERS[suffix.removesuffix(".gz")](path, roles)
+        wide = _wide_text(path, kind) if kind in _TEXT_KINDS else None
+        decoded = _read_wide(path, kind, roles) if wide else _READERS[kind](path, roles)
     except (OSError, EOFError) as e:
         raise ListingsError(f"cannot read {path}: {e}") from None
     if decoded.frame.shape == (0, 0):  # no header and no records: nothing to check
         decoded.frame = pd.DataFrame(columns=roles.columns, dtype=object)
     return decoded
+
+
+def _wide_text(path: Path, kind: str) -> bool:
+    """Whether a text listing file is UTF-16 or UTF-32 with a byte-order mark; raise when it is no text."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    if wide_encoding(head):
+        return True
+    reason = not_text_reason(head)
+    if reason:
+        raise ListingsError(f"{path} {reason}; expected a {_listing_kind(kind)}")
+    return False
+
+
+def _listing_kind(kind: str) -> str:
+    return f"{kind[1:].upper()} listing file of UTF-8 text"
+
+
+def _read_wide(path: Path, kind: str, roles: ColumnRoles) -> _Decoded:
+    """A UTF-16/32 text file, decoded in full and parsed by the Python readers."""
+    text = decode_text(_read_bytes(path), path, f"a {_listing_kind(kind)}")
+    if kind in _DELIMITERS:
+        return _read_delimited_python(path, text, _DELIMITERS[kind], roles)
+    return _read_jsonl_python(text.encode("utf-8"), roles)
 
 
 # --------------------------------------------------------------------- validation

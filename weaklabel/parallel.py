@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
+CONNECT_TIMEOUT_S = 5  # an existing scheduler answers in well under a second; a wrong address should not hang
 
 
 def default_workers() -> int:
@@ -54,6 +55,18 @@ def local_cluster(workers: int) -> Any:
                             silence_logs=logging.ERROR)
 
 
+def _connect(scheduler: str) -> Any:
+    """A client of the Dask scheduler at ``scheduler``; a ValueError naming it when it does not answer soon."""
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r} ({error}): start one there "
+                         f"('dask scheduler', then 'dask worker {scheduler}'), fix the address, or leave out "
+                         "--scheduler (scheduler in a pipeline file) to run on this machine") from None
+
+
 def run_partitions(
     func: Callable[[T], Any],
     tasks: Sequence[T],
@@ -79,7 +92,7 @@ def run_partitions(
 
     cluster = local_cluster(min(workers, len(tasks))) if scheduler is None else None
     try:
-        with Client(scheduler or cluster) as client:
+        with _connect(scheduler) if scheduler else Client(cluster) as client:
             futures = client.map(func, list(tasks), pure=False)
             for _ in as_completed(futures):
                 bar.update()

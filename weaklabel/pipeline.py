@@ -48,6 +48,7 @@ from .artifacts import (
     read_manifest,
     write_json,
 )
+from .textfile import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -179,10 +180,10 @@ class Pipeline:
 def load_pipeline(path: str | Path) -> Pipeline:
     """Read and validate a pipeline file; paths in it are relative to its folder."""
     path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"pipeline file {path} does not exist")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"pipeline file {path} does not exist") from None
+        data = tomllib.loads(read_text(path, "a pipeline file (TOML)"))
     except tomllib.TOMLDecodeError as error:
         raise PipelineError(f"{path} is not valid TOML: {error}") from None
     return parse_pipeline(data, base=path.resolve().parent, source=path)
@@ -280,6 +281,7 @@ def _check_pipeline(where: str, pipeline: Pipeline) -> None:
         pipeline.roles()
         splits = parse_splits(pipeline["shards"]["splits"])
         _train_config(pipeline)
+        _check_files(pipeline)
     except ValueError as error:
         raise PipelineError(f"{where}{error}") from None
     carried = set(pipeline["shards"]["carry"])
@@ -299,6 +301,23 @@ def _check_pipeline(where: str, pipeline: Pipeline) -> None:
     if evaluation["checkpoint"] not in CHECKPOINTS:
         raise PipelineError(f"{where}[eval] checkpoint must be one of {', '.join(CHECKPOINTS)}, "
                             f"not {evaluation['checkpoint']!r}")
+
+
+def _check_files(pipeline: Pipeline) -> None:
+    """Read the overrides and weights files now, so that a bad one stops the run before its first stage."""
+    from .labeling.overrides import Overrides
+
+    try:
+        Overrides.load(pipeline["vocab"]["overrides"])
+    except ValueError as error:
+        raise ValueError(f"[vocab] overrides: {error}") from None
+    if pipeline["train"]["weights"]:
+        from .training.models import read_weights
+
+        try:
+            read_weights(pipeline["train"]["weights"])
+        except ValueError as error:
+            raise ValueError(f"[train] weights: {error}") from None
 
 
 def _train_config(pipeline: Pipeline):

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..textfile import TextFileError, read_text
 from .text import as_term
 
 if sys.version_info >= (3, 11):
@@ -51,26 +52,36 @@ class Overrides:
 
     @classmethod
     def load(cls, source: str | Path | dict | None) -> Overrides:
+        """Read and check overrides: a TOML file, a dict of the same keys, or None (no edits)."""
         if source is None:
             return cls()
         if isinstance(source, dict):
-            data = source
-        else:
-            path = Path(source)
-            if not path.is_file():
-                raise OverridesError(f"overrides file not found: {path}")
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as error:
-                raise OverridesError(f"{path} is not valid TOML: {error}") from None
+            return cls._checked(source, "overrides")
+        path = Path(source)
+        if not path.is_file():
+            raise OverridesError(f"overrides file not found: {path}")
+        try:
+            data = tomllib.loads(read_text(path, "an overrides file (TOML)"))
+        except tomllib.TOMLDecodeError as error:
+            raise OverridesError(f"{path} is not valid TOML: {error}") from None
+        except TextFileError as error:
+            raise OverridesError(str(error)) from None
+        return cls._checked(data, str(path))
+
+    @classmethod
+    def _checked(cls, data: dict, where: str) -> Overrides:
+        """Overrides from ``data``, each value checked, so that no edit fails half-way through a fit."""
         unknown = set(data) - KEYS
         if unknown:
-            raise OverridesError(f"unknown overrides key(s) {sorted(unknown)}; allowed: {sorted(KEYS)}")
+            raise OverridesError(f"{where}: unknown overrides key(s) {sorted(unknown)}; allowed: {sorted(KEYS)}")
         return cls(
-            delete=_as_list(data.get("delete", [])),
-            rename=dict(data.get("rename", {})),
-            merge={k: _as_list(v) for k, v in data.get("merge", {}).items()},
-            add={k: _as_list(v) for k, v in data.get("add", {}).items()},
+            delete=_names(data.get("delete", []), f"{where}: delete", "label names"),
+            rename={key: _name(new, f"{where}: [rename] {key!r}", "the label's new name")
+                    for key, new in _table(data, "rename", where).items()},
+            merge={key: _names(names, f"{where}: [merge] {key!r}", "the labels or terms to merge into it")
+                   for key, names in _table(data, "merge", where).items()},
+            add={key: _names(terms, f"{where}: [add] {key!r}", "the terms of the new label", least=1)
+                 for key, terms in _table(data, "add", where).items()},
         )
 
     def added_terms(self) -> set[str]:
@@ -154,5 +165,27 @@ def most_frequent_first(terms: pd.DataFrame) -> pd.DataFrame:
     return terms.sort_values(["support", "term"], ascending=[False, True])
 
 
-def _as_list(value) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
+def _table(data: dict, key: str, where: str) -> dict[str, object]:
+    """The table ``key`` of the overrides; its keys must name something."""
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise OverridesError(f"{where}: {key} = {table!r} should be a table: [{key}] and then \"name\" = ... lines")
+    if any(not name.strip() for name in table):
+        raise OverridesError(f'{where}: [{key}] has an empty name ("" = ...): name a label or a term')
+    return table
+
+
+def _name(value: object, what: str, expected: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise OverridesError(f"{what} = {value!r}: expected {expected}, a non-empty string")
+    return value
+
+
+def _names(value: object, what: str, expected: str, least: int = 0) -> list[str]:
+    """A string or a list of at least ``least`` strings, as a list."""
+    values = [value] if isinstance(value, str) else value
+    if (not isinstance(values, list) or len(values) < least
+            or not all(isinstance(v, str) and v.strip() for v in values)):
+        some = "a non-empty list" if least else "a list"
+        raise OverridesError(f"{what} = {value!r}: expected {expected}, a non-empty string or {some} of them")
+    return values

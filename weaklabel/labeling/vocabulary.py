@@ -386,6 +386,7 @@ class VocabularyBuilder(BaseEstimator):
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        Overrides.load(self.overrides)  # a bad overrides file stops the fit before any work
 
 
 def _label_table(kept: pd.DataFrame, tier_mass: tuple[float, float]) -> pd.DataFrame:

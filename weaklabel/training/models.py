@@ -165,15 +165,7 @@ def load_weights(model: Encoder, path: str | Path) -> dict[str, list[str]]:
     torch.compile) are removed. Tensors whose shape differs from the model's are skipped and
     reported as ``mismatched``.
     """
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping):
-        for key in ("model", "state_dict", "ema"):
-            if key in state and isinstance(state[key], Mapping):
-                state = state[key]
-                break
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} holds no state dict of tensors")
-    state = {_strip_prefixes(key): value for key, value in state.items()}
+    state = read_weights(path)
     whole = any(key.startswith(("backbone.", "embed_head.", "heads.")) for key in state)
     target: nn.Module = model if whole else model.backbone
     own = target.state_dict()
@@ -183,6 +175,31 @@ def load_weights(model: Encoder, path: str | Path) -> dict[str, list[str]]:
     prefix = "" if whole else "backbone."
     return {"missing": [prefix + k for k in result.missing_keys],
             "unexpected": list(result.unexpected_keys), "mismatched": mismatched}
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of tensors in a weights file (see :func:`load_weights`), prefixes removed; a
+    ValueError naming the file when it is missing or no PyTorch weights file (text, truncated, other)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch.load fails on a bad file with any type (IndexError, KeyError...)
+        raise ValueError(f"{path} is not a timm/PyTorch weights file ({type(error).__name__}: {_first_line(error)}); "
+                         "give a state dict or checkpoint saved by torch.save") from None
+    if isinstance(state, Mapping):
+        for key in ("model", "state_dict", "ema"):
+            if key in state and isinstance(state[key], Mapping):
+                state = state[key]
+                break
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds no state dict of tensors")
+    return {_strip_prefixes(key): value for key, value in state.items()}
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().split("\n")[0][:200]
 
 
 def _strip_prefixes(key: str) -> str:

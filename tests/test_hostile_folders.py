@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import EXAMPLE_ROLES, one_line_error
@@ -46,6 +47,13 @@ def cli(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
                           timeout=timeout, check=False)
 
 
+def check_rows(out: Path, labeled: Path, rows_accounted) -> None:
+    """Every labeled row is in the finished shards folder's counts: written, a duplicate or rejected."""
+    counts = read_manifest(out, "shards")["counts"]
+    assert counts["rows_in"] == sum(pq.ParquetFile(part).metadata.num_rows for part in labeled.glob("part-*.parquet"))
+    rows_accounted(counts["rows_in"], counts["written"], counts["duplicates"], counts["rejected_total"])
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
 
@@ -55,7 +63,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 # ------------------------------------------------------------------------------------------------
 
 def test_a_second_run_into_a_folder_being_written_is_one_line_and_a_killed_holder_blocks_nothing(
-        example_labeled: Path, example_data: Path, tmp_path: Path):
+        example_labeled: Path, example_data: Path, tmp_path: Path, rows_accounted):
     out = tmp_path / "shards"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True)
     try:
@@ -71,10 +79,11 @@ def test_a_second_run_into_a_folder_being_written_is_one_line_and_a_killed_holde
     assert (out / LOCK).exists()
     assert main(shards_command(example_labeled, example_data, out)) == 0
     assert verify_shards(out) == [] and not (out / LOCK).exists()
+    check_rows(out, example_labeled, rows_accounted)
 
 
 def test_two_shards_runs_at_once_never_leave_a_broken_folder(example_labeled: Path, example_data: Path,
-                                                             tmp_path: Path):
+                                                             tmp_path: Path, rows_accounted):
     out = tmp_path / "shards"
     command = [sys.executable, "-m", "weaklabel.cli", *shards_command(example_labeled, example_data, out)]
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -84,6 +93,7 @@ def test_two_shards_runs_at_once_never_leave_a_broken_folder(example_labeled: Pa
         lines = err.strip().splitlines()
         assert code == 0 or (code == 1 and len(lines) == 1 and "being written by another weaklabel process" in err), err
     assert verify_shards(out) == []
+    check_rows(out, example_labeled, rows_accounted)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -186,7 +196,8 @@ def no_space(*args, **kwargs):
 
 
 def test_disk_full_while_writing_a_shard_is_one_line_and_leaves_no_tmp(example_labeled: Path, example_data: Path,
-                                                                       tmp_path: Path, monkeypatch, capsys):
+                                                                       tmp_path: Path, monkeypatch, capsys,
+                                                                       rows_accounted):
     out = tmp_path / "shards"
     real_write_tar = tasks.write_tar
 
@@ -200,7 +211,8 @@ def test_disk_full_while_writing_a_shard_is_one_line_and_leaves_no_tmp(example_l
     assert not list(out.rglob("*.tmp"))
     monkeypatch.setattr(tasks, "write_tar", real_write_tar)
     assert main(shards_command(example_labeled, example_data, out)) == 0  # the rerun resumes
-    assert verify_shards(out) == []
+    assert verify_shards(out) == [] and read_manifest(out)["outputs"]["run"] == "resumed"
+    check_rows(out, example_labeled, rows_accounted)
 
 
 def test_disk_full_while_saving_a_checkpoint_is_one_line_and_leaves_no_tmp(example_shards: Path, tmp_path: Path,

@@ -5,7 +5,9 @@ Every stage that writes a folder (vocab, assign, shards, train, eval) runs insid
 
 - **locks** the folder: a POSIX lock on ``.weaklabel.lock``, held for the whole run. The operating
   system drops it when the process dies, so a killed run never blocks the next one, and forked
-  Dask workers do not inherit it. A second process gets one line naming the holder's pid.
+  Dask workers do not inherit it. A second process gets one line naming the holder's pid. (The
+  lock is per process: it does not keep apart two threads of one process, nor a nested
+  ``output_folder`` of the same folder, whose end would release the outer one.)
 - **refuses foreign files** unless ``overwrite``: a stage owns only the names it writes
   (:class:`Outputs`), and only in a folder it wrote before (its manifest, its work folder, the lock
   file of an unfinished run of it, or ``weaklabel run``'s pending record say so). Any other file
@@ -179,6 +181,8 @@ def _release(folder: Path, handle: int, stage: str, claimed: bool) -> None:
             done = not _read_record(handle)
         if done:
             (folder / LOCK).unlink(missing_ok=True)
+    except OSError:
+        pass  # the folder was removed meanwhile: nothing to tidy, and the run's own outcome is what to report
     finally:
         os.close(handle)  # closing the descriptor releases the lock
 

@@ -47,6 +47,12 @@ def _add_dask(parser: argparse.ArgumentParser, partition: str = "each input file
                        help="run on an existing Dask cluster instead (its workers must see the same paths)")
 
 
+def _add_overwrite(parser: argparse.ArgumentParser, also: str = "") -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"{also}write into --out even if it holds files this command did not write: files with "
+                             "the names it writes are replaced, the others are kept (default: refuse)")
+
+
 def _roles(args: argparse.Namespace, fallback=None):
     """Column roles from the options; unset options fall back to a vocabulary's recorded roles."""
     from .listings import ColumnRoles, Field
@@ -82,7 +88,7 @@ def _cmd_vocab(args: argparse.Namespace) -> None:
         min_label_support=args.min_label_support, merge_threshold=args.merge_threshold,
         attach_threshold=args.attach_threshold, rare_merge_threshold=args.rare_merge_threshold,
         head_prior=args.head_prior, boilerplate=not args.no_boilerplate, boilerplate_group=args.group,
-        overrides=args.overrides,
+        overrides=args.overrides, overwrite=args.overwrite,
     )
     for line in describe_vocabulary(vocabulary):
         print(line)
@@ -98,7 +104,7 @@ def _cmd_assign(args: argparse.Namespace) -> None:
     roles = _roles(args, fallback=recorded)
     coverage = assign_labels(
         args.listings, args.vocab, args.out, roles=roles, keep=args.keep, rows_per_part=args.rows_per_part,
-        workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
+        workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite,
         top_k=args.top_k, min_score=args.min_score, fallback_threshold=args.fallback,
     )
     print(f"labelled {coverage['listings_labelled']} listings, {coverage['listings_unlabelled']} without a label "
@@ -127,7 +133,7 @@ def _cmd_shards(args: argparse.Namespace) -> None:
         user_agent=args.user_agent or DEFAULT_USER_AGENT, allow_outside_root=args.allow_outside_root,
         fetch_threads=args.fetch_threads, keep_unlabelled=args.keep_unlabelled, splits=args.split, carry=args.carry,
         max_samples=args.max_samples, max_bytes=args.max_bytes, partition_rows=args.partition_rows,
-        workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
+        workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite,
     )
     counts, outputs = manifest["counts"], manifest["outputs"]
     if outputs["run"] == "resumed":
@@ -178,6 +184,7 @@ def _vocab_parser(sub) -> None:
                                    "rejected.parquet, report.html and manifest.json to --out.", epilog=EPILOG)
     p.add_argument("listings", nargs="+", help="listing files, directories or globs (csv, tsv, jsonl, parquet, .gz)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    _add_overwrite(p)
     _add_roles(p, required_text=True)
     t = p.add_argument_group("candidate terms")
     t.add_argument("--ngram-min", type=int, metavar="N", default=1, help="shortest n-gram taken from free text (default: 1)")
@@ -230,6 +237,7 @@ def _assign_parser(sub) -> None:
     p.add_argument("listings", nargs="+", help="listing files, directories or globs (csv, tsv, jsonl, parquet, .gz)")
     p.add_argument("--vocab", required=True, help="vocabulary folder written by 'weaklabel vocab'")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    _add_overwrite(p)
     _add_roles(p, required_text=False)
     p.add_argument("--top-k", type=int, metavar="N", default=20, help="at most this many labels per listing, the most informative first (default: 20)")
     p.add_argument("--min-score", type=float, metavar="X", default=0.3, help="drop labels scoring below this (default: 0.3)")
@@ -337,6 +345,7 @@ def _shards_parser(sub) -> None:
                               + "; ".join(f"{reason}: {why}" for reason, why in REASONS.items()) + ". " + EPILOG)
     p.add_argument("labeled", metavar="LABELED", help="labeled folder written by 'weaklabel assign'")
     p.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    _add_overwrite(p)
     src = p.add_argument_group("image sources")
     src.add_argument("--images-root", default=".", metavar="DIR",
                      help="folder that relative image paths start from; absolute paths and file URLs must "
@@ -415,7 +424,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         options["balance"] = None if args.balance == "none" else args.balance
     if args.quiet:
         options["progress"] = False
-    result = train(args.shards, args.out, resume=args.resume, **options)
+    result = train(args.shards, args.out, resume=args.resume, overwrite=args.overwrite, **options)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     if result.get("stopped"):
@@ -460,6 +469,7 @@ def _train_parser(sub) -> None:
                                    "weaklabel.cli train ...' it trains with DDP.", epilog=EPILOG)
     p.add_argument("shards", help="shards folder written by 'weaklabel shards'")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
+    _add_overwrite(p, also="start a new run even if --out holds one, and ")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last.pt up to the requested --steps/--epochs (a new "
                         "run when there is none); options left out are the run's, and only --steps, --epochs, "
@@ -572,7 +582,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     metrics = evaluate(args.checkpoints, args.shards, args.out, split=args.split, gallery_split=args.gallery_split,
                        embeddings=args.embeddings, relevance=args.relevance or ["labels"], device=args.device,
                        batch_size=args.batch_size, workers=args.workers, efficiency=not args.no_efficiency,
-                       progress=not args.quiet)
+                       progress=not args.quiet, overwrite=args.overwrite)
     print(format_table(metrics))
     print(f"wrote {args.out}/metrics.json, queries.parquet, report.html, manifest.json and embeddings/")
 
@@ -596,6 +606,7 @@ def _eval_parser(sub) -> None:
                         "after its run folder")
     p.add_argument("--shards", required=True, metavar="DIR", help="shards folder written by 'weaklabel shards'")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    _add_overwrite(p)
     p.add_argument("--split", default="val", metavar="NAME",
                    help="split whose items are the queries (and the gallery, each query excluded) (default: val)")
     p.add_argument("--gallery-split", default=None, metavar="NAME",

@@ -139,7 +139,7 @@ def section_keys(section: str) -> dict[str, tuple[Any, Any]]:
 def _signature_keys(func: Callable, exclude: set[str]) -> dict[str, tuple[Any, Any]]:
     hints = typing.get_type_hints(func)
     return {name: (_plain(p.default), hints.get(name, Any)) for name, p in inspect.signature(func).parameters.items()
-            if name not in exclude and p.default is not inspect.Parameter.empty}
+            if name not in exclude | {"overwrite"} and p.default is not inspect.Parameter.empty}  # it owns its folders
 
 
 def _field_default(f: dataclasses.Field) -> Any:

@@ -58,7 +58,10 @@ def _check_metadata(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
     listed = {shard["name"] for shards in by_split.values() for shard in shards}
     problems += [f"{path.name}: not listed in the manifest" for path in sorted(folder.glob("*.tar"))
                  if path.name not in listed]
-    if _read_json(folder / "_info.json") != timm_info(folder.name, by_split):
+    info = _read_json(folder / "_info.json")
+    # its name is the folder's name when written: a copied or renamed folder is still sound
+    name = info.get("name") if isinstance(info, dict) else None
+    if info != timm_info(name, by_split):
         problems.append("_info.json disagrees with the manifest")
     for name, shards in by_split.items():
         if _read_json(folder / f"{name}.index.json") != wids_index(name, shards):

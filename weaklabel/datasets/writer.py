@@ -22,6 +22,10 @@ result deterministic (the same shards for any number of workers) and resumable:
 4. **finish** (driver): ``rejected.parquet``, ``duplicates.parquet``, ``labels.parquet``, timm's
    ``_info.json``, a wids index per split, then ``manifest.json``; ``_work/`` is removed.
 
+The whole run holds the folder's lock and removes only files the stage writes (see
+:mod:`weaklabel.folders`): another process writing the same folder, or a folder holding other
+files (without ``overwrite``), is refused before anything is written.
+
 A rerun after a kill finds ``state.json`` with the same hash and keeps finished partitions and
 shards; with a different hash (options or input changed) it starts over and says so.
 """
@@ -46,7 +50,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..artifacts import (
-    MANIFEST,
     Timer,
     fingerprint_artifact,
     read_manifest,
@@ -55,6 +58,7 @@ from ..artifacts import (
     write_manifest,
     write_parquet,
 )
+from ..folders import OutputFolder, Outputs, output_folder
 from ..parallel import run_partitions
 from . import tasks
 from .fetch import DEFAULT_USER_AGENT, FetchOptions
@@ -74,8 +78,8 @@ from .tasks import WORK, Job, ShardTask
 logger = logging.getLogger(__name__)
 
 STATE = "state.json"
-OUTPUT_PATTERNS = (MANIFEST, "*.tar", "*.tar.tmp", "*.index.json", "_info.json", "rejected.parquet",
-                   "duplicates.parquet", "labels.parquet")
+OUTPUTS = Outputs("shards", frozenset({"_info.json", "rejected.parquet", "duplicates.parquet", "labels.parquet"}),
+                  patterns=(r"\w+-\d{6}\.tar", r"\w+\.index\.json"), folders=(WORK,), markers=(WORK,))
 INPUT_COLUMNS = ("id", "image", "labels", "scores")
 SAMPLE_FIELDS = ("id", "labels", "label_names", "scores", "width", "height")
 MIN_PARTITIONS = 16  # small inputs are cut finer so every worker gets work...
@@ -114,8 +118,11 @@ def write_shards(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the shards of ``labeled`` to ``out`` (see the module docstring); return the manifest.
+
+    ``overwrite``: write even if ``out`` holds files this stage did not write (they are kept).
 
     Image options mean what img2dataset's do (see :mod:`weaklabel.datasets.images`); fetch
     options are described in :mod:`weaklabel.datasets.fetch`; rejection reasons in
@@ -138,24 +145,25 @@ def write_shards(
               "max_samples": max_samples, "max_bytes": max_bytes, "partition_rows": partition_rows}
     job = Job(str(out), fetcher, image, keep_unlabelled, carry, fetch_threads)
     timer = Timer()
-    with timer("read"):
-        status, n_partitions = _prepare(labeled, files, columns, out, config)
-    with timer("images"):
-        resumed = run_partitions(partial(tasks.process_partition, job), range(n_partitions), workers=workers,
-                                 scheduler=scheduler, progress=progress, desc="images")
-    with timer("plan"):
-        frame, planned = _plan(job.work, n_partitions, split_fractions, max_samples, max_bytes)
-    with timer("shards"):
-        shards = run_partitions(partial(tasks.write_shard, job), planned, workers=workers if scheduler else 1,
-                                scheduler=scheduler, progress=progress, desc="shards")
-    with timer("finish"):
-        shards = [_measure_resumed(out, shard) for shard in shards]
-        outputs = _write_metadata(out, frame, shards, split_fractions)
-    outputs.update(run=status, partitions=n_partitions, partitions_resumed=sum(resumed),
-                   shards_resumed=sum(shard.pop("resumed") for shard in shards))
-    manifest = write_manifest(out, "shards", config=config, inputs=[fingerprint_artifact(labeled)],
-                              counts=_counts(frame), timings=timer.seconds, outputs=outputs)
-    shutil.rmtree(job.work)
+    with output_folder(out, OUTPUTS, overwrite=overwrite) as folder:
+        with timer("read"):
+            status, n_partitions = _prepare(labeled, files, columns, folder, config)
+        with timer("images"):
+            resumed = run_partitions(partial(tasks.process_partition, job), range(n_partitions), workers=workers,
+                                     scheduler=scheduler, progress=progress, desc="images")
+        with timer("plan"):
+            frame, planned = _plan(job.work, n_partitions, split_fractions, max_samples, max_bytes)
+        with timer("shards"):
+            shards = run_partitions(partial(tasks.write_shard, job), planned, workers=workers if scheduler else 1,
+                                    scheduler=scheduler, progress=progress, desc="shards")
+        with timer("finish"):
+            shards = [_measure_resumed(out, shard) for shard in shards]
+            outputs = _write_metadata(out, frame, shards, split_fractions)
+        outputs.update(run=status, partitions=n_partitions, partitions_resumed=sum(resumed),
+                       shards_resumed=sum(shard.pop("resumed") for shard in shards))
+        manifest = write_manifest(out, "shards", config=config, inputs=[fingerprint_artifact(labeled)],
+                                  counts=_counts(frame), timings=timer.seconds, outputs=outputs)
+        shutil.rmtree(job.work)
     return manifest
 
 
@@ -175,7 +183,7 @@ def _check_carry(carry: tuple[str, ...]) -> None:
 # phase 0: read
 # ------------------------------------------------------------------------------------------------
 
-def _prepare(labeled: Path, files: Sequence[Path], columns: list[str], out: Path,
+def _prepare(labeled: Path, files: Sequence[Path], columns: list[str], folder: OutputFolder,
              config: dict[str, Any]) -> tuple[str, int]:
     """Resume when ``_work`` holds a run with the same config and input; else start over.
 
@@ -184,27 +192,19 @@ def _prepare(labeled: Path, files: Sequence[Path], columns: list[str], out: Path
     config_hash = hashlib.sha256(
         json.dumps({"config": config, "input": fingerprint_artifact(labeled)}, sort_keys=True).encode()
     ).hexdigest()
+    out = folder.path
     state_path = out / WORK / STATE
     state = json.loads(state_path.read_text()) if state_path.is_file() else None
     if state and state["config_hash"] == config_hash:
         return "resumed", state["partitions"]
     if state:
         logger.warning("%s holds an interrupted run with other options or input; starting over", out)
-    _clear(out)
-    (out / WORK).mkdir(parents=True)
+    folder.clear()
+    (out / WORK).mkdir()
     _copy_labels(Path(config["vocab"]), out)
     n_partitions = _write_inputs(files, columns, out / WORK, config["partition_rows"])
     write_json(state_path, {"config_hash": config_hash, "partitions": n_partitions})
     return ("restarted" if state else "fresh"), n_partitions
-
-
-def _clear(out: Path) -> None:
-    """Remove what a previous run of this stage left in ``out`` (and nothing else)."""
-    out.mkdir(parents=True, exist_ok=True)
-    for pattern in OUTPUT_PATTERNS:
-        for path in out.glob(pattern):
-            path.unlink()
-    shutil.rmtree(out / WORK, ignore_errors=True)
 
 
 def _copy_labels(vocab: Path, out: Path) -> None:

@@ -34,6 +34,7 @@ from ..artifacts import (
     write_manifest,
 )
 from ..datasets.loader import ShardInfo
+from ..folders import Outputs, output_folder
 from ..search import Neighbours, exact_search
 from ..tiers import label_tiers, rarest_tier, value_tiers
 from ..training.embed import embed, load_encoder
@@ -59,6 +60,7 @@ EXAMPLE_QUERIES = 8
 EXAMPLE_NEIGHBOURS = 5
 RUN_FILES = ("config.json", "metrics.jsonl", "manifest.json")
 FRAME_COLUMNS = ("id", "labels", "label_names")
+OUTPUTS = Outputs("eval", frozenset({"metrics.json", "queries.parquet", "report.html"}), folders=("embeddings",))
 
 
 @dataclass
@@ -89,7 +91,8 @@ class Context:
 def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None = None,
              out: str | Path | None = None, *, split: str = "val", gallery_split: str | None = None,
              embeddings: Sequence[str | Path] = (), relevance: Sequence[str] = (LABELS,), device: str = "auto",
-             batch_size: int = 64, workers: int = 0, efficiency: bool = True, progress: bool = False) -> dict[str, Any]:
+             batch_size: int = 64, workers: int = 0, efficiency: bool = True, progress: bool = False,
+             overwrite: bool = False) -> dict[str, Any]:
     """Evaluate checkpoints and/or embeddings files on a shards split; write ``out/metrics.json``,
     ``out/queries.parquet``, ``out/report.html``, cached embeddings under ``out/embeddings/``; return the metrics.
 
@@ -97,6 +100,7 @@ def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None =
     (an equal value). ``gallery_split``: search that split instead of the evaluated one (which is
     otherwise its own gallery, each query excluded). Embeddings files are evaluated on retrieval
     and probes only. See the README's "Evaluating encoders" for every metric and the schema.
+    ``overwrite``: write even if ``out`` holds files this stage did not write (they are kept).
     """
     if shards is None or out is None:
         raise TypeError("evaluate() needs shards and out")
@@ -108,7 +112,14 @@ def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None =
         raise ValueError("precomputed embeddings are searched among themselves; --gallery-split needs checkpoints")
     if checkpoints:  # images are embedded from the shards: their carried columns are known before that
         _check_carried(Path(shards), relevance)
-    context = _context(shards, out, split, gallery_split, relevance, device, batch_size, workers, progress)
+    with output_folder(out, OUTPUTS, overwrite=overwrite) as folder:
+        context = _context(shards, out, split, gallery_split, relevance, device, batch_size, workers, progress)
+        folder.remove_manifest()  # until the new one is written; the cached embeddings stay
+        return _evaluate_models(context, checkpoints, embeddings, efficiency)
+
+
+def _evaluate_models(context: Context, checkpoints: list[Path], embeddings: list[Path],
+                     efficiency: bool) -> dict[str, Any]:
     names = unique_names([*checkpoints, *embeddings])
     timer = Timer()
     models: dict[str, dict[str, Any]] = {}
@@ -122,8 +133,8 @@ def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None =
                 models[name], examples[name], model_queries = _evaluate_embeddings(context, path)
         queries.append(model_queries.assign(model=name))
     metrics = {"version": SCHEMA_VERSION, "weaklabel_version": __version__, "shards": str(context.shards),
-               "split": split, "gallery_split": gallery_split, "relevance": list(context.relevance), "k": MAX_K,
-               "models": models}
+               "split": context.split, "gallery_split": context.gallery_split, "relevance": list(context.relevance),
+               "k": MAX_K, "models": models}
     _write_outputs(context, metrics, examples, pd.concat(queries, ignore_index=True), [*checkpoints, *embeddings],
                    timer)
     return metrics

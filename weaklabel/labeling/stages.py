@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..artifacts import Timer, fingerprint_artifact, fingerprint_files, write_manifest, write_parquet
+from ..folders import Outputs, output_folder
 from ..listings import (
     REJECTED_SCHEMA,
     ColumnRoles,
@@ -28,37 +29,45 @@ from .assign import LabelAssigner
 from .report import write_vocab_report
 from .vocabulary import Vocabulary, VocabularyBuilder
 
+VOCAB_OUTPUTS = Outputs("vocab", frozenset({"labels.parquet", "terms.parquet", "label_embeddings.npy",
+                                            "boilerplate.parquet", "rejected.parquet", "report.html"}))
+ASSIGN_OUTPUTS = Outputs("assign", frozenset({"rejected.parquet"}), patterns=(r"part-\d{5}-\d{4}\.parquet",))
+
 
 def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRoles, out: str | Path,
-                     *, progress: bool = True, **params: Any) -> Vocabulary:
+                     *, progress: bool = True, overwrite: bool = False, **params: Any) -> Vocabulary:
     """Read listings, fit a :class:`VocabularyBuilder` with ``params``, and write the vocab folder.
 
     The folder holds ``labels.parquet``, ``terms.parquet``, ``label_embeddings.npy``, ``boilerplate.parquet``,
-    ``rejected.parquet``, ``report.html`` and ``manifest.json``.
+    ``rejected.parquet``, ``report.html`` and ``manifest.json``, written last: a run killed while
+    writing leaves no manifest, which readers refuse. ``overwrite``: write even if ``out`` holds
+    files this stage did not write (they are kept).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     files = list_listing_files(source)
-    with timer("read"):
-        listings = read_listings(files, roles, progress=progress)
-    builder = VocabularyBuilder(roles, progress=progress, **params).fit(listings)
-    timer.seconds.update(builder.timer_.seconds)
-    vocabulary = builder.vocabulary_
-    with timer("write"):
-        vocabulary.save(out)
-        write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_SCHEMA)
-        write_vocab_report(vocabulary, out / "report.html")
-    config = {k: v for k, v in builder.get_params().items() if k not in ("roles", "progress", "overrides")}
-    config["overrides"] = str(params["overrides"]) if isinstance(params.get("overrides"), (str, Path)) else params.get("overrides")
-    write_manifest(
-        out, "vocab",
-        config={"builder": config, "vocabulary": vocabulary.config()},
-        inputs=fingerprint_files(files) + _overrides_fingerprint(params.get("overrides")),
-        counts={**listings.counts, **{k: v for k, v in vocabulary.stats.items() if k != "support_before"}},
-        timings=timer.seconds,
-        outputs={"labels": len(vocabulary.labels), "tiers": vocabulary.labels["tier"].value_counts().to_dict()},
-    )
+    with output_folder(out, VOCAB_OUTPUTS, overwrite=overwrite) as folder:
+        with timer("read"):
+            listings = read_listings(files, roles, progress=progress)
+        builder = VocabularyBuilder(roles, progress=progress, **params).fit(listings)
+        timer.seconds.update(builder.timer_.seconds)
+        vocabulary = builder.vocabulary_
+        with timer("write"):
+            folder.clear()
+            vocabulary.save(out)
+            write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_SCHEMA)
+            write_vocab_report(vocabulary, out / "report.html")
+        config = {k: v for k, v in builder.get_params().items() if k not in ("roles", "progress", "overrides")}
+        overrides = params.get("overrides")
+        config["overrides"] = str(overrides) if isinstance(overrides, (str, Path)) else overrides
+        write_manifest(
+            out, "vocab",
+            config={"builder": config, "vocabulary": vocabulary.config()},
+            inputs=fingerprint_files(files) + _overrides_fingerprint(overrides),
+            counts={**listings.counts, **{k: v for k, v in vocabulary.stats.items() if k != "support_before"}},
+            timings=timer.seconds,
+            outputs={"labels": len(vocabulary.labels), "tiers": vocabulary.labels["tier"].value_counts().to_dict()},
+        )
     return vocabulary
 
 
@@ -79,42 +88,43 @@ def describe_vocabulary(vocabulary: Vocabulary) -> list[str]:
 def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, out: str | Path,
                   *, roles: ColumnRoles | None = None, keep: Sequence[str] | None = None,
                   rows_per_part: int = 250_000, workers: int | None = None, scheduler: str | None = None,
-                  progress: bool = True, **params: Any) -> dict[str, Any]:
+                  progress: bool = True, overwrite: bool = False, **params: Any) -> dict[str, Any]:
     """Label listings with the vocabulary in ``vocab``; write ``part-*.parquet`` and a manifest.
 
     Each input file is one partition, labelled by a Dask worker (see :mod:`weaklabel.parallel`)
     into ``part-{file:05d}-{chunk:04d}.parquet``; an id already accepted from an earlier file is
     then removed from later parts and rejected as ``duplicate_id``. ``keep`` names the listing
     columns passed through besides id and image (all by default). Returns the coverage counts.
+    The manifest is written last: a run killed midway leaves none, which readers refuse.
+    ``overwrite``: write even if ``out`` holds files this stage did not write (they are kept).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("part-*.parquet"):
-        stale.unlink()
     timer = Timer()
     vocabulary = Vocabulary.load(vocab)
     roles = roles or vocabulary.roles
     LabelAssigner(vocabulary, roles, **params).fit()  # validate the parameters before starting workers
     files = list_listing_files(source)
-    tasks = [_AssignTask(i, str(f), str(vocab), str(out), roles.to_dict(), list(keep) if keep else None,
-                         rows_per_part, params) for i, f in enumerate(files)]
-    with timer("assign"):
-        results = run_partitions(_assign_file, tasks, workers=workers, scheduler=scheduler,
-                                 progress=progress, desc="assign")
-    with timer("merge"):
-        listings = concat_listings([r["ids"] for r in results])
-        _drop_cross_file_duplicates(results)
-        write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_SCHEMA)
-        coverage = _coverage(labeled_parts(out), vocabulary)
-    write_manifest(
-        out, "assign",
-        config={"vocab": str(Path(vocab).resolve()), "roles": roles.to_dict(),
-                "keep": list(keep) if keep is not None else None, "rows_per_part": rows_per_part, **params},
-        inputs=fingerprint_files(files) + [fingerprint_artifact(vocab)],
-        counts={**listings.counts, **coverage},
-        timings=timer.seconds,
-        outputs={"parts": [p.name for p in labeled_parts(out)]},
-    )
+    with output_folder(out, ASSIGN_OUTPUTS, overwrite=overwrite) as folder:
+        folder.clear()
+        tasks = [_AssignTask(i, str(f), str(vocab), str(out), roles.to_dict(), list(keep) if keep else None,
+                             rows_per_part, params) for i, f in enumerate(files)]
+        with timer("assign"):
+            results = run_partitions(_assign_file, tasks, workers=workers, scheduler=scheduler,
+                                     progress=progress, desc="assign")
+        with timer("merge"):
+            listings = concat_listings([r["ids"] for r in results])
+            _drop_cross_file_duplicates(results)
+            write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_SCHEMA)
+            coverage = _coverage(labeled_parts(out), vocabulary)
+        write_manifest(
+            out, "assign",
+            config={"vocab": str(Path(vocab).resolve()), "roles": roles.to_dict(),
+                    "keep": list(keep) if keep is not None else None, "rows_per_part": rows_per_part, **params},
+            inputs=fingerprint_files(files) + [fingerprint_artifact(vocab)],
+            counts={**listings.counts, **coverage},
+            timings=timer.seconds,
+            outputs={"parts": [p.name for p in labeled_parts(out)]},
+        )
     return coverage
 
 

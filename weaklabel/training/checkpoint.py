@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import warnings
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -29,22 +31,69 @@ LAST = "last.pt"
 BEST = "best.pt"
 
 
+# what load_encoder and a resumed run read, beyond "format"
+REQUIRED = {"model": dict, "config": dict, "tasks": list, "label_names": list, "image": dict, "step": int}
+
+
+class NotACheckpoint(ValueError):
+    """The file is not a checkpoint ``weaklabel train`` wrote."""
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write atomically: a reader (or a resumed run after a kill) never sees half a file."""
+    """Write atomically: a reader (or a resumed run after a kill) never sees half a file, and a
+    failed write (a full disk) leaves no temporary file."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT} | state, tmp)
-    os.replace(tmp, path)
+    try:
+        # a Python file, not a path: torch's own writer turns a full disk into a RuntimeError
+        with open(tmp, "wb") as handle:
+            torch.save({"format": FORMAT} | state, handle)
+        os.replace(tmp, path)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # a full disk is reported with the file it was writing
+        raise
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint's dict, read with ``weights_only=True``: a file holding other Python objects is
+    refused unread (unpickling them could run code); any unreadable or foreign file raises
+    :class:`NotACheckpoint` saying why."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"{path} is not a weaklabel training checkpoint")
+    try:
+        with warnings.catch_warnings():  # e.g. about a foreign pickle protocol: the error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever torch fails on, the file is no checkpoint
+        raise NotACheckpoint(f"{path} is not a weaklabel checkpoint: {_load_problem(error)}") from None
+    problem = _shape_problem(state)
+    if problem:
+        raise NotACheckpoint(f"{path} is not a weaklabel checkpoint: {problem}")
     return state
+
+
+def _shape_problem(state: Any) -> str | None:
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a dict"
+    missing = [key for key in REQUIRED if key not in state]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    wrong = [key for key, kind in REQUIRED.items() if not isinstance(state[key], kind)]
+    return f"its {', '.join(wrong)} have the wrong type" if wrong else None
+
+
+def _load_problem(error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, without torch's advice to load it unsafely."""
+    if isinstance(error, PermissionError):
+        return "it cannot be read (permission denied)"
+    refused = re.search(r"GLOBAL ([\w.]+)", str(error))
+    if refused:
+        return (f"it holds Python objects ({refused.group(1)}) besides tensors and plain data; they were not "
+                "loaded, as loading them could run code")
+    return "it is truncated, or not a file written by torch.save"
 
 
 def rng_state() -> dict[str, Any]:

@@ -43,6 +43,7 @@ from ..datasets.loader import (
     make_loader,
     worker_quota,
 )
+from ..folders import OutputFolder, Outputs, output_folder
 from .allocator import keep_freed_memory
 from .checkpoint import (
     BEST,
@@ -65,6 +66,7 @@ from .sampling import RepeatFactors, eval_transform, train_dataset, train_transf
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+OUTPUTS = Outputs("train", frozenset({LAST, BEST, CONFIG, METRICS}))
 BALANCE = ("repeat-factor",)
 PRECISIONS = ("auto", "bf16", "fp32")
 # options a resumed run may change; any other option must match the checkpoint's
@@ -240,25 +242,31 @@ def batches_per_epoch(num_samples: int, world_size: int, workers: int, batch_siz
     return sum(worker_quota(num_samples, world_size, w, n) // batch_size for w in range(n))
 
 
-def train(shards: str | Path, out: str | Path, *, resume: bool = False, **options: Any) -> dict[str, Any]:
+def train(shards: str | Path, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+          **options: Any) -> dict[str, Any]:
     """Train an encoder on a shards folder; write ``last.pt``, ``best.pt``, ``metrics.jsonl``,
     ``config.json`` and ``manifest.json`` to ``out``; return the final metrics.
 
     ``options`` are :class:`TrainConfig` fields. ``resume=True`` continues the run in ``out`` from
-    ``last.pt`` up to the requested steps/epochs (a new run when there is none).
+    ``last.pt`` up to the requested steps/epochs (a new run when there is none). ``overwrite``
+    starts a new run over the one in ``out``, and writes even if ``out`` holds files this stage did
+    not write (they are kept).
     """
     unknown = sorted(set(options) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise TypeError(f"unknown training option(s): {', '.join(unknown)}")
     dist = setup_distributed(options.get("device", "auto"))
     try:
-        return _train(Path(shards), Path(out), resume, options, dist)
+        # only the rank that writes holds the folder's lock
+        with output_folder(out, OUTPUTS, overwrite=overwrite) if dist.main else nullcontext() as folder:
+            return _train(Path(shards), Path(out), resume, overwrite, options, dist, folder)
     finally:
         if dist.started:
             torch_dist.destroy_process_group()
 
 
-def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist: Distributed) -> dict[str, Any]:
+def _train(shards: Path, out: Path, resume: bool, overwrite: bool, options: dict[str, Any], dist: Distributed,
+           folder: OutputFolder | None) -> dict[str, Any]:
     timer = Timer()
     say = print if dist.main else (lambda *a, **k: None)
     checkpoint = None
@@ -267,8 +275,9 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
         say(f"resuming {out / LAST} at step {checkpoint['step']} (epoch {checkpoint['epoch']})")
     elif resume:
         say(f"no {LAST} in {out}: starting a new run")
-    elif (out / LAST).is_file():
-        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    elif (out / LAST).is_file() and not overwrite:
+        raise ValueError(f"{out} already holds a run; pass --resume to continue it, --overwrite to start over, "
+                         "or choose another --out")
     config = resolve_config(options, checkpoint)
     device = resolve_device(config.device, dist)
     cuda = device.type == "cuda"
@@ -368,8 +377,11 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
         "total_steps": total_steps, "warmup_steps": warmup_steps, "steps_per_epoch": steps_per_epoch,
         "train_samples_per_epoch": train_data.num_samples, "image_mean": mean, "image_std": std,
         "tasks": [{"name": t.name, "kind": t.kind, "classes": len(t.classes), "weight": t.weight} for t in tasks]}}
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
+    if folder is not None:  # the main rank: a resumed run keeps its files, a new one removes an earlier run's
+        if resumed:
+            folder.remove_manifest()
+        else:
+            folder.clear()
         write_json(out / CONFIG, resolved)
         _trim_metrics(out / METRICS, step)
 

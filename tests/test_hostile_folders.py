@@ -207,8 +207,8 @@ def test_disk_full_while_writing_a_shard_is_one_line_and_leaves_no_tmp(example_l
 
     monkeypatch.setattr(tasks, "write_tar", write_part_then_fill)
     error = one_line_error(shards_command(example_labeled, example_data, out), capsys)
-    assert error.startswith(f"error: no space left on device writing {out}") and " MB free" in error
-    assert not list(out.rglob("*.tmp"))
+    assert error.startswith(f"error: no space left on device writing {out / 'train-000000.tar.tmp'}: ")
+    assert " MB free" in error and not list(out.rglob("*.tmp"))
     monkeypatch.setattr(tasks, "write_tar", real_write_tar)
     assert main(shards_command(example_labeled, example_data, out)) == 0  # the rerun resumes
     assert verify_shards(out) == [] and read_manifest(out)["outputs"]["run"] == "resumed"
@@ -284,3 +284,20 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line_and_never_runs_code(kind: s
     assert error.startswith(f"error: {path} is not a weaklabel checkpoint: ") and WHY[kind] in error, error
     assert "weights_only" not in error and not marker.exists()
     assert time.monotonic() - started < 60
+
+
+def test_the_runner_holds_a_stage_folders_lock_before_touching_it(tmp_path: Path):
+    from weaklabel.folders import Outputs, folder_lock, output_folder
+
+    folder = tmp_path / "vocab"
+    with folder_lock(folder):
+        holder = subprocess.run([sys.executable, "-c", (
+            "import sys; from weaklabel.folders import folder_lock\n"
+            f"try:\n    with folder_lock({str(folder)!r}): pass\n"
+            "except ValueError as error:\n    print(error); sys.exit(3)")], check=False, capture_output=True, text=True,
+            timeout=60)
+        assert holder.returncode == 3 and "being written by another weaklabel process" in holder.stdout
+        with output_folder(folder, Outputs("vocab", frozenset({"labels.parquet"}))) as inner:  # reentrant
+            (inner.path / "labels.parquet").write_bytes(b"x")
+        assert (folder / LOCK).exists()  # the inner end did not release the outer lock
+    assert json.loads((folder / LOCK).read_text())["stage"] == "vocab"  # unfinished (no manifest): the record stays

@@ -5,9 +5,10 @@ Every stage that writes a folder (vocab, assign, shards, train, eval) runs insid
 
 - **locks** the folder: a POSIX lock on ``.weaklabel.lock``, held for the whole run. The operating
   system drops it when the process dies, so a killed run never blocks the next one, and forked
-  Dask workers do not inherit it. A second process gets one line naming the holder's pid. (The
-  lock is per process: it does not keep apart two threads of one process, nor a nested
-  ``output_folder`` of the same folder, whose end would release the outer one.)
+  Dask workers do not inherit it. A second process gets one line naming the holder's pid. The
+  lock is per process and reentrant (:func:`folder_lock`): ``weaklabel run`` holds it from before
+  it touches a stage's folder until the stage has finished, and the stage's own
+  ``output_folder`` inside that reuses it. (It does not keep apart two threads of one process.)
 - **refuses foreign files** unless ``overwrite``: a stage owns only the names it writes
   (:class:`Outputs`), and only in a folder it wrote before (its manifest, its work folder, the lock
   file of an unfinished run of it, or ``weaklabel run``'s pending record say so). Any other file
@@ -97,19 +98,33 @@ class OutputFolder:
 def output_folder(path: str | Path, outputs: Outputs, *, overwrite: bool = False) -> Iterator[OutputFolder]:
     """Lock ``path`` (created if missing) for a run of ``outputs.stage``, refuse foreign files unless
     ``overwrite``, and turn a full disk into one line (see the module docstring)."""
-    folder = _make_folder(Path(path))
-    handle = _lock(folder)
-    claimed = False
-    try:
+    with folder_lock(path) as (folder, handle):
         ours = _is_ours(folder, outputs, _read_record(handle).get("stage"))
         if not overwrite:
             _refuse_foreign(folder, outputs, ours)
         _write_record(handle, outputs.stage)
-        claimed = True
         with _disk_full_reported(folder, outputs):
             yield OutputFolder(folder, outputs, ours)
+
+
+_HELD: dict[Path, int] = {}  # folder -> this process's locked descriptor of its lock file
+
+
+@contextmanager
+def folder_lock(path: str | Path) -> Iterator[tuple[Path, int]]:
+    """``(folder, lock descriptor)``: ``path`` (created if missing) locked by this process until the
+    outermost ``with`` of it ends; an inner one reuses the lock."""
+    folder = _make_folder(Path(path))
+    key = folder.resolve()
+    if key in _HELD:
+        yield folder, _HELD[key]
+        return
+    handle = _HELD[key] = _lock(folder)
+    try:
+        yield folder, handle
     finally:
-        _release(folder, handle, outputs.stage, claimed)
+        del _HELD[key]
+        _release(folder, handle)
 
 
 def _make_folder(folder: Path) -> Path:
@@ -170,15 +185,13 @@ def _write_record(handle: int, stage: str) -> None:
     os.pwrite(handle, json.dumps({"pid": os.getpid(), "stage": stage}).encode(), 0)
 
 
-def _release(folder: Path, handle: int, stage: str, claimed: bool) -> None:
+def _release(folder: Path, handle: int) -> None:
     """Remove the lock file (while still holding it) when the folder is finished or empty; an
     unfinished folder keeps it, as the record of which stage wrote its files. A refused run leaves
-    the record of an earlier one as it was."""
+    the record of an earlier one as it was (a lock file no stage claimed is removed)."""
     try:
-        if claimed:
-            done = _manifest_stage(folder) == stage or not any(e.name != LOCK for e in folder.iterdir())
-        else:
-            done = not _read_record(handle)
+        stage = _read_record(handle).get("stage")
+        done = stage is None or _manifest_stage(folder) == stage or not any(e.name != LOCK for e in folder.iterdir())
         if done:
             (folder / LOCK).unlink(missing_ok=True)
     except OSError:

@@ -48,6 +48,8 @@ from .artifacts import (
     read_manifest,
     write_json,
 )
+from .folders import PIPELINE_PENDING as PENDING  # the record of a stage that started and has not finished
+from .folders import folder_lock
 from .textfile import read_text
 
 if sys.version_info >= (3, 11):
@@ -67,7 +69,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {"vocab": ("labels.parquet",), "assign": (
 EXECUTION: dict[str, tuple[str, ...]] = {"vocab": ("batch_size", "device", "cache_dir"),
                                          "assign": ("batch_size", "device", "workers", "scheduler"),
                                          "shards": ("fetch_threads", "workers", "scheduler")}
-PENDING = ".pipeline-pending.json"  # the record of a stage that started and has not finished
+
 TRAIN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json", MANIFEST)
 CHECKPOINTS = ("last", "best")
 
@@ -438,17 +440,17 @@ def _execute(pipeline: Pipeline, name: str, record: dict[str, Any], forced: bool
     kept = {stage: pipeline.folder(stage) for stage in STAGES[: STAGES.index(name)]
             if (pipeline.folder(stage) / MANIFEST).is_file()}
     pending = folder / PENDING
-    interrupted = not forced and pending.is_file() and json.loads(pending.read_text()) == record
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / MANIFEST).unlink(missing_ok=True)
-    write_json(pending, record)
-    started = time.perf_counter()
-    try:
-        summary = RUNNERS[name](pipeline, progress, interrupted)
-    except Exception as error:
-        raise StageFailed(name, error, kept) from error
-    _record(folder, name, record, time.perf_counter() - started)
-    pending.unlink()
+    with folder_lock(folder):  # held before the folder is touched; the stage's own lock reuses it
+        interrupted = not forced and pending.is_file() and json.loads(pending.read_text()) == record
+        (folder / MANIFEST).unlink(missing_ok=True)
+        write_json(pending, record)
+        started = time.perf_counter()
+        try:
+            summary = RUNNERS[name](pipeline, progress, interrupted)
+        except Exception as error:
+            raise StageFailed(name, error, kept) from error
+        _record(folder, name, record, time.perf_counter() - started)
+        pending.unlink()
     return summary
 
 

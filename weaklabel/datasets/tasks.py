@@ -217,8 +217,12 @@ def write_shard(job: Job, task: ShardTask) -> dict[str, Any]:
     if path.exists():
         return {"name": task.name, "samples": len(task.entries), "resumed": 1}
     tmp = path.with_name(f"{task.name}.tmp")
-    with open(tmp, "wb", buffering=WRITE_BUFFER) as handle:
-        stats = write_tar(handle, _samples(job.work, task.entries))
+    try:
+        with open(tmp, "wb", buffering=WRITE_BUFFER) as handle:
+            stats = write_tar(handle, _samples(job.work, task.entries))
+    except OSError as error:
+        error.filename = error.filename or str(tmp)  # a failed write names no file; the error message should
+        raise
     os.replace(tmp, path)
     return {"name": task.name, "samples": stats.samples, "bytes": stats.bytes, "sha256": stats.sha256, "resumed": 0}
 

@@ -88,8 +88,8 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .perf import gc_paused
-from .textfile import SNIFF_BYTES, decode_text, not_text_reason, wide_encoding
+from ..perf import gc_paused
+from ..textfile import SNIFF_BYTES, decode_text, not_text_reason, wide_encoding
 
 Role = Literal["text", "tags", "category"]
 ROLES: tuple[str, ...] = get_args(Role)

@@ -53,12 +53,13 @@ is decoded; one that is binary, or in another encoding than UTF-8, is a
 from .combine import concat_listings
 from .files import SUPPORTED_SUFFIXES, list_listing_files
 from .read import read_listing_file, read_listings
-from .rejects import RAW_CHARS, REJECTED_COLUMNS, REJECTED_SCHEMA, REJECTION_REASONS
+from .rejects import RAW_CHARS, REJECTED_COLUMNS, REJECTED_LISTINGS_SCHEMA, REJECTION_REASONS
 from .results import Listings
 from .roles import ROLES, ColumnRoles, Field, ListingsError, Role
 
 __all__ = [
-    "RAW_CHARS", "REJECTED_COLUMNS", "REJECTED_SCHEMA", "REJECTION_REASONS", "ROLES", "SUPPORTED_SUFFIXES",
+    "RAW_CHARS", "REJECTED_COLUMNS", "REJECTED_LISTINGS_SCHEMA", "REJECTION_REASONS", "ROLES",
+    "SUPPORTED_SUFFIXES",
     "ColumnRoles", "Field", "Listings", "ListingsError", "Role",
     "concat_listings", "list_listing_files", "read_listing_file", "read_listings",
 ]

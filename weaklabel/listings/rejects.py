@@ -19,9 +19,9 @@ REJECTION_REASONS: tuple[str, ...] = (
     "malformed_line", "malformed_json", "undecodable_bytes",
     "missing_id", "duplicate_id", "empty_text",
 )
-REJECTED_SCHEMA = pa.schema([("source", pa.string()), ("row", pa.int64()), ("id", pa.string()),
-                             ("reason", pa.string()), ("detail", pa.string()), ("raw", pa.string())])
-REJECTED_COLUMNS: tuple[str, ...] = tuple(REJECTED_SCHEMA.names)
+REJECTED_LISTINGS_SCHEMA = pa.schema([("source", pa.string()), ("row", pa.int64()), ("id", pa.string()),
+                                      ("reason", pa.string()), ("detail", pa.string()), ("raw", pa.string())])
+REJECTED_COLUMNS: tuple[str, ...] = tuple(REJECTED_LISTINGS_SCHEMA.names)
 RAW_CHARS = 1000
 
 

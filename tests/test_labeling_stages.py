@@ -17,7 +17,7 @@ from conftest import EXAMPLE_ROLES
 from weaklabel.cli import _remove_empty, _shards_verify_parser, build_parser, main
 from weaklabel.labeling import LabelAssigner, Vocabulary, assign_labels, build_vocabulary, read_labeled
 from weaklabel.labeling.overrides import OverridesError
-from weaklabel.listings import REJECTED_SCHEMA, ColumnRoles, Field
+from weaklabel.listings import REJECTED_LISTINGS_SCHEMA, ColumnRoles, Field
 
 
 def label_of(vocab: Vocabulary, term: str):
@@ -29,7 +29,7 @@ def test_vocab_folder_holds_documented_artifacts(example_vocab):
     for name in ("labels.parquet", "terms.parquet", "label_embeddings.npy", "boilerplate.parquet", "rejected.parquet",
                  "report.html", "manifest.json"):
         assert (example_vocab / name).is_file(), name
-    assert pq.read_schema(example_vocab / "rejected.parquet").equals(REJECTED_SCHEMA)  # typed even when empty
+    assert pq.read_schema(example_vocab / "rejected.parquet").equals(REJECTED_LISTINGS_SCHEMA)  # typed even when empty
     labels = pd.read_parquet(example_vocab / "labels.parquet")
     schema = pq.read_schema(example_vocab / "labels.parquet")
     assert str(schema.field("label_id").type) == "int32" and str(schema.field("aliases").type) == "list<element: string>"
@@ -243,7 +243,7 @@ def test_assign_writes_every_listing_with_labels_scores_evidence(example_labeled
     assert str(schema.field("labels").type) == "list<element: int32>"
     assert str(schema.field("scores").type) == "list<element: float>"
     assert "struct<field: string, term: string>" in str(schema.field("evidence").type)
-    assert pq.read_schema(example_labeled / "rejected.parquet").equals(REJECTED_SCHEMA)
+    assert pq.read_schema(example_labeled / "rejected.parquet").equals(REJECTED_LISTINGS_SCHEMA)
     assert {"true_type", "title", "price"} <= set(table.columns)  # passed through
     row = table.iloc[0]
     assert len(row["labels"]) == len(row["scores"]) == len(row["evidence"])

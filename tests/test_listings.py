@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from weaklabel import listings as listings_module
 from weaklabel.listings import (
     REJECTED_COLUMNS,
     REJECTION_REASONS,
@@ -21,6 +20,7 @@ from weaklabel.listings import (
     Listings,
     ListingsError,
     concat_listings,
+    delimited,
     list_listing_files,
     read_listing_file,
     read_listings,
@@ -75,7 +75,7 @@ def arrow_only(monkeypatch):
     def slow(*args):
         raise AssertionError("the Python csv fallback was used")
 
-    monkeypatch.setattr(listings_module, "_read_delimited_python", slow)
+    monkeypatch.setattr(delimited, "read_delimited_python", slow)
 
 
 # ------------------------------------------------------------------------- roles

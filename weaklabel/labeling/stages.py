@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from ..artifacts import Timer, fingerprint_artifact, fingerprint_files, write_manifest, write_parquet
 from ..folders import Outputs, output_folder
 from ..listings import (
-    REJECTED_SCHEMA,
+    REJECTED_LISTINGS_SCHEMA,
     ColumnRoles,
     Listings,
     concat_listings,
@@ -55,7 +55,7 @@ def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRol
         with timer("write"):
             folder.clear()
             vocabulary.save(out)
-            write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_SCHEMA)
+            write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_LISTINGS_SCHEMA)
             write_vocab_report(vocabulary, out / "report.html")
         config = {k: v for k, v in builder.get_params().items() if k not in ("roles", "progress", "overrides")}
         overrides = params.get("overrides")
@@ -114,7 +114,7 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
         with timer("merge"):
             listings = concat_listings([r["ids"] for r in results])
             _drop_cross_file_duplicates(results)
-            write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_SCHEMA)
+            write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_LISTINGS_SCHEMA)
             coverage = _coverage(labeled_parts(out), vocabulary)
         write_manifest(
             out, "assign",

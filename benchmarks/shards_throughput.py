@@ -156,7 +156,7 @@ def img2dataset_run(labeled: Path, images_root: Path, out: Path, args: argparse.
     import pandas as pd
 
     out.mkdir(parents=True)
-    images = pd.concat(pd.read_parquet(p, columns=["image"]) for p in sorted(labeled.glob("part-*.parquet")))
+    images = pd.concat(pd.read_parquet(p, columns=["image"]) for p in sorted((labeled / "parts").glob("part-*.parquet")))
     urls = [(images_root / path).resolve().as_uri() for path in images["image"]]
     pd.DataFrame({"url": urls}).to_parquet(out / "urls.parquet", index=False)
     spec = {"urls": str(out / "urls.parquet"), "out": str(out / "shards"), "workers": args.workers,
@@ -175,7 +175,7 @@ def single_core_rate(labeled: Path, images_root: Path) -> float:
 
     from weaklabel.datasets.images import ImageOptions, process_image
 
-    paths = pd.concat(pd.read_parquet(p, columns=["image"]) for p in sorted(labeled.glob("part-*.parquet")))["image"]
+    paths = pd.concat(pd.read_parquet(p, columns=["image"]) for p in sorted((labeled / "parts").glob("part-*.parquet")))["image"]
     blobs = [(images_root / path).read_bytes() for path in paths]
     options = ImageOptions(size=SIZE, resize_mode="keep_ratio", image_format="jpg", quality=QUALITY)
     start = time.perf_counter()

@@ -50,7 +50,8 @@ def cli(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
 def check_rows(out: Path, labeled: Path, rows_accounted) -> None:
     """Every labeled row is in the finished shards folder's counts: written, a duplicate or rejected."""
     counts = read_manifest(out, "shards")["counts"]
-    assert counts["rows_in"] == sum(pq.ParquetFile(part).metadata.num_rows for part in labeled.glob("part-*.parquet"))
+    parts = (labeled / "parts").glob("part-*.parquet")
+    assert counts["rows_in"] == sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
     rows_accounted(counts["rows_in"], counts["written"], counts["duplicates"], counts["rejected_total"])
 
 
@@ -137,9 +138,11 @@ def test_a_rerun_replaces_only_its_own_files(example_data: Path, example_vocab: 
 
     out = tmp_path / "labeled"
     assign_labels(example_data / "listings.csv", example_vocab, out, progress=False, rows_per_part=200)
-    (out / "part-99999-0000.parquet").write_bytes(b"a stale part of an earlier run")
-    assign_labels(example_data / "listings.csv", example_vocab, out, progress=False, rows_per_part=400)
-    assert sorted(p.name for p in out.glob("part-*")) == ["part-00000-0000.parquet", "part-00000-0001.parquet"]
+    (out / "parts" / "part-99999-0000.parquet").write_bytes(b"a stale part of an earlier run")
+    (out / "notes.txt").write_text("mine")
+    assign_labels(example_data / "listings.csv", example_vocab, out, progress=False, rows_per_part=400, overwrite=True)
+    assert sorted(p.name for p in (out / "parts").glob("*")) == ["part-00000-0000.parquet", "part-00000-0001.parquet"]
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 # ------------------------------------------------------------------------------------------------

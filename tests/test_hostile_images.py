@@ -53,18 +53,17 @@ def encoded(image: Image.Image, fmt: str) -> bytes:
 
 def labeled_folder(folder: Path, rows: list[tuple[str, str]]) -> Path:
     """A minimal ``assign`` artifact: (id, image) rows, each with label 0 of a one-label vocabulary."""
-    vocab, labeled = folder / "vocab", folder / "labeled"
-    vocab.mkdir(parents=True)
-    labeled.mkdir()
-    pq.write_table(pa.table({"label_id": pa.array([0], pa.int32()), "name": ["thing"]}), vocab / "labels.parquet")
-    (labeled / "manifest.json").write_text(json.dumps({"stage": "assign", "config": {"vocab": str(vocab)}}))
+    labeled = folder / "labeled"
+    (labeled / "parts").mkdir(parents=True)
+    pq.write_table(pa.table({"label_id": pa.array([0], pa.int32()), "name": ["thing"]}), labeled / "labels.parquet")
+    (labeled / "manifest.json").write_text(json.dumps({"stage": "assign", "config": {"vocab": "vocab"}}))
     table = pa.table({
         "id": pa.array([i for i, _ in rows], pa.string()),
         "image": pa.array([image for _, image in rows], pa.string()),
         "labels": pa.array([[0]] * len(rows), pa.list_(pa.int32())),
         "scores": pa.array([[0.9]] * len(rows), pa.list_(pa.float32())),
     })
-    pq.write_table(table, labeled / "part-00000.parquet")
+    pq.write_table(table, labeled / "parts" / "part-00000.parquet")
     return labeled
 
 

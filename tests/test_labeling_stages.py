@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -239,7 +240,7 @@ def test_renaming_a_label_to_another_labels_name_is_an_error(example_vocab, exam
 def test_assign_writes_every_listing_with_labels_scores_evidence(example_labeled):
     table = read_labeled(example_labeled)
     assert len(table) == 600 and table["id"].is_unique
-    schema = pq.read_schema(next(example_labeled.glob("part-*.parquet")))
+    schema = pq.read_schema(next((example_labeled / "parts").glob("part-*.parquet")))
     assert str(schema.field("labels").type) == "list<element: int32>"
     assert str(schema.field("scores").type) == "list<element: float>"
     assert "struct<field: string, term: string>" in str(schema.field("evidence").type)
@@ -368,7 +369,7 @@ def test_assign_on_a_dask_cluster_matches_inline_and_resolves_cross_file_duplica
     a, b = read_labeled(tmp_path / "inline"), read_labeled(tmp_path / "dask")
     pd.testing.assert_frame_equal(a, b)
     assert len(a) == 600 and a["id"].is_unique
-    assert [p.name for p in sorted((tmp_path / "dask").glob("part-*"))][:3] == [
+    assert [p.name for p in sorted((tmp_path / "dask" / "parts").glob("part-*"))][:3] == [
         "part-00000-0000.parquet", "part-00000-0001.parquet", "part-00000-0002.parquet"]
     rejected = pd.read_parquet(tmp_path / "dask" / "rejected.parquet")
     assert (rejected["reason"] == "duplicate_id").sum() == 50 and rejected["source"].str.endswith("b.csv").all()
@@ -402,3 +403,16 @@ def test_listings_with_no_term_at_all_get_the_one_line_no_labels_error(tmp_path)
     roles = ColumnRoles(fields=(Field("title", "text"),), id="id", image=None)
     with pytest.raises(ValueError, match="no labels: in 3 listings, no term occurs"):
         build_vocabulary(tmp_path / "l.csv", roles, tmp_path / "v", progress=False)
+
+
+def test_labeled_folder_stands_alone_and_reads_with_standard_tools(example_labeled: Path, tmp_path: Path):
+    import pyarrow.dataset as ds
+
+    moved = tmp_path / "elsewhere" / "labeled"
+    shutil.copytree(example_labeled, moved)
+    frame = pd.read_parquet(moved / "parts")
+    assert len(frame) == len(read_labeled(moved)) > 0
+    schemas = {str(pq.read_schema(part)) for part in (moved / "parts").glob("*.parquet")}
+    assert len(schemas) == 1 and "large_string" not in schemas.pop()
+    assert ds.dataset(moved / "parts").count_rows() == len(frame)
+    assert pq.read_table(moved / "labels.parquet").num_rows > 0  # what the shards stage needs travels with it

@@ -99,7 +99,7 @@ def test_first_run_runs_every_stage_and_writes_every_artifact(first_run):
         manifest = json.loads((out / FOLDERS[stage] / MANIFEST).read_text())
         assert manifest["stage"] == stage and manifest["pipeline"]["config"]
         assert not (out / FOLDERS[stage] / ".pipeline-pending.json").exists()
-    assert (out / "vocab" / "labels.parquet").is_file() and list((out / "labeled").glob("part-*.parquet"))
+    assert (out / "vocab" / "labels.parquet").is_file() and list((out / "labeled" / "parts").glob("part-*.parquet"))
     info = json.loads((out / "shards" / "_info.json").read_text())
     assert set(info["splits"]) == {"train", "val", "test"}
     assert json.loads((out / "train" / MANIFEST).read_text())["counts"]["steps"] == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -41,13 +42,13 @@ FAST = {"size": 32, "workers": 1, "progress": False}
 # ------------------------------------------------------------------------------------------------
 
 def labeled_rows(labeled: Path) -> pd.DataFrame:
-    return pd.concat(pd.read_parquet(p) for p in sorted(labeled.glob("part-*.parquet"))).reset_index(drop=True)
+    return pd.read_parquet(labeled / "parts")
 
 
 def derive(labeled: Path, out: Path, n: int, images: dict[int, str] | None = None,
            unlabel: set[int] = frozenset()) -> Path:
     """The first ``n`` rows of a labeled folder with some images replaced, some labels removed."""
-    table = pq.read_table(min(labeled.glob("part-*.parquet"))).slice(0, n)
+    table = pq.read_table(min((labeled / "parts").glob("part-*.parquet"))).slice(0, n)
     column = table.column("image").to_pylist()
     for row, value in (images or {}).items():
         column[row] = value
@@ -55,9 +56,10 @@ def derive(labeled: Path, out: Path, n: int, images: dict[int, str] | None = Non
     for name in ("labels", "scores"):
         values = [[] if i in unlabel else v for i, v in enumerate(table.column(name).to_pylist())]
         table = table.set_column(table.schema.get_field_index(name), name, pa.array(values, table.schema.field(name).type))
-    out.mkdir(parents=True)
-    pq.write_table(table, out / "part-00000.parquet")
-    shutil.copy(labeled / "manifest.json", out / "manifest.json")
+    (out / "parts").mkdir(parents=True)
+    pq.write_table(table, out / "parts" / "part-00000.parquet")
+    for name in ("manifest.json", "labels.parquet"):
+        shutil.copy(labeled / name, out / name)
     return out
 
 
@@ -509,3 +511,35 @@ def test_cli_writes_and_verifies(labeled: Path, example_data: Path, tmp_path: Pa
         main(["shards", "verify", str(out), "--workers", "1", "-q"])
     assert exit_.value.code not in (0, None)
     assert main(["shards", str(subset), "--out", str(tmp_path / "x"), "--split", "train=2", "-q"]) == 1
+
+
+def test_shards_read_only_the_labeled_folder(labeled: Path, example_data: Path, tmp_path: Path):
+    subset = derive(labeled, tmp_path / "labeled", 40)
+    manifest = read_manifest(subset)
+    manifest["config"]["vocab"] = str(tmp_path / "moved-away")  # the vocabulary is nowhere to be found
+    (subset / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "shards"
+    write_shards(subset, out, images_root=example_data, size=32, workers=1, progress=False)
+    assert (out / "labels.parquet").read_bytes() == (subset / "labels.parquet").read_bytes()
+    assert verify_shards(out) == []
+
+
+STANDARD_READERS = """
+import json, sys
+from pathlib import Path
+import datasets, wids
+folder = Path(sys.argv[1])
+splits = json.loads((folder / "manifest.json").read_text())["outputs"]["splits"]
+loaded = datasets.load_dataset(str(folder), cache_dir=sys.argv[2])
+assert sorted(loaded) == sorted(splits), (list(loaded), list(splits))
+assert all(loaded[name].num_rows == split["samples"] for name, split in splits.items())
+assert {"jpg", "json", "cls"} <= set(loaded["train"].features)
+assert len(wids.ShardListDataset(str(folder / "val.index.json"))) == splits["val"]["samples"]
+"""
+
+
+def test_shards_folder_loads_with_hugging_face_datasets_and_wids(shards: Path, tmp_path: Path):
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    subprocess.run([sys.executable, "-c", STANDARD_READERS, str(shards), str(tmp_path / "cache")], env=env,
+                   check=True, timeout=300)
+    assert (shards / "README.md").read_text().startswith("---\nconfigs:\n")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from . import __version__
 from .textfile import read_text
 
 MANIFEST = "manifest.json"
+LABELED_PARTS = "parts"  # the labeled folder's data, apart from its manifest and rejections
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -96,12 +98,36 @@ def read_manifest(folder: str | Path, stage: str | None = None) -> dict[str, Any
     return manifest
 
 
+def labeled_parts(folder: str | Path) -> list[Path]:
+    """The Parquet parts of an ``assign`` folder, in order (``pd.read_parquet(folder / "parts")`` reads them all)."""
+    parts = sorted((Path(folder) / LABELED_PARTS).glob("part-*.parquet"))
+    if not parts:
+        raise FileNotFoundError(f"{folder} holds no {LABELED_PARTS}/part-*.parquet: is it a folder written by "
+                                "'weaklabel assign' (0.3 or later)?")
+    return parts
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically: readers never see a half-written file."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 text atomically."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def copy_file(source: str | Path, target: str | Path) -> None:
+    """Copy atomically: readers never see a half-copied file."""
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} does not exist")
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path, schema=None) -> None:

@@ -109,7 +109,7 @@ def _cmd_assign(args: argparse.Namespace) -> None:
     )
     print(f"labelled {coverage['listings_labelled']} listings, {coverage['listings_unlabelled']} without a label "
           f"(coverage {coverage['coverage']:.1%}, {coverage['labels_per_listing_mean']:.2f} labels each)")
-    print(f"wrote {args.out}/part-*.parquet, rejected.parquet and manifest.json")
+    print(f"wrote {args.out}/parts/part-*.parquet, labels.parquet, rejected.parquet and manifest.json")
 
 
 def _cmd_example_data(args: argparse.Namespace) -> None:

@@ -62,7 +62,7 @@ FOLDERS: dict[str, str] = {"vocab": "vocab", "assign": "labeled", "shards": "sha
                            "eval": "eval"}
 SECTIONS: tuple[str, ...] = ("listings", *STAGES)
 # files a finished stage must still hold to be skipped (globs, relative to its folder)
-OUTPUTS: dict[str, tuple[str, ...]] = {"vocab": ("labels.parquet",), "assign": ("part-*.parquet",),
+OUTPUTS: dict[str, tuple[str, ...]] = {"vocab": ("labels.parquet",), "assign": ("parts/part-*.parquet",),
                                        "shards": ("_info.json",), "train": ("last.pt",),
                                        "eval": ("metrics.json",)}
 # keys that change how a stage runs but not what it writes: changing them does not rerun it

@@ -36,7 +36,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
@@ -51,16 +50,20 @@ import pyarrow.parquet as pq
 
 from ..artifacts import (
     Timer,
+    copy_file,
     fingerprint_artifact,
+    labeled_parts,
     read_manifest,
     sha256_file,
     write_json,
     write_manifest,
     write_parquet,
+    write_text,
 )
 from ..folders import OutputFolder, Outputs, output_folder
 from ..parallel import run_partitions
 from . import tasks
+from .card import CARD, dataset_card
 from .fetch import DEFAULT_USER_AGENT, FetchOptions
 from .format import (
     DEFAULT_SPLITS,
@@ -78,7 +81,7 @@ from .tasks import WORK, Job, ShardTask
 logger = logging.getLogger(__name__)
 
 STATE = "state.json"
-OUTPUTS = Outputs("shards", frozenset({"_info.json", "rejected.parquet", "duplicates.parquet", "labels.parquet"}),
+OUTPUTS = Outputs("shards", frozenset({"_info.json", "rejected.parquet", "duplicates.parquet", "labels.parquet", CARD}),
                   patterns=(r"\w+-\d{6}\.tar", r"\w+\.index\.json"), folders=(WORK,), markers=(WORK,))
 INPUT_COLUMNS = ("id", "image", "labels", "scores")
 SAMPLE_FIELDS = ("id", "labels", "label_names", "scores", "width", "height")
@@ -138,7 +141,7 @@ def write_shards(
                   partition_rows=partition_rows)
     carry = tuple(carry)
     _check_carry(carry)
-    files = _input_files(labeled)
+    files = labeled_parts(labeled)
     columns = _input_columns(files[0], carry)
     config = {"labeled": str(labeled), "vocab": upstream["config"]["vocab"], **asdict(image), **asdict(fetcher),
               "keep_unlabelled": keep_unlabelled, "splits": split_fractions, "carry": list(carry),
@@ -158,7 +161,7 @@ def write_shards(
                                     scheduler=scheduler, progress=progress, desc="shards")
         with timer("finish"):
             shards = [_measure_resumed(out, shard) for shard in shards]
-            outputs = _write_metadata(out, frame, shards, split_fractions)
+            outputs = _write_metadata(out, frame, shards, split_fractions, image_format, carry)
         outputs.update(run=status, partitions=n_partitions, partitions_resumed=sum(resumed),
                        shards_resumed=sum(shard.pop("resumed") for shard in shards))
         manifest = write_manifest(out, "shards", config=config, inputs=[fingerprint_artifact(labeled)],
@@ -201,26 +204,10 @@ def _prepare(labeled: Path, files: Sequence[Path], columns: list[str], folder: O
         logger.warning("%s holds an interrupted run with other options or input; starting over", out)
     folder.clear()
     (out / WORK).mkdir()
-    _copy_labels(Path(config["vocab"]), out)
+    copy_file(labeled / "labels.parquet", out / "labels.parquet")
     n_partitions = _write_inputs(files, columns, out / WORK, config["partition_rows"])
     write_json(state_path, {"config_hash": config_hash, "partitions": n_partitions})
     return ("restarted" if state else "fresh"), n_partitions
-
-
-def _copy_labels(vocab: Path, out: Path) -> None:
-    source = vocab / "labels.parquet"
-    if not source.is_file():
-        raise FileNotFoundError(f"the labeled artifact's vocabulary {vocab} has no labels.parquet")
-    tmp = out / "labels.parquet.tmp"
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, out / "labels.parquet")
-
-
-def _input_files(labeled: Path) -> list[Path]:
-    files = sorted(labeled.glob("part-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"{labeled} holds no part-*.parquet files")
-    return files
 
 
 def _write_inputs(files: Sequence[Path], columns: list[str], work: Path, partition_rows: int) -> int:
@@ -356,8 +343,8 @@ def _measure_resumed(out: Path, shard: dict[str, Any]) -> dict[str, Any]:
     return {**shard, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def _write_metadata(out: Path, frame: pd.DataFrame, shards: list[dict[str, Any]],
-                    splits: Mapping[str, float]) -> dict[str, Any]:
+def _write_metadata(out: Path, frame: pd.DataFrame, shards: list[dict[str, Any]], splits: Mapping[str, float],
+                    image_format: str, carry: tuple[str, ...]) -> dict[str, Any]:
     rejected = frame[~frame["status"].isin(["ok", "duplicate"])]
     write_parquet(rejected.rename(columns={"status": "reason"})[REJECTED_SCHEMA.names], out / "rejected.parquet",
                   REJECTED_SCHEMA)
@@ -368,10 +355,15 @@ def _write_metadata(out: Path, frame: pd.DataFrame, shards: list[dict[str, Any]]
     for name, split_shards in by_split.items():
         write_json(out / f"{name}.index.json", wids_index(name, split_shards))
     written = frame[frame["status"].eq("ok")]
-    return {"splits": {name: {"samples": sum(s["samples"] for s in split_shards),
-                              "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256")} for s in split_shards],
-                              "label_histogram": _histogram(written.loc[written["split"].eq(name), "labels"])}
-                       for name, split_shards in by_split.items()}}
+    outputs = {"splits": {name: {"samples": sum(s["samples"] for s in split_shards),
+                                 "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256")}
+                                            for s in split_shards],
+                                 "label_histogram": _histogram(written.loc[written["split"].eq(name), "labels"])}
+                          for name, split_shards in by_split.items()}}
+    card = dataset_card(outputs["splits"], num_labels=pq.ParquetFile(out / "labels.parquet").metadata.num_rows,
+                        image_format=image_format, carry=carry)
+    write_text(out / CARD, card)
+    return outputs
 
 
 def _histogram(labels: pd.Series) -> dict[str, int]:

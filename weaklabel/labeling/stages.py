@@ -13,7 +13,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..artifacts import Timer, fingerprint_artifact, fingerprint_files, write_manifest, write_parquet
+from ..artifacts import (
+    LABELED_PARTS,
+    Timer,
+    copy_file,
+    fingerprint_artifact,
+    fingerprint_files,
+    labeled_parts,
+    write_manifest,
+    write_parquet,
+)
 from ..folders import Outputs, output_folder
 from ..listings import (
     REJECTED_LISTINGS_SCHEMA,
@@ -31,7 +40,7 @@ from .vocabulary import Vocabulary, VocabularyBuilder
 
 VOCAB_OUTPUTS = Outputs("vocab", frozenset({"labels.parquet", "terms.parquet", "label_embeddings.npy",
                                             "boilerplate.parquet", "rejected.parquet", "report.html"}))
-ASSIGN_OUTPUTS = Outputs("assign", frozenset({"rejected.parquet"}), patterns=(r"part-\d{5}-\d{4}\.parquet",))
+ASSIGN_OUTPUTS = Outputs("assign", frozenset({"rejected.parquet", "labels.parquet"}), folders=(LABELED_PARTS,))
 
 
 def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRoles, out: str | Path,
@@ -89,10 +98,11 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
                   *, roles: ColumnRoles | None = None, keep: Sequence[str] | None = None,
                   rows_per_part: int = 250_000, workers: int | None = None, scheduler: str | None = None,
                   progress: bool = True, overwrite: bool = False, **params: Any) -> dict[str, Any]:
-    """Label listings with the vocabulary in ``vocab``; write ``part-*.parquet`` and a manifest.
+    """Label listings with the vocabulary in ``vocab``; write ``parts/part-*.parquet``, a copy of the
+    vocabulary's ``labels.parquet`` (the folder carries what the shards stage needs) and a manifest.
 
     Each input file is one partition, labelled by a Dask worker (see :mod:`weaklabel.parallel`)
-    into ``part-{file:05d}-{chunk:04d}.parquet``; an id already accepted from an earlier file is
+    into ``parts/part-{file:05d}-{chunk:04d}.parquet``; an id already accepted from an earlier file is
     then removed from later parts and rejected as ``duplicate_id``. ``keep`` names the listing
     columns passed through besides id and image (all by default). Returns the coverage counts.
     The manifest is written last: a run killed midway leaves none, which readers refuse.
@@ -106,6 +116,8 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
     files = list_listing_files(source)
     with output_folder(out, ASSIGN_OUTPUTS, overwrite=overwrite) as folder:
         folder.clear()
+        (out / LABELED_PARTS).mkdir()
+        copy_file(Path(vocab) / "labels.parquet", out / "labels.parquet")  # the folder carries what shards needs
         tasks = [_AssignTask(i, str(f), str(vocab), str(out), roles.to_dict(), list(keep) if keep else None,
                              rows_per_part, params) for i, f in enumerate(files)]
         with timer("assign"):
@@ -149,7 +161,7 @@ def _assign_file(task: _AssignTask) -> dict[str, Any]:
     parts = []
     for chunk, start in enumerate(range(0, max(len(listings.frame), 1), task.rows_per_part)):
         frame = listings.frame.iloc[start : start + task.rows_per_part]
-        path = Path(task.out) / f"part-{task.index:05d}-{chunk:04d}.parquet"
+        path = Path(task.out) / LABELED_PARTS / f"part-{task.index:05d}-{chunk:04d}.parquet"
         pq.write_table(_output_table(frame, roles, assigner.transform_arrow(frame), passthrough), path)
         parts.append(str(path))
     slim = Listings(listings.frame[[roles.id]], listings.rejected, listings.counts, listings.files,
@@ -171,16 +183,8 @@ def _drop_cross_file_duplicates(results: list[dict[str, Any]]) -> None:
                 pq.write_table(table.filter(keep), part)
 
 
-def labeled_parts(folder: str | Path) -> list[Path]:
-    """The Parquet parts of an ``assign`` folder, in order."""
-    parts = sorted(Path(folder).glob("part-*.parquet"))
-    if not parts:
-        raise FileNotFoundError(f"{folder} holds no part-*.parquet: is it a folder written by 'weaklabel assign'?")
-    return parts
-
-
 def read_labeled(folder: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """All weak labels of an ``assign`` folder as one DataFrame (the folder also holds JSON and rejections)."""
+    """All weak labels of an ``assign`` folder as one DataFrame (its ``parts/``)."""
     return pd.read_parquet(labeled_parts(folder), columns=list(columns) if columns else None)
 
 
@@ -202,7 +206,10 @@ def _output_table(frame, roles: ColumnRoles, labels: pa.Table, passthrough: list
     table = pa.table(columns)
     extra = pa.Table.from_pandas(frame[passthrough], preserve_index=False)
     for name in extra.column_names:
-        table = table.append_column(name if name not in columns else f"listing_{name}", extra.column(name))
+        column = extra.column(name)
+        if pa.types.is_large_string(column.type):  # pandas' pyarrow strings: one string type in every part
+            column = column.cast(pa.string())
+        table = table.append_column(name if name not in columns else f"listing_{name}", column)
     return table
 
 

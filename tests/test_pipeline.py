@@ -12,19 +12,17 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 
 from weaklabel import __version__
-from weaklabel import pipeline as pipeline_module
 from weaklabel.artifacts import MANIFEST
 from weaklabel.cli import main
 from weaklabel.demo import DEMO_TOML
 from weaklabel.pipeline import (
-    FOLDERS,
     SECTIONS,
     STAGES,
     PipelineError,
     StageFailed,
-    _retrieval_lines,
     load_pipeline,
     parse_pipeline,
     run_pipeline,
@@ -32,6 +30,7 @@ from weaklabel.pipeline import (
     select_stages,
     summarize,
 )
+from weaklabel.stage import get as get_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -96,9 +95,9 @@ def test_first_run_runs_every_stage_and_writes_every_artifact(first_run):
     assert [line.split(":")[0] for line in lines] == [stage for stage in STAGES for _ in (0, 1)]
     assert "vocab: running (not run yet)" in lines
     for stage in STAGES:
-        manifest = json.loads((out / FOLDERS[stage] / MANIFEST).read_text())
+        manifest = json.loads((out / get_stage(stage).folder / MANIFEST).read_text())
         assert manifest["stage"] == stage and manifest["pipeline"]["config"]
-        assert not (out / FOLDERS[stage] / ".pipeline-pending.json").exists()
+        assert not (out / get_stage(stage).folder / ".pipeline-pending.json").exists()
     assert (out / "vocab" / "labels.parquet").is_file() and list((out / "labeled" / "parts").glob("part-*.parquet"))
     info = json.loads((out / "shards" / "_info.json").read_text())
     assert set(info["splits"]) == {"train", "val", "test"}
@@ -117,7 +116,8 @@ def test_a_second_run_skips_every_stage(first_run, capsys):
     out = capsys.readouterr().out
     for stage in STAGES:
         assert f"{stage}: skipped (up to date)" in out
-    assert "labels:" in out and "retrieval: relevance 'true_type': R@1" in out and "report.html" in out
+    assert "vocab:  " in out and " labels (head " in out and "eval:   relevance 'true_type': R@1" in out
+    assert "report.html" in out
 
 
 def test_force_train_reruns_train_and_eval_only(first_run):
@@ -162,9 +162,9 @@ def test_from_and_until_select_stages(first_run):
     pipeline = load_pipeline(path)
     assert statuses(run_pipeline(pipeline, until="assign", progress=False, echo=lambda line: None)) == {
         "vocab": "skipped", "assign": "skipped"}
-    heads = [line.split(":")[0] for line in summarize(pipeline, until="assign")]
-    assert heads == ["labels", "labelled", "reports"]  # later stages were not run: their older results are not shown
-    assert {"shards", "training"} <= {line.split(":")[0] for line in summarize(pipeline)}
+    heads = list(dict.fromkeys(line.split(":")[0] for line in summarize(pipeline, until="assign")))
+    assert heads == ["vocab", "assign", "reports"]  # later stages were not run: their older results are not shown
+    assert {"shards", "train"} <= {line.split(":")[0] for line in summarize(pipeline)}
     assert statuses(run_pipeline(pipeline, start="eval", progress=False, echo=lambda line: None)) == {"eval": "ran"}
 
 
@@ -209,10 +209,14 @@ def test_a_failing_stage_is_named_and_earlier_artifacts_stay(example_data: Path,
 
 def test_an_unexpected_error_in_a_stage_shows_its_traceback(example_data: Path, tmp_path: Path, capsys,
                                                             monkeypatch):
-    def broken(pipeline, progress, interrupted):
+    import dataclasses
+
+    from weaklabel.labeling import stages
+
+    def broken(inputs, out, options, *, progress, resume):
         raise KeyError("a bug")
 
-    monkeypatch.setitem(pipeline_module.RUNNERS, "vocab", broken)
+    monkeypatch.setattr(stages, "VOCAB", dataclasses.replace(stages.VOCAB, run=broken))
     with pytest.raises(SystemExit) as exit_:
         main(["run", str(tiny_toml(example_data, tmp_path)), "-q"])
     err = capsys.readouterr().err
@@ -306,19 +310,43 @@ def test_the_readme_documents_every_key_with_its_default():
         assert tables[section] == expected, section
 
 
-def test_the_summary_says_n_a_for_undefined_metrics():
+def test_the_summary_says_n_a_for_undefined_metrics(tmp_path: Path):
+    from weaklabel.eval.stage import eval_summary
+
     undefined = dict.fromkeys(("recall@1", "recall@10", "map@10"))
     metrics = {"models": {"run": {"retrieval": {"true_type": {
         "overall": {**undefined, "queries": 0},
         "tiers": {"tail": {**undefined, "queries": 0}}}}}}}
-    assert _retrieval_lines(metrics) == ["relevance 'true_type': R@1 n/a, R@10 n/a, mAP@10 n/a over 0 queries"]
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert eval_summary(tmp_path, {}) == ["relevance 'true_type': R@1 n/a, R@10 n/a, mAP@10 n/a over 0 queries"]
     metrics["models"]["other"] = metrics["models"]["run"]
-    assert _retrieval_lines(metrics)[1].startswith("other, relevance 'true_type': R@1 n/a")
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert eval_summary(tmp_path, {})[1].startswith("other, relevance 'true_type': R@1 n/a")
 
 
 @pytest.mark.parametrize("logged, shown", [(4, [10, 20, 30, 40]), (30, [10, 70, 130, 180, 240, 300])])
 def test_the_training_curve_shows_the_first_and_last_logged_steps(tmp_path: Path, logged: int, shown: list[int]):
+    from weaklabel.training.stage import train_summary
+
     rows = [{"kind": "train", "step": 10 * (i + 1), "loss": 1.0 / (i + 1)} for i in range(logged)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    line = pipeline_module._curve_line(tmp_path, {"step": 10 * logged})
+    manifest = {"config": {"model": "resnet10t", "image_size": 32}, "outputs": {"metrics": {"step": 10 * logged}}}
+    line = train_summary(tmp_path, manifest)[0]
     assert [int(part.split(":")[0]) for part in line.split("loss by step ")[1].split(", ")] == shown
+
+
+def test_every_stage_has_the_one_shape():
+    for name in STAGES:
+        stage = get_stage(name)
+        assert stage.name == name and stage.outputs and all(up in STAGES[: STAGES.index(name)] for up in stage.upstream)
+        options = stage.options()
+        assert set(stage.execution) <= set(options)
+        stage.check({key: default for key, (default, _) in options.items()})  # the defaults are valid
+
+
+def test_a_bad_setting_of_a_late_stage_stops_the_run_before_the_first(tmp_path: Path, capsys):
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text('[listings]\npaths = ["listings.csv"]\ntext = ["title"]\n[shards]\nsize = -4\n')
+    error = one_line_error(["run", str(pipeline)], capsys)
+    assert "[shards] size must be >= 1, got -4" in error
+    assert not (tmp_path / "vocab").exists()

@@ -77,21 +77,20 @@ def _roles(args: argparse.Namespace, fallback=None):
 
 
 def _cmd_vocab(args: argparse.Namespace) -> None:
-    from .labeling.stages import build_vocabulary, describe_vocabulary
+    from .labeling.stages import build_vocabulary, vocab_params
 
-    vocabulary = build_vocabulary(
-        args.listings, _roles(args), args.out, progress=not args.quiet,
-        ngram_range=(args.ngram_min, args.ngram_max), stopwords=_stopwords(args.stopwords),
-        min_support=args.min_support, max_df=args.max_df, min_npmi=args.min_npmi,
-        blocklist=_word_file(args.blocklist), allowlist=_word_file(args.allowlist), model=args.model,
-        batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir, cluster=not args.no_cluster,
-        min_label_support=args.min_label_support, merge_threshold=args.merge_threshold,
-        attach_threshold=args.attach_threshold, rare_merge_threshold=args.rare_merge_threshold,
-        head_prior=args.head_prior, boilerplate=not args.no_boilerplate, boilerplate_group=args.group,
-        overrides=args.overrides, overwrite=args.overwrite,
-    )
-    for line in describe_vocabulary(vocabulary):
-        print(line)
+    options = {
+        "ngram_range": (args.ngram_min, args.ngram_max), "stopwords": args.stopwords, "min_support": args.min_support,
+        "max_df": args.max_df, "min_npmi": args.min_npmi, "blocklist": args.blocklist or (),
+        "allowlist": args.allowlist or (), "model": args.model, "batch_size": args.batch_size, "device": args.device,
+        "cache_dir": args.cache_dir, "cluster": not args.no_cluster, "min_label_support": args.min_label_support,
+        "merge_threshold": args.merge_threshold, "attach_threshold": args.attach_threshold,
+        "rare_merge_threshold": args.rare_merge_threshold, "head_prior": args.head_prior,
+        "boilerplate": not args.no_boilerplate, "boilerplate_group": args.group, "overrides": args.overrides,
+    }
+    build_vocabulary(args.listings, _roles(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
+                     **vocab_params(options))
+    _print_summary("vocab", args.out)
     print(f"wrote {args.out}/labels.parquet, terms.parquet, label_embeddings.npy, boilerplate.parquet, rejected.parquet, "
           "report.html, manifest.json")
 
@@ -102,14 +101,22 @@ def _cmd_assign(args: argparse.Namespace) -> None:
 
     recorded = Vocabulary.load(args.vocab).roles
     roles = _roles(args, fallback=recorded)
-    coverage = assign_labels(
+    assign_labels(
         args.listings, args.vocab, args.out, roles=roles, keep=args.keep, rows_per_part=args.rows_per_part,
         workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite,
         top_k=args.top_k, min_score=args.min_score, fallback_threshold=args.fallback,
     )
-    print(f"labelled {coverage['listings_labelled']} listings, {coverage['listings_unlabelled']} without a label "
-          f"(coverage {coverage['coverage']:.1%}, {coverage['labels_per_listing_mean']:.2f} labels each)")
+    _print_summary("assign", args.out)
     print(f"wrote {args.out}/parts/part-*.parquet, labels.parquet, rejected.parquet and manifest.json")
+
+
+def _print_summary(stage: str, out: str) -> None:
+    """The stage's own summary of the folder it wrote (the lines 'weaklabel run' prints for it)."""
+    from .artifacts import read_manifest
+    from .stage import get
+
+    for line in get(stage).summary(Path(out), read_manifest(out)):
+        print(line)
 
 
 def _cmd_example_data(args: argparse.Namespace) -> None:
@@ -125,7 +132,7 @@ def _cmd_shards(args: argparse.Namespace) -> None:
     from .datasets import write_shards
     from .datasets.fetch import DEFAULT_USER_AGENT
 
-    manifest = write_shards(
+    write_shards(
         args.labeled, args.out, images_root=args.images_root, size=args.size, resize_mode=args.resize_mode,
         resize_only_if_bigger=args.resize_only_if_bigger, image_format=args.format, quality=args.quality,
         min_size=args.min_size, max_pixels=args.max_pixels, timeout=args.timeout, retries=args.retries,
@@ -135,18 +142,8 @@ def _cmd_shards(args: argparse.Namespace) -> None:
         max_samples=args.max_samples, max_bytes=args.max_bytes, partition_rows=args.partition_rows,
         workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite,
     )
-    counts, outputs = manifest["counts"], manifest["outputs"]
-    if outputs["run"] == "resumed":
-        print(f"resumed an interrupted run: kept {outputs['partitions_resumed']} of {outputs['partitions']} "
-              f"partitions and {outputs['shards_resumed']} shards")
-    elif outputs["run"] == "restarted":
-        print("options or input changed since the interrupted run: started over")
-    splits = ", ".join(f"{name} {split['samples']} in {len(split['shards'])} shards"
-                       for name, split in outputs["splits"].items())
-    reasons = ", ".join(f"{reason} {n}" for reason, n in counts["rejected"].items() if n)
-    print(f"wrote {counts['written']} of {counts['rows_in']} listings ({splits}); {counts['duplicates']} duplicate "
-          f"images; {counts['rejected_total']} rejected" + (f" ({reasons})" if reasons else ""))
-    print(f"wrote {args.out}/{{split}}-NNNNNN.tar, _info.json, {{split}}.index.json, rejected.parquet, "
+    _print_summary("shards", args.out)
+    print(f"wrote {args.out}/{{split}}-NNNNNN.tar, _info.json, {{split}}.index.json, README.md, rejected.parquet, "
           "duplicates.parquet, labels.parquet, manifest.json")
 
 
@@ -159,21 +156,6 @@ def _cmd_verify_shards(args: argparse.Namespace) -> None:
     if problems:
         raise SystemExit(f"{len(problems)} problem(s) in {args.shards}")
     print(f"{args.shards}: every shard matches its manifest and every sample decodes")
-
-
-def _stopwords(value: str):
-    if value == "none":
-        return None
-    if Path(value).is_file():
-        return _word_file(value)
-    return value
-
-
-def _word_file(path: str | None) -> list[str]:
-    if not path:
-        return []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _vocab_parser(sub) -> None:

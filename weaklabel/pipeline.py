@@ -27,9 +27,7 @@ fingerprinted: after changing image files, run with ``--force shards``.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import inspect
 import json
 import sys
 import time
@@ -50,6 +48,8 @@ from .artifacts import (
 )
 from .folders import PIPELINE_PENDING as PENDING  # the record of a stage that started and has not finished
 from .folders import folder_lock
+from .stage import STAGES, Inputs, OptionTypes
+from .stage import get as get_stage
 from .textfile import read_text
 
 if sys.version_info >= (3, 11):
@@ -57,21 +57,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-STAGES: tuple[str, ...] = ("vocab", "assign", "shards", "train", "eval")
-FOLDERS: dict[str, str] = {"vocab": "vocab", "assign": "labeled", "shards": "shards", "train": "train",
-                           "eval": "eval"}
 SECTIONS: tuple[str, ...] = ("listings", *STAGES)
-# files a finished stage must still hold to be skipped (globs, relative to its folder)
-OUTPUTS: dict[str, tuple[str, ...]] = {"vocab": ("labels.parquet",), "assign": ("parts/part-*.parquet",),
-                                       "shards": ("_info.json",), "train": ("last.pt",),
-                                       "eval": ("metrics.json",)}
-# keys that change how a stage runs but not what it writes: changing them does not rerun it
-EXECUTION: dict[str, tuple[str, ...]] = {"vocab": ("batch_size", "device", "cache_dir"),
-                                         "assign": ("batch_size", "device", "workers", "scheduler"),
-                                         "shards": ("fetch_threads", "workers", "scheduler")}
-
-TRAIN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json", MANIFEST)
-CHECKPOINTS = ("last", "best")
 
 LISTINGS_KEYS: dict[str, tuple[Any, Any]] = {
     "paths": ([], list[str]),
@@ -107,52 +93,13 @@ class StageFailed(RuntimeError):
 # --------------------------------------------------------------------------- the file
 
 
-def section_keys(section: str) -> dict[str, tuple[Any, Any]]:
-    """``{key: (default, type)}`` of a section: the keyword arguments of the stage's function."""
+def section_keys(section: str) -> OptionTypes:
+    """``{key: (default, type)}`` of a section: the keyword arguments of the stage's Python API."""
     if section == "listings":
         return dict(LISTINGS_KEYS)
-    if section == "vocab":
-        from .labeling import VocabularyBuilder
-
-        return _signature_keys(VocabularyBuilder.__init__, exclude={"self", "roles", "progress"})
-    if section == "assign":
-        from .labeling import LabelAssigner, assign_labels
-
-        return (_signature_keys(LabelAssigner.__init__, exclude={"self", "vocabulary", "roles"})
-                | _signature_keys(assign_labels, exclude={"source", "vocab", "out", "roles", "progress"}))
-    if section == "shards":
-        from .datasets import write_shards
-
-        return _signature_keys(write_shards, exclude={"labeled", "out", "progress"})
-    if section == "train":
-        from .training import TrainConfig
-
-        hints = typing.get_type_hints(TrainConfig)
-        return {f.name: (_field_default(f), hints[f.name]) for f in dataclasses.fields(TrainConfig)
-                if f.name not in ("progress", "stop_after_steps")}
-    if section == "eval":
-        from .eval import evaluate
-
-        keys = _signature_keys(evaluate, exclude={"checkpoints", "shards", "out", "progress"})
-        return {"checkpoint": ("last", str)} | keys
-    raise PipelineError(f"unknown section [{section}]; sections are {', '.join(SECTIONS)}")
-
-
-def _signature_keys(func: Callable, exclude: set[str]) -> dict[str, tuple[Any, Any]]:
-    hints = typing.get_type_hints(func)
-    return {name: (_plain(p.default), hints.get(name, Any)) for name, p in inspect.signature(func).parameters.items()
-            if name not in exclude | {"overwrite"} and p.default is not inspect.Parameter.empty}  # it owns its folders
-
-
-def _field_default(f: dataclasses.Field) -> Any:
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-
-
-def _plain(value: Any) -> Any:
-    """Defaults as a TOML file would give them: tuples as lists, paths as strings."""
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
+    if section not in STAGES:
+        raise PipelineError(f"unknown section [{section}]; sections are {', '.join(SECTIONS)}")
+    return get_stage(section).options()
 
 
 @dataclass(frozen=True)
@@ -167,7 +114,7 @@ class Pipeline:
         return self.sections[section]
 
     def folder(self, stage: str) -> Path:
-        return self.out / FOLDERS[stage]
+        return self.out / get_stage(stage).folder
 
     def roles(self):
         """The listings section as :class:`~weaklabel.listings.ColumnRoles`."""
@@ -274,18 +221,22 @@ def _resolve(base: Path, value: str | list[str]) -> Any:
 
 
 def _check_pipeline(where: str, pipeline: Pipeline) -> None:
-    """Checks across sections, so that a mistake stops the run before its first stage."""
+    """Every section checked by its stage, then the checks across sections, so that a mistake
+    anywhere stops the run before its first stage."""
     from .datasets.format import parse_splits
 
     if not pipeline["listings"]["paths"]:
         raise PipelineError(f"{where}[listings]: paths: name at least one listing file, folder or glob")
     try:
         pipeline.roles()
-        splits = parse_splits(pipeline["shards"]["splits"])
-        _train_config(pipeline)
-        _check_files(pipeline)
     except ValueError as error:
-        raise PipelineError(f"{where}{error}") from None
+        raise PipelineError(f"{where}[listings] {error}") from None
+    for name in STAGES:
+        try:
+            get_stage(name).check(pipeline[name])
+        except ValueError as error:
+            raise PipelineError(f"{where}[{name}] {error}") from None
+    splits = parse_splits(pipeline["shards"]["splits"])
     carried = set(pipeline["shards"]["carry"])
     for spec in pipeline["train"]["tasks"]:
         if spec.split(":")[0] not in carried:
@@ -300,35 +251,6 @@ def _check_pipeline(where: str, pipeline: Pipeline) -> None:
         if relevance != "labels" and relevance not in carried:
             raise PipelineError(f"{where}[eval] relevance: {relevance!r} needs its column in [shards] carry "
                                 f"(carry = {sorted(carried)})")
-    if evaluation["checkpoint"] not in CHECKPOINTS:
-        raise PipelineError(f"{where}[eval] checkpoint must be one of {', '.join(CHECKPOINTS)}, "
-                            f"not {evaluation['checkpoint']!r}")
-
-
-def _check_files(pipeline: Pipeline) -> None:
-    """Read the overrides and weights files now, so that a bad one stops the run before its first stage."""
-    from .labeling.overrides import Overrides
-
-    try:
-        Overrides.load(pipeline["vocab"]["overrides"])
-    except ValueError as error:
-        raise ValueError(f"[vocab] overrides: {error}") from None
-    if pipeline["train"]["weights"]:
-        from .training.models import read_weights
-
-        try:
-            read_weights(pipeline["train"]["weights"])
-        except ValueError as error:
-            raise ValueError(f"[train] weights: {error}") from None
-
-
-def _train_config(pipeline: Pipeline):
-    from .training import TrainConfig
-
-    try:
-        return TrainConfig(**pipeline["train"])
-    except ValueError as error:
-        raise ValueError(f"[train] {error}") from None
 
 
 # --------------------------------------------------------------------------- the runner
@@ -389,14 +311,14 @@ def _require_finished(pipeline: Pipeline, name: str, start: str | None) -> None:
 
 def _run_or_skip(pipeline: Pipeline, name: str, forced: bool, fingerprints: _Fingerprints, progress: bool,
                  echo: Callable[[str], None]) -> StageResult:
-    record = _normalize(RECORDS[name](pipeline, fingerprints) | {"weaklabel_version": __version__})
+    record = _normalize(_stage_record(pipeline, name, fingerprints) | {"weaklabel_version": __version__})
     reason = "forced" if forced else stale_reason(pipeline.folder(name), name, record)
     if reason is None:
         echo(f"{name}: skipped (up to date)")
         return StageResult(name, "skipped")
     echo(f"{name}: running ({reason})")
     started = time.perf_counter()
-    summary = _execute(pipeline, name, record, forced, progress)
+    summary = "; ".join(_execute(pipeline, name, record, forced, progress))
     seconds = time.perf_counter() - started
     echo(f"{name}: done in {seconds:.1f} s: {summary}")
     return StageResult(name, "ran", reason, seconds, summary)
@@ -420,7 +342,7 @@ def stale_reason(folder: Path, stage: str, record: Mapping[str, Any]) -> str | N
         return "settings changed: " + ", ".join(_changed_keys(previous.get("config") or {}, record["config"]))
     if previous.get("inputs") != record["inputs"]:
         return "inputs changed: " + ", ".join(_changed_inputs(previous.get("inputs") or [], record["inputs"]))
-    missing = [pattern for pattern in OUTPUTS[stage] if not any(folder.glob(pattern))]
+    missing = [pattern for pattern in get_stage(stage).outputs if not any(folder.glob(pattern))]
     return f"outputs missing: {', '.join(missing)}" if missing else None
 
 
@@ -435,23 +357,26 @@ def _changed_inputs(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> lis
     return changed + [path for path in before if path not in {entry["path"] for entry in new}]
 
 
-def _execute(pipeline: Pipeline, name: str, record: dict[str, Any], forced: bool, progress: bool) -> str:
-    folder = pipeline.folder(name)
-    kept = {stage: pipeline.folder(stage) for stage in STAGES[: STAGES.index(name)]
-            if (pipeline.folder(stage) / MANIFEST).is_file()}
+def _execute(pipeline: Pipeline, name: str, record: dict[str, Any], forced: bool, progress: bool) -> list[str]:
+    """Run one stage into its folder; its summary lines."""
+    stage, folder = get_stage(name), pipeline.folder(name)
+    kept = {before: pipeline.folder(before) for before in STAGES[: STAGES.index(name)]
+            if (pipeline.folder(before) / MANIFEST).is_file()}
     pending = folder / PENDING
+    inputs = Inputs(tuple(pipeline["listings"]["paths"]), pipeline.roles(),
+                    {before: pipeline.folder(before) for before in stage.upstream})
     with folder_lock(folder):  # held before the folder is touched; the stage's own lock reuses it
         interrupted = not forced and pending.is_file() and json.loads(pending.read_text()) == record
         (folder / MANIFEST).unlink(missing_ok=True)
         write_json(pending, record)
         started = time.perf_counter()
         try:
-            summary = RUNNERS[name](pipeline, progress, interrupted)
+            manifest = stage.run(inputs, folder, dict(pipeline[name]), progress=progress, resume=interrupted)
         except Exception as error:
             raise StageFailed(name, error, kept) from error
         _record(folder, name, record, time.perf_counter() - started)
         pending.unlink()
-    return summary
+    return stage.summary(folder, manifest)
 
 
 def _record(folder: Path, stage: str, record: dict[str, Any], seconds: float) -> None:
@@ -495,33 +420,16 @@ class _Fingerprints:
 # --------------------------------------------------------------------------- records: settings + inputs
 
 
-def _vocab_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
-    return {"config": {"listings": p["listings"], "vocab": _settings(p, "vocab")},
-            "inputs": fp.listings(p) + fp.files(_word_files(p["vocab"]))}
-
-
-def _assign_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
-    return {"config": {"listings": p["listings"], "assign": _settings(p, "assign")},
-            "inputs": fp.listings(p) + [_artifact(p, "vocab")]}
-
-
-def _shards_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
-    return {"config": {"shards": _settings(p, "shards")}, "inputs": [_artifact(p, "assign")]}
-
-
-def _train_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
-    weights = [p["train"]["weights"]] if p["train"]["weights"] else []
-    return {"config": {"train": p["train"]}, "inputs": [_artifact(p, "shards")] + fp.files(weights)}
-
-
-def _eval_record(p: Pipeline, fp: _Fingerprints) -> dict[str, Any]:
-    return {"config": {"eval": p["eval"]},
-            "inputs": [_artifact(p, "train"), _artifact(p, "shards")] + fp.files(p["eval"].get("embeddings") or ())}
-
-
-def _settings(pipeline: Pipeline, section: str) -> dict[str, Any]:
-    """A section less the keys that only say how a stage runs, not what it makes (see EXECUTION)."""
-    return {key: value for key, value in pipeline[section].items() if key not in EXECUTION.get(section, ())}
+def _stage_record(pipeline: Pipeline, name: str, fingerprints: _Fingerprints) -> dict[str, Any]:
+    """What a stage's run depends on: its settings (and the listings section, for stages that read
+    listings) and the fingerprints of its inputs (listing files, the files its options name, the
+    manifests of the stages it reads)."""
+    stage = get_stage(name)
+    settings = {key: value for key, value in pipeline[name].items() if key not in stage.execution}
+    config = ({"listings": pipeline["listings"]} if stage.reads_listings else {}) | {name: settings}
+    inputs = (fingerprints.listings(pipeline) if stage.reads_listings else []) + fingerprints.files(
+        stage.files(pipeline[name]))
+    return {"config": config, "inputs": inputs + [_artifact(pipeline, before) for before in stage.upstream]}
 
 
 def _artifact(pipeline: Pipeline, stage: str) -> dict[str, Any]:
@@ -532,114 +440,24 @@ def _artifact(pipeline: Pipeline, stage: str) -> dict[str, Any]:
         return {"path": str(pipeline.folder(stage)), "manifest_sha256": None}
 
 
-def _word_files(vocab: Mapping[str, Any]) -> list[str]:
-    """The files the vocab section names (overrides, word lists), fingerprinted as inputs."""
-    return [vocab[key] for key in ("overrides", "blocklist", "allowlist", "stopwords")
-            if isinstance(vocab[key], str) and Path(vocab[key]).is_file()]
-
-
-RECORDS: dict[str, Callable[[Pipeline, _Fingerprints], dict[str, Any]]] = {
-    "vocab": _vocab_record, "assign": _assign_record, "shards": _shards_record, "train": _train_record,
-    "eval": _eval_record}
-
-
-# --------------------------------------------------------------------------- running each stage
-
-
-def _run_vocab(p: Pipeline, progress: bool, interrupted: bool) -> str:
-    from .labeling import build_vocabulary
-    from .labeling.stages import describe_vocabulary
-
-    params = dict(p["vocab"])
-    for key in ("blocklist", "allowlist"):
-        if isinstance(params[key], str):
-            params[key] = _read_words(params[key])
-    stopwords = params["stopwords"]
-    if stopwords == "none":
-        params["stopwords"] = None
-    elif isinstance(stopwords, str) and Path(stopwords).is_file():
-        params["stopwords"] = _read_words(stopwords)
-    params["ngram_range"] = tuple(params["ngram_range"])
-    params["tier_mass"] = tuple(params["tier_mass"])
-    vocabulary = build_vocabulary(p["listings"]["paths"], p.roles(), p.folder("vocab"), progress=progress, **params)
-    return "; ".join(describe_vocabulary(vocabulary))
-
-
-def _read_words(path: str) -> list[str]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
-def _run_assign(p: Pipeline, progress: bool, interrupted: bool) -> str:
-    from .labeling import assign_labels
-
-    coverage = assign_labels(p["listings"]["paths"], p.folder("vocab"), p.folder("assign"), roles=p.roles(),
-                             progress=progress, **p["assign"])
-    return (f"{coverage['listings_labelled']} listings labelled, {coverage['listings_unlabelled']} without a label "
-            f"({coverage['labels_per_listing_mean']:.2f} labels each)")
-
-
-def _run_shards(p: Pipeline, progress: bool, interrupted: bool) -> str:
-    from .datasets import write_shards
-
-    manifest = write_shards(p.folder("assign"), p.folder("shards"), progress=progress, **p["shards"])
-    return _shards_line(manifest)
-
-
-def _shards_line(manifest: Mapping[str, Any]) -> str:
-    splits = manifest["outputs"]["splits"]
-    shards = sum(len(split["shards"]) for split in splits.values())
-    rejected = manifest["counts"]["rejected_total"]
-    return (", ".join(f"{name} {split['samples']}" for name, split in splits.items())
-            + f" samples in {shards} shards; {rejected} listing{'' if rejected == 1 else 's'} rejected")
-
-
-def _run_train(p: Pipeline, progress: bool, interrupted: bool) -> str:
-    from .training import train
-
-    folder = p.folder("train")
-    if not interrupted:
-        for name in TRAIN_FILES:
-            (folder / name).unlink(missing_ok=True)
-    resume = interrupted and (folder / "last.pt").is_file()
-    result = train(p.folder("shards"), folder, resume=resume, progress=progress, **p["train"])
-    return ("resumed; " if resume else "") + _curve_line(folder, result)
-
-
-def _run_eval(p: Pipeline, progress: bool, interrupted: bool) -> str:
-    from .eval import evaluate
-
-    params = dict(p["eval"])
-    checkpoint = p.folder("train") / f"{params.pop('checkpoint')}.pt"
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint} does not exist (best.pt needs a val split in [shards] splits); "
-                                "set [eval] checkpoint = \"last\"")
-    result = evaluate([checkpoint], p.folder("shards"), p.folder("eval"), progress=progress, **params)
-    return "; ".join(_retrieval_lines(result))
-
-
-RUNNERS: dict[str, Callable[[Pipeline, bool, bool], str]] = {
-    "vocab": _run_vocab, "assign": _run_assign, "shards": _run_shards, "train": _run_train, "eval": _run_eval}
-
-
 # --------------------------------------------------------------------------- summaries
 
 
 def summarize(pipeline: Pipeline, until: str | None = None) -> list[str]:
-    """A few lines on what the finished artifacts hold: labels, shards, training curve, retrieval, reports.
+    """A few lines on what the finished artifacts hold (each stage's summary), then the reports.
 
     Stages after ``until`` were not run, so their artifacts (if any) may be stale: they are not shown.
     """
     shown = STAGES[: STAGES.index(until) + 1] if until else STAGES
     lines: list[str] = []
-    for stage in shown:
-        folder = pipeline.folder(stage)
+    for name in shown:
+        folder = pipeline.folder(name)
         if (folder / MANIFEST).is_file():
-            lines += SUMMARIES[stage](folder, read_manifest(folder))
+            lines += [f"{name + ':':<8}{line}" for line in get_stage(name).summary(folder, read_manifest(folder))]
     reports = [pipeline.folder(stage) / name for stage, name in
                (("vocab", "report.html"), ("eval", "report.html"), ("eval", "metrics.json")) if stage in shown]
     found = [_shown(path) for path in reports if path.is_file()]
-    return lines + ([f"reports:   {', '.join(found)}"] if found else [])
+    return lines + ([f"reports: {', '.join(found)}"] if found else [])
 
 
 def _shown(path: Path) -> str:
@@ -648,70 +466,3 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def _vocab_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
-    tiers = manifest["outputs"].get("tiers", {})
-    line = (f"labels:    {manifest['outputs']['labels']} (head {tiers.get('head', 0)}, "
-            f"torso {tiers.get('torso', 0)}, tail {tiers.get('tail', 0)}) from {manifest['counts']['rows_out']} listings")
-    return [line]
-
-
-def _assign_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
-    counts = manifest["counts"]
-    return [f"labelled:  {counts['listings_labelled']} listings ({counts['coverage']:.1%}), "
-            + f"{counts['labels_per_listing_mean']:.2f} labels each"]
-
-
-def _shards_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
-    return [f"shards:    {_shards_line(manifest)} ({_shown(folder)})"]
-
-
-def _train_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
-    config = manifest["config"]
-    return [f"training:  {config['model']} at {config['image_size']} px, "
-            + _curve_line(folder, manifest["outputs"].get("metrics", {}))]
-
-
-def _curve_line(folder: Path, result: Mapping[str, Any], points: int = 6) -> str:
-    """Steps, the training loss at a few evenly spaced logged steps, and the last validation mAP."""
-    path = folder / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    train = [row for row in rows if row.get("kind") == "train"]
-    shown = min(points, len(train))
-    picked = [train[round(i * (len(train) - 1) / max(shown - 1, 1))] for i in range(shown)]
-    curve = ", ".join(f"{row['step']}: {row['loss']:.3g}" for row in picked)
-    text = f"{result.get('step', 0)} steps" + (f"; loss by step {curve}" if curve else "")
-    return text + (f"; val mAP {result['val_map']:.3f}" if isinstance(result.get("val_map"), float) else "")
-
-
-def _eval_summary(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
-    path = folder / "metrics.json"
-    if not path.is_file():
-        return []
-    return ["retrieval: " + line for line in _retrieval_lines(json.loads(path.read_text()))]
-
-
-def _retrieval_lines(result: Mapping[str, Any]) -> list[str]:
-    """One line per model and relevance: Recall@1/10 and mAP@10 overall, Recall@1 on the tail tier."""
-    lines = []
-    models = result.get("models", {})
-    for model, metrics in models.items():
-        for relevance, scores in metrics.get("retrieval", {}).items():
-            overall = scores["overall"]
-            tail = scores.get("tiers", {}).get("tail")
-            lines.append((f"{model}, " if len(models) > 1 else "") + f"relevance '{relevance}': "
-                         f"R@1 {_metric(overall['recall@1'])}, R@10 {_metric(overall['recall@10'])}, "
-                         f"mAP@10 {_metric(overall['map@10'])} over {overall['queries']} queries"
-                         + (f"; tail R@1 {_metric(tail['recall@1'])}" if tail and tail.get("queries") else ""))
-    return lines
-
-
-def _metric(value: float | None) -> str:
-    """A metric to 3 decimals; n/a where it is undefined (no query had a relevant item)."""
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-SUMMARIES: dict[str, Callable[[Path, Mapping[str, Any]], list[str]]] = {
-    "vocab": _vocab_summary, "assign": _assign_summary, "shards": _shards_summary, "train": _train_summary,
-    "eval": _eval_summary}

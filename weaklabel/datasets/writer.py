@@ -33,6 +33,7 @@ shards; with a different hash (options or input changed) it starts over and says
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -131,16 +132,10 @@ def write_shards(
     options are described in :mod:`weaklabel.datasets.fetch`; rejection reasons in
     :data:`weaklabel.datasets.reasons.REASONS`.
     """
+    image, fetcher, split_fractions, carry = checked_options(
+        {k: v for k, v in locals().items() if k not in ("labeled", "out", "progress", "overwrite")})
     labeled, out = Path(labeled).resolve(), Path(out).resolve()
     upstream = read_manifest(labeled, "assign")
-    image = ImageOptions(size, resize_mode, resize_only_if_bigger, image_format, quality, min_size, max_pixels)
-    fetcher = FetchOptions(str(Path(images_root).resolve()), timeout, retries, backoff, max_download_bytes, user_agent,
-                           allow_outside_root)
-    split_fractions = parse_splits(splits)
-    _check_counts(fetch_threads=fetch_threads, max_samples=max_samples, max_bytes=max_bytes,
-                  partition_rows=partition_rows)
-    carry = tuple(carry)
-    _check_carry(carry)
     files = labeled_parts(labeled)
     columns = _input_columns(files[0], carry)
     config = {"labeled": str(labeled), "vocab": upstream["config"]["vocab"], **asdict(image), **asdict(fetcher),
@@ -168,6 +163,22 @@ def write_shards(
                                   counts=_counts(frame), timings=timer.seconds, outputs=outputs)
         shutil.rmtree(job.work)
     return manifest
+
+
+def checked_options(options: Mapping[str, Any]) -> tuple[ImageOptions, FetchOptions, dict[str, float], tuple[str, ...]]:
+    """``write_shards``' options (the given ones over its defaults) validated: the image and fetch
+    options, the split fractions and the carried columns; a bad one raises ValueError."""
+    given = {name: p.default for name, p in inspect.signature(write_shards).parameters.items()
+             if p.default is not p.empty} | dict(options)
+    image = ImageOptions(given["size"], given["resize_mode"], given["resize_only_if_bigger"], given["image_format"],
+                         given["quality"], given["min_size"], given["max_pixels"])
+    fetcher = FetchOptions(str(Path(given["images_root"]).resolve()), given["timeout"], given["retries"],
+                           given["backoff"], given["max_download_bytes"], given["user_agent"],
+                           given["allow_outside_root"])
+    _check_counts(**{name: given[name] for name in ("fetch_threads", "max_samples", "max_bytes", "partition_rows")})
+    carry = tuple(given["carry"])
+    _check_carry(carry)
+    return image, fetcher, parse_splits(given["splits"]), carry
 
 
 def _check_counts(**values: int) -> None:

@@ -36,6 +36,7 @@ from ..artifacts import (
 from ..datasets.loader import ShardInfo
 from ..folders import Outputs, output_folder
 from ..search import Neighbours, exact_search
+from ..stage import Inputs, OptionTypes, Stage, signature_options
 from ..tiers import label_tiers, rarest_tier, value_tiers
 from ..training.embed import embed, load_encoder
 from ..training.losses import task_scores
@@ -404,3 +405,65 @@ def _resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device cuda was asked for, but CUDA is not available")
     return torch.device(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage as the runner and the CLI see it (weaklabel.stage.Stage)
+# ---------------------------------------------------------------------------------------------
+
+CHECKPOINTS = ("last", "best")  # which checkpoint of the train stage's folder a pipeline evaluates
+
+
+def eval_options() -> OptionTypes:
+    return {"checkpoint": ("last", str)} | signature_options(evaluate, exclude={"checkpoints", "shards", "out"})
+
+
+def _check(options: dict[str, Any]) -> None:
+    if options.get("checkpoint", "last") not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, not {options['checkpoint']!r}")
+    relevance = _listed(options.get("relevance", (LABELS,)))
+    if not relevance or len(set(relevance)) != len(relevance):
+        raise ValueError(f"relevance must name at least one definition, each once; got {relevance}")
+    for name in ("batch_size",):
+        if options.get(name, 1) < 1:
+            raise ValueError(f"{name} must be >= 1, got {options[name]}")
+
+
+def _files(options: dict[str, Any]) -> list[str]:
+    return [str(path) for path in _listed(options.get("embeddings") or ())]
+
+
+def _run(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, resume: bool = False,
+         overwrite: bool = False) -> dict[str, Any]:
+    params = dict(options)
+    checkpoint = inputs.folders["train"] / f"{params.pop('checkpoint', 'last')}.pt"
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint} does not exist (best.pt needs a val split in [shards] splits); "
+                                "set [eval] checkpoint = \"last\"")
+    evaluate([checkpoint], inputs.folders["shards"], out, progress=progress, overwrite=overwrite, **params)
+    return read_manifest(out, "eval")
+
+
+def eval_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """One line per model and relevance: Recall@1/10 and mAP@10 overall, Recall@1 on the tail tier."""
+    path = folder / "metrics.json"
+    models = json.loads(path.read_text()).get("models", {}) if path.is_file() else {}
+    lines = []
+    for model, metrics in models.items():
+        for relevance, scores in metrics.get("retrieval", {}).items():
+            overall, tail = scores["overall"], scores.get("tiers", {}).get("tail")
+            lines.append((f"{model}, " if len(models) > 1 else "") + f"relevance '{relevance}': "
+                         f"R@1 {_three(overall['recall@1'])}, R@10 {_three(overall['recall@10'])}, "
+                         f"mAP@10 {_three(overall['map@10'])} over {overall['queries']} queries"
+                         + (f"; tail R@1 {_three(tail['recall@1'])}" if tail and tail.get("queries") else ""))
+    return lines
+
+
+def _three(value: float | None) -> str:
+    """A metric to 3 decimals; n/a where it is undefined (no query had a relevant item)."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+EVAL = Stage("eval", "eval", upstream=("train", "shards"), reads_listings=False, outputs=("metrics.json",),
+             options=eval_options, check=_check, run=_run, summary=eval_summary,
+             files=_files)

@@ -20,6 +20,7 @@ from ..artifacts import (
     fingerprint_artifact,
     fingerprint_files,
     labeled_parts,
+    read_manifest,
     write_manifest,
     write_parquet,
 )
@@ -34,6 +35,7 @@ from ..listings import (
     read_listings,
 )
 from ..parallel import run_partitions
+from ..stage import Inputs, OptionTypes, Stage, signature_options
 from .assign import LabelAssigner
 from .report import write_vocab_report
 from .vocabulary import Vocabulary, VocabularyBuilder
@@ -78,20 +80,6 @@ def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRol
             outputs={"labels": len(vocabulary.labels), "tiers": vocabulary.labels["tier"].value_counts().to_dict()},
         )
     return vocabulary
-
-
-def describe_vocabulary(vocabulary: Vocabulary) -> list[str]:
-    """What a vocab run found, in lines for a person: labels and tiers, other languages, boilerplate."""
-    stats = vocabulary.stats
-    tiers = vocabulary.labels["tier"].value_counts()
-    lines = [(f"{len(vocabulary.labels)} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
-             f"tail {tiers.get('tail', 0)}) from {stats['candidates']} candidate terms over {stats['listings']} listings")]
-    lines += [f"{language} detected ({', '.join(words[:5])}, ...): its stopwords are boundaries too"
-              for language, words in stats.get("languages_detected", {}).items()]
-    lines += [f"boilerplate in {column}: {found['patterns']} repeated sentences or templates, {found['words']:,} "
-              f"words of {found['listings']:,} listings take no terms"
-              for column, found in stats.get("boilerplate", {}).items() if found["patterns"]]
-    return lines
 
 
 def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, out: str | Path,
@@ -237,3 +225,102 @@ def _coverage(parts: list[Path], vocabulary: Vocabulary) -> dict[str, Any]:
 
 def _overrides_fingerprint(overrides) -> list[dict[str, Any]]:
     return fingerprint_files([overrides]) if isinstance(overrides, (str, Path)) else []
+
+
+# ---------------------------------------------------------------------------------------------
+# The stages as the runner and the CLI see them (weaklabel.stage.Stage)
+# ---------------------------------------------------------------------------------------------
+
+WORD_FILE_OPTIONS = ("overrides", "blocklist", "allowlist", "stopwords")
+
+
+def vocab_options() -> OptionTypes:
+    return signature_options(VocabularyBuilder.__init__, exclude={"self", "roles", "progress"})
+
+
+def vocab_params(options: dict[str, Any]) -> dict[str, Any]:
+    """:class:`VocabularyBuilder` keywords from a ``[vocab]`` section: word lists may be files (one
+    word per line, ``#`` comments), ``stopwords = "none"`` is no stopwords, pairs are tuples."""
+    params = dict(options)
+    for key in ("blocklist", "allowlist"):
+        if isinstance(params.get(key), str):
+            params[key] = read_words(params[key])
+    stopwords = params.get("stopwords")
+    if stopwords == "none":
+        params["stopwords"] = None
+    elif isinstance(stopwords, str) and Path(stopwords).is_file():
+        params["stopwords"] = read_words(stopwords)
+    for key in ("ngram_range", "tier_mass"):
+        if key in params:
+            params[key] = tuple(params[key])
+    return params
+
+
+def read_words(path: str | Path) -> list[str]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _check_vocab(options: dict[str, Any]) -> None:
+    VocabularyBuilder(None, **vocab_params(options))._validate()
+
+
+def _vocab_files(options: dict[str, Any]) -> list[str]:
+    return [options[key] for key in WORD_FILE_OPTIONS if isinstance(options.get(key), str) and Path(options[key]).is_file()]
+
+
+def _run_vocab(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, resume: bool = False,
+               overwrite: bool = False) -> dict[str, Any]:
+    build_vocabulary(list(inputs.listings), inputs.roles, out, progress=progress, overwrite=overwrite,
+                     **vocab_params(options))
+    return read_manifest(out, "vocab")
+
+
+def vocab_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """What a vocab run found, for a person: labels and tiers, other languages, boilerplate."""
+    counts, tiers = manifest["counts"], manifest["outputs"].get("tiers", {})
+    lines = [(f"{manifest['outputs']['labels']} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
+             f"tail {tiers.get('tail', 0)}) from {counts['candidates']} candidate terms over {counts['listings']} "
+             "listings")]
+    lines += [f"{language} detected ({', '.join(words[:5])}, ...): its stopwords are boundaries too"
+              for language, words in counts.get("languages_detected", {}).items()]
+    lines += [f"boilerplate in {column}: {found['patterns']} repeated sentences or templates, {found['words']:,} "
+              f"words of {found['listings']:,} listings take no terms"
+              for column, found in counts.get("boilerplate", {}).items() if found["patterns"]]
+    return lines
+
+
+def assign_options() -> OptionTypes:
+    return (signature_options(LabelAssigner.__init__, exclude={"self", "vocabulary", "roles"})
+            | signature_options(assign_labels, exclude={"source", "vocab", "out", "roles", "progress", "overwrite"}))
+
+
+ASSIGN_CALL_KEYS = ("keep", "rows_per_part", "workers", "scheduler")
+
+
+def _check_assign(options: dict[str, Any]) -> None:
+    params = {k: v for k, v in options.items() if k not in ASSIGN_CALL_KEYS}
+    LabelAssigner(None, **params)._validate()
+    if options.get("rows_per_part", 1) < 1:
+        raise ValueError(f"rows_per_part must be >= 1, got {options['rows_per_part']}")
+
+
+def _run_assign(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, resume: bool = False,
+                overwrite: bool = False) -> dict[str, Any]:
+    assign_labels(list(inputs.listings), inputs.folders["vocab"], out, roles=inputs.roles, progress=progress,
+                  overwrite=overwrite, **options)
+    return read_manifest(out, "assign")
+
+
+def assign_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    counts = manifest["counts"]
+    return [(f"{counts['listings_labelled']} listings labelled ({counts['coverage']:.1%}), "
+            f"{counts['listings_unlabelled']} without a label, {counts['labels_per_listing_mean']:.2f} labels each")]
+
+
+VOCAB = Stage("vocab", "vocab", upstream=(), reads_listings=True, outputs=("labels.parquet",), options=vocab_options,
+              check=_check_vocab, run=_run_vocab, summary=vocab_summary,
+              execution=("batch_size", "device", "cache_dir"), files=_vocab_files)
+ASSIGN = Stage("assign", "labeled", upstream=("vocab",), reads_listings=True,
+               outputs=(f"{LABELED_PARTS}/part-*.parquet",), options=assign_options, check=_check_assign,
+               run=_run_assign, summary=assign_summary, execution=("batch_size", "device", "workers", "scheduler"))

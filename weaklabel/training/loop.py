@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as torch_dist
+from timm.utils import ModelEmaV3
 
 from ..artifacts import Timer, fingerprint_artifact, write_json, write_manifest
 from ..datasets.loader import (
@@ -46,7 +47,6 @@ from ..datasets.loader import (
 from .allocator import keep_freed_memory
 from .checkpoint import (
     BEST,
-    EMA,
     LAST,
     load_checkpoint,
     rng_state,
@@ -310,7 +310,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
         std = list(pretrained_cfg.get("std", IMAGENET_STD))
         memory_format = torch.channels_last if cuda else torch.contiguous_format
         raw.to(device=device, memory_format=memory_format)
-        ema = EMA(raw, config.ema) if config.ema else None
+        ema = ModelEmaV3(raw, decay=config.ema).requires_grad_(False) if config.ema else None
         optimizer = torch.optim.AdamW(param_groups(raw, config.weight_decay), lr=config.lr,
                                       **({"fused": True} if cuda else {}))
 
@@ -351,7 +351,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
             raw.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             if ema is not None and checkpoint.get("ema") is not None:
-                ema.load_state_dict(checkpoint["ema"])
+                ema.module.load_state_dict(checkpoint["ema"])
             step, epoch = checkpoint["step"], checkpoint["epoch"]
             batch_in_epoch, images_seen = checkpoint["batch_in_epoch"], checkpoint.get("images_seen", 0)
             best, last_eval = checkpoint.get("best"), checkpoint.get("metrics") or {}
@@ -374,7 +374,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
         _trim_metrics(out / METRICS, step)
 
     def state() -> dict[str, Any]:
-        return {"model": raw.state_dict(), "ema": ema.state_dict() if ema else None,
+        return {"model": raw.state_dict(), "ema": ema.module.state_dict() if ema else None,
                 "optimizer": optimizer.state_dict(), "scheduler": schedule, "step": step, "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch, "images_seen": images_seen, "best": best, "rng": rng_state(),
                 "config": asdict(config), "tasks": [t.to_dict() for t in tasks], "label_names": info.label_names,

@@ -33,7 +33,7 @@ from weaklabel.datasets.loader import (
 )
 from weaklabel.training import Encoder, Task, allocator, train
 from weaklabel.training.checkpoint import rng_state, set_rng_state
-from weaklabel.training.loop import lr_at, param_groups
+from weaklabel.training.loop import TrainConfig, create_optimizer, lr_at
 from weaklabel.training.losses import (
     asymmetric_loss,
     bce_loss,
@@ -450,15 +450,20 @@ def test_warmup_then_cosine_schedule():
     assert lr_at(0, base_lr=1.0, total_steps=4) == 1.0  # no warmup
 
 
-def test_no_weight_decay_on_norms_biases_and_position_embeddings():
-    model = Encoder("vit_tiny_patch16_224", [Task("labels", "multilabel", ("a",))], embed_dim=8, image_size=32)
-    decay, no_decay = param_groups(model, 0.05)
+@pytest.mark.parametrize("backbone", ["resnet10t", "vit_tiny_patch16_224"])
+def test_no_weight_decay_on_norms_biases_and_position_embeddings(backbone: str):
+    model = Encoder(backbone, [Task("labels", "multilabel", ("a",))], embed_dim=8, image_size=32)
+    optimizer = create_optimizer(model, TrainConfig(weight_decay=0.05), torch.device("cpu"))
     names = {id(p): n for n, p in model.named_parameters()}
-    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
-    skipped = {names[id(p)] for p in no_decay["params"]}
-    assert {"backbone.pos_embed", "backbone.cls_token", "embed_head.bias", "backbone.norm.weight"} <= skipped
-    assert all(names[id(p)].endswith("weight") for p in decay["params"])
-    assert "embed_head.weight" in {names[id(p)] for p in decay["params"]}
+    decayed = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] == 0.05 for p in g["params"]}
+    skipped = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    # the rule timm's parameter groups follow: no decay on 1-d parameters and on no_weight_decay() names
+    params = dict(model.named_parameters())
+    assert decayed == {n for n, p in params.items() if p.ndim > 1 and n not in model.no_weight_decay()}
+    assert skipped == set(params) - decayed
+    assert "embed_head.weight" in decayed and "embed_head.bias" in skipped
+    if backbone.startswith("vit"):
+        assert {"backbone.pos_embed", "backbone.cls_token", "backbone.norm.weight"} <= skipped
 
 
 def test_ema_averages_float_state_and_copies_counters():

@@ -156,14 +156,13 @@ def lr_at(step: int, *, base_lr: float, total_steps: int, warmup_steps: int = 0,
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def param_groups(model: Encoder, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on weight matrices and kernels; none on norms, biases, scalars and position embeddings."""
-    skip = model.no_weight_decay()
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 or name in skip else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def create_optimizer(model: Encoder, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW with weight decay on weight matrices and kernels; none on norms, biases, scalars and
+    the names in ``model.no_weight_decay()`` (position embeddings...)."""
+    from timm.optim import create_optimizer_v2
+
+    return create_optimizer_v2(model, opt="adamw", lr=config.lr, weight_decay=config.weight_decay,
+                               filter_bias_and_bn=True, **({"fused": True} if device.type == "cuda" else {}))
 
 
 @dataclass
@@ -311,8 +310,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
         memory_format = torch.channels_last if cuda else torch.contiguous_format
         raw.to(device=device, memory_format=memory_format)
         ema = ModelEmaV3(raw, decay=config.ema).requires_grad_(False) if config.ema else None
-        optimizer = torch.optim.AdamW(param_groups(raw, config.weight_decay), lr=config.lr,
-                                      **({"fused": True} if cuda else {}))
+        optimizer = create_optimizer(raw, config, device)
 
         # ---- data ------------------------------------------------------------------------------
         repeat = RepeatFactors.from_shards(shards, config.repeat_threshold) if config.balance else None

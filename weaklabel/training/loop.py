@@ -398,7 +398,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
             return
         evaluated_at = step
         with timer("eval"):
-            metrics = evaluate(ema.module if ema else raw, val_loader, tasks, config, device, amp_dtype, dist)
+            metrics = validate(ema.module if ema else raw, val_loader, tasks, config, device, amp_dtype, dist)
         if not dist.main:
             return
         saved_at = -1  # last.pt now lacks these metrics
@@ -532,7 +532,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
 
 
 @torch.no_grad()
-def evaluate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig, device: torch.device,
+def validate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig, device: torch.device,
              amp_dtype: torch.dtype | None, dist: Distributed) -> dict[str, Any]:
     """Validation loss per task, mAP of the labels task, top-1 of softmax tasks (on rank 0; {} elsewhere).
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
 import webdataset as wds
@@ -44,7 +45,9 @@ from weaklabel.training.models import load_weights, parse_task
 from weaklabel.training.sampling import (
     RepeatFactors,
     category_repeat_factors,
+    eval_transform,
     image_repeat_factor,
+    image_settings,
     label_frequencies,
     repeat_samples,
     stochastic_round,
@@ -178,6 +181,8 @@ def test_checkpoints_load_with_weights_only(cli_run: Path, tiny: Path):
     assert tasks["true_type"]["kind"] == "softmax" and tasks["true_type"]["weight"] == 0.5
     assert last["model"]["heads.true_type.weight"].shape == (len(tasks["true_type"]["classes"]), 16)
     assert last["best"]["metric"] == "val_map"
+    assert last["image"] == {"size": 32, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                             "interpolation": "bilinear", "crop_pct": 1.0}
 
 
 def test_resume_refuses_other_options_and_existing_runs(cli_run: Path, tiny: Path):
@@ -432,6 +437,24 @@ def test_train_stream_repeats_before_decoding_and_seeds_augmentation(tiny: Path)
     torch.manual_seed(5)
     stream(0)
     assert torch.equal(torch.rand(2), expected)
+
+
+def test_eval_transform_is_timms_with_pretrained_crop_and_interpolation_only():
+    from PIL import Image
+    from timm.data import create_transform
+
+    backbone = timm.create_model("resnet10t")
+    fresh = image_settings(backbone, 32, pretrained=False)
+    assert fresh == {"size": 32, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                     "interpolation": "bilinear", "crop_pct": 1.0}
+    pretrained = image_settings(backbone, 32, pretrained=True)
+    assert (pretrained["interpolation"], pretrained["crop_pct"]) == ("bicubic", 0.875)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (45, 60, 3), dtype=np.uint8))
+    for settings in (fresh, pretrained):
+        options = {k: v for k, v in settings.items() if k != "size"}
+        ours = eval_transform(32, **options)(image)
+        # equal up to float rounding: ToNormalizedTensor scales and shifts in one pass
+        assert torch.allclose(ours, create_transform(32, is_training=False, **options)(image), atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ A checkpoint holds only tensors, dicts, lists, str, int, float, bool and None::
      "scheduler": {"base_lr", "min_lr", "warmup_steps", "total_steps"}, "step": int, "epoch": int,
      "batch_in_epoch": int, "best": {"metric", "value", "step"} | None, "rng": {...},
      "config": {...}, "tasks": [{"name", "kind", "classes", "weight"}], "label_names": [...],
-     "image": {"size", "mean", "std"}, "metrics": {...}}
+     "image": {"size", "mean", "std", "interpolation", "crop_pct"}, "metrics": {...}}
 
 ``step`` counts optimizer steps; ``epoch`` is the epoch in progress and ``batch_in_epoch`` the
 loader batches of it already consumed, which is where a resumed run picks up.

@@ -38,8 +38,6 @@ from torch.utils.data import DataLoader
 
 from ..artifacts import Timer, fingerprint_artifact, write_json, write_manifest
 from ..datasets.loader import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     ShardDataset,
     ShardInfo,
     carry_classes,
@@ -64,7 +62,7 @@ from .losses import (
     valid_mask,
 )
 from .models import LABELS_TASK, Encoder, Task, check_runs, load_weights, parse_task
-from .sampling import RepeatFactors, eval_transform, train_dataset, train_transform
+from .sampling import RepeatFactors, eval_transform, image_settings, train_dataset, train_transform
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -333,9 +331,7 @@ def _train(shards: Path, out: Path, resume: bool, options: dict[str, Any], dist:
         info = ShardInfo.load(shards)
         tasks = _run_tasks(shards, info, config, checkpoint)
         model = _build_model(config, tasks, device, fresh=checkpoint is None, say=say)
-        pretrained_cfg = model.backbone.pretrained_cfg
-        image = {"size": config.image_size, "mean": list(pretrained_cfg.get("mean", IMAGENET_MEAN)),
-                 "std": list(pretrained_cfg.get("std", IMAGENET_STD))}
+        image = image_settings(model.backbone, config.image_size, pretrained=config.pretrained)
         data = _build_data(shards, info, tasks, config, image, dist)
         optimizer = create_optimizer(model, config, device)
         # updated without a step number: a constant decay, no warmup
@@ -449,7 +445,9 @@ def _build_data(shards: Path, info: ShardInfo, tasks: list[Task], config: TrainC
     val_loader = None
     if "val" in info.splits and info.num_samples.get("val"):
         val_data = make_dataset(shards, "val", training=False, carry_targets=carry, image_size=config.image_size,
-                                transform=eval_transform(config.image_size, mean=image["mean"], std=image["std"]))
+                                transform=eval_transform(config.image_size, mean=image["mean"], std=image["std"],
+                                                         interpolation=image["interpolation"],
+                                                         crop_pct=image["crop_pct"]))
         val_loader = make_loader(val_data, config.batch_size, config.workers, persistent_workers=False,
                                  generator=torch.Generator().manual_seed(config.seed))
     epoch_batches = batches_per_epoch(train_data.num_samples, dist.world_size, config.workers, config.batch_size)
@@ -488,7 +486,9 @@ def _resolved_config(setup: RunSetup, allocator_tuned: bool) -> dict[str, Any]:
         "keep_freed_memory": allocator_tuned, "world_size": setup.dist.world_size,
         "total_steps": setup.schedule["total_steps"], "warmup_steps": setup.schedule["warmup_steps"],
         "steps_per_epoch": setup.data.steps_per_epoch, "train_samples_per_epoch": setup.data.train.num_samples,
-        "image_mean": setup.image["mean"], "image_std": setup.image["std"], "tasks": tasks}}
+        "image_mean": setup.image["mean"], "image_std": setup.image["std"],
+        "image_interpolation": setup.image["interpolation"], "image_crop_pct": setup.image["crop_pct"],
+        "tasks": tasks}}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -539,27 +539,24 @@ class EpochBatches:
 
     def __init__(self, data: TrainData, timer: Timer) -> None:
         self.data, self.timer = data, timer
-        self.batches: Iterator[Any] | None = None
+        self.batches: Iterator[Any] = iter(())
+        self.between_epochs = True
         self.skipped = 0  # batches of the epoch consumed before this start (resume)
         self.first_step = 0  # the step this start was at
-
-    @property
-    def between_epochs(self) -> bool:
-        return self.batches is None
 
     def start_epoch(self, run: RunState) -> None:
         """The epoch's stream, fixed by (seed, epoch), past the batches ``run`` already consumed of it."""
         self.data.train.set_epoch(run.epoch)
-        self.batches = iter(self.data.loader)
+        self.batches, self.between_epochs = iter(self.data.loader), False
         self.skipped, self.first_step = run.batch_in_epoch, run.step
         with self.timer("resume_skip"):
             for _ in range(self.skipped):
                 next(self.batches)
 
     def next(self, run: RunState) -> Any | None:
-        batch = next(self.batches, None) if self.batches is not None else None
+        batch = next(self.batches, None)
         if batch is None:
-            self.batches = None
+            self.between_epochs = True
         else:
             run.batch_in_epoch += 1
         return batch

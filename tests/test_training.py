@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
 import webdataset as wds
+from timm.utils import ModelEmaV3
 from torch import nn
 
 from weaklabel.cli import main
@@ -31,8 +33,8 @@ from weaklabel.datasets.loader import (
     iter_samples,
 )
 from weaklabel.training import Encoder, Task, allocator, train
-from weaklabel.training.checkpoint import EMA, rng_state, set_rng_state
-from weaklabel.training.loop import lr_at, param_groups
+from weaklabel.training.checkpoint import rng_state, set_rng_state
+from weaklabel.training.loop import TrainConfig, create_optimizer, lr_at
 from weaklabel.training.losses import (
     asymmetric_loss,
     bce_loss,
@@ -43,7 +45,9 @@ from weaklabel.training.models import load_weights, parse_task
 from weaklabel.training.sampling import (
     RepeatFactors,
     category_repeat_factors,
+    eval_transform,
     image_repeat_factor,
+    image_settings,
     label_frequencies,
     repeat_samples,
     stochastic_round,
@@ -177,6 +181,8 @@ def test_checkpoints_load_with_weights_only(cli_run: Path, tiny: Path):
     assert tasks["true_type"]["kind"] == "softmax" and tasks["true_type"]["weight"] == 0.5
     assert last["model"]["heads.true_type.weight"].shape == (len(tasks["true_type"]["classes"]), 16)
     assert last["best"]["metric"] == "val_map"
+    assert last["image"] == {"size": 32, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                             "interpolation": "bilinear", "crop_pct": 1.0}
 
 
 def test_resume_refuses_other_options_and_existing_runs(cli_run: Path, tiny: Path):
@@ -433,6 +439,24 @@ def test_train_stream_repeats_before_decoding_and_seeds_augmentation(tiny: Path)
     assert torch.equal(torch.rand(2), expected)
 
 
+def test_eval_transform_is_timms_with_pretrained_crop_and_interpolation_only():
+    from PIL import Image
+    from timm.data import create_transform
+
+    backbone = timm.create_model("resnet10t")
+    fresh = image_settings(backbone, 32, pretrained=False)
+    assert fresh == {"size": 32, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                     "interpolation": "bilinear", "crop_pct": 1.0}
+    pretrained = image_settings(backbone, 32, pretrained=True)
+    assert (pretrained["interpolation"], pretrained["crop_pct"]) == ("bicubic", 0.875)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (45, 60, 3), dtype=np.uint8))
+    for settings in (fresh, pretrained):
+        options = {k: v for k, v in settings.items() if k != "size"}
+        ours = eval_transform(32, **options)(image)
+        # equal up to float rounding: ToNormalizedTensor scales and shifts in one pass
+        assert torch.allclose(ours, create_transform(32, is_training=False, **options)(image), atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------
 # optimization pieces
 # ------------------------------------------------------------------------------------------------
@@ -449,27 +473,33 @@ def test_warmup_then_cosine_schedule():
     assert lr_at(0, base_lr=1.0, total_steps=4) == 1.0  # no warmup
 
 
-def test_no_weight_decay_on_norms_biases_and_position_embeddings():
-    model = Encoder("vit_tiny_patch16_224", [Task("labels", "multilabel", ("a",))], embed_dim=8, image_size=32)
-    decay, no_decay = param_groups(model, 0.05)
+@pytest.mark.parametrize("backbone", ["resnet10t", "vit_tiny_patch16_224"])
+def test_no_weight_decay_on_norms_biases_and_position_embeddings(backbone: str):
+    model = Encoder(backbone, [Task("labels", "multilabel", ("a",))], embed_dim=8, image_size=32)
+    optimizer = create_optimizer(model, TrainConfig(weight_decay=0.05), torch.device("cpu"))
     names = {id(p): n for n, p in model.named_parameters()}
-    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
-    skipped = {names[id(p)] for p in no_decay["params"]}
-    assert {"backbone.pos_embed", "backbone.cls_token", "embed_head.bias", "backbone.norm.weight"} <= skipped
-    assert all(names[id(p)].endswith("weight") for p in decay["params"])
-    assert "embed_head.weight" in {names[id(p)] for p in decay["params"]}
+    decayed = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] == 0.05 for p in g["params"]}
+    skipped = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    # the rule timm's parameter groups follow: no decay on 1-d parameters and on no_weight_decay() names
+    params = dict(model.named_parameters())
+    assert decayed == {n for n, p in params.items() if p.ndim > 1 and n not in model.no_weight_decay()}
+    assert skipped == set(params) - decayed
+    assert "embed_head.weight" in decayed and "embed_head.bias" in skipped
+    if backbone.startswith("vit"):
+        assert {"backbone.pos_embed", "backbone.cls_token", "backbone.norm.weight"} <= skipped
 
 
 def test_ema_averages_float_state_and_copies_counters():
+    # timm's EMA as the loop uses it: update(model) without a step, so no decay warmup
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
-    ema = EMA(model, decay=0.75)
+    ema = ModelEmaV3(model, decay=0.75).requires_grad_(False)
     old = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         model[0].weight.add_(1.0)
     model(torch.randn(4, 2))  # moves BatchNorm's running stats and its counter
     ema.update(model)
     new = model.state_dict()
-    for name, value in ema.state_dict().items():
+    for name, value in ema.module.state_dict().items():
         if value.is_floating_point():
             assert torch.allclose(value, 0.75 * old[name] + 0.25 * new[name]), name
         else:

@@ -6,7 +6,7 @@ A checkpoint holds only tensors, dicts, lists, str, int, float, bool and None::
      "scheduler": {"base_lr", "min_lr", "warmup_steps", "total_steps"}, "step": int, "epoch": int,
      "batch_in_epoch": int, "best": {"metric", "value", "step"} | None, "rng": {...},
      "config": {...}, "tasks": [{"name", "kind", "classes", "weight"}], "label_names": [...],
-     "image": {"size", "mean", "std"}, "metrics": {...}}
+     "image": {"size", "mean", "std", "interpolation", "crop_pct"}, "metrics": {...}}
 
 ``step`` counts optimizer steps; ``epoch`` is the epoch in progress and ``batch_in_epoch`` the
 loader batches of it already consumed, which is where a resumed run picks up.
@@ -18,13 +18,11 @@ import os
 import random
 import re
 import warnings
-from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 FORMAT = 1
 LAST = "last.pt"
@@ -117,30 +115,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class EMA:
-    """Exponential moving average of a model's weights: ``ema = decay * ema + (1 - decay) * model``.
-
-    Float parameters and buffers are averaged; integer buffers (BatchNorm's batch counter) are copied.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"EMA decay must be in (0, 1), not {decay}")
-        self.decay = decay
-        self.module = deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        for ema_value, value in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if ema_value.is_floating_point():
-                ema_value.lerp_(value.to(ema_value.dtype), 1.0 - self.decay)
-            else:
-                ema_value.copy_(value)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.module.state_dict()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)

@@ -58,7 +58,9 @@ def load_encoder(checkpoint: str | Path, device: str | torch.device = "cpu", *,
 def image_transform(config: dict[str, Any]) -> Any:
     """The evaluation transform a loaded encoder expects (PIL RGB image → normalized tensor)."""
     image = config["image"]
-    return eval_transform(image["size"], mean=image["mean"], std=image["std"])
+    # checkpoints that predate interpolation and crop_pct were evaluated with bilinear and the whole short side
+    return eval_transform(image["size"], mean=image["mean"], std=image["std"],
+                          interpolation=image.get("interpolation", "bilinear"), crop_pct=image.get("crop_pct", 1.0))
 
 
 def embed(checkpoint: str | Path, source: str | Path, out: str | Path, *, split: str = "val", batch_size: int = 64,

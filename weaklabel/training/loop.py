@@ -24,7 +24,8 @@ import os
 import random
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as torch_dist
+from timm.utils import ModelEmaV3
+from torch.utils.data import DataLoader
 
 from ..artifacts import Timer, fingerprint_artifact, write_json, write_manifest
 from ..datasets.loader import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    ShardDataset,
     ShardInfo,
     carry_classes,
     make_dataset,
@@ -47,7 +49,6 @@ from ..folders import OutputFolder, Outputs, output_folder
 from .allocator import keep_freed_memory
 from .checkpoint import (
     BEST,
-    EMA,
     LAST,
     load_checkpoint,
     rng_state,
@@ -62,7 +63,7 @@ from .losses import (
     valid_mask,
 )
 from .models import LABELS_TASK, Encoder, Task, check_runs, load_weights, parse_task
-from .sampling import RepeatFactors, eval_transform, train_dataset, train_transform
+from .sampling import RepeatFactors, eval_transform, image_settings, train_dataset, train_transform
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -158,14 +159,13 @@ def lr_at(step: int, *, base_lr: float, total_steps: int, warmup_steps: int = 0,
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def param_groups(model: Encoder, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on weight matrices and kernels; none on norms, biases, scalars and position embeddings."""
-    skip = model.no_weight_decay()
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 or name in skip else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def create_optimizer(model: Encoder, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW with weight decay on weight matrices and kernels; none on norms, biases, scalars and
+    the names in ``model.no_weight_decay()`` (position embeddings...)."""
+    from timm.optim import create_optimizer_v2
+
+    return create_optimizer_v2(model, opt="adamw", lr=config.lr, weight_decay=config.weight_decay,
+                               filter_bias_and_bn=True, **({"fused": True} if device.type == "cuda" else {}))
 
 
 @dataclass
@@ -265,20 +265,141 @@ def train(shards: str | Path, out: str | Path, *, resume: bool = False, overwrit
             torch_dist.destroy_process_group()
 
 
+@dataclass
+class RunState:
+    """What a run changes as it goes: weights, optimizer and EMA, the position in the train stream, the
+    last validation and the best metric. ``last.pt`` holds it and ``restore`` reads it back."""
+
+    model: Encoder
+    optimizer: torch.optim.Optimizer
+    ema: ModelEmaV3 | None
+    timer: Timer
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0  # the epoch in progress
+    batch_in_epoch: int = 0  # loader batches of it consumed
+    images_seen: int = 0
+    best: dict[str, Any] | None = None
+    last_eval: dict[str, Any] = field(default_factory=dict)
+    evaluated_at: int = -1  # the step last validated
+    saved_at: int = -1  # the step last.pt holds
+
+    def finished(self, config: TrainConfig) -> bool:
+        return self.step >= config.steps if config.steps is not None else self.epoch >= config.epochs
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.ema is not None and checkpoint.get("ema") is not None:
+            self.ema.module.load_state_dict(checkpoint["ema"])
+        self.step, self.epoch = checkpoint["step"], checkpoint["epoch"]
+        self.batch_in_epoch, self.images_seen = checkpoint["batch_in_epoch"], checkpoint.get("images_seen", 0)
+        self.best, self.last_eval = checkpoint.get("best"), checkpoint.get("metrics") or {}
+        # last.pt holds this step; when it was saved after validating here, a finished run resumed with
+        # the same length neither validates nor saves again (no second eval line)
+        self.saved_at, self.evaluated_at = self.step, self.last_eval.get("step", -1)
+        set_rng_state(checkpoint["rng"])
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """The train stream and its loader, the val loader (None without a val split), optimizer steps per epoch."""
+
+    train: ShardDataset
+    loader: DataLoader
+    val_loader: DataLoader | None
+    steps_per_epoch: int
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What stays fixed while a run goes: options, folders, devices, tasks, data and schedule."""
+
+    config: TrainConfig
+    dist: Distributed
+    shards: Path
+    out: Path
+    device: torch.device
+    amp_dtype: torch.dtype | None  # bf16 autocast, or None for fp32
+    info: ShardInfo
+    tasks: list[Task]
+    image: dict[str, Any]  # the checkpoint's "image" entry: what the eval transform needs
+    data: TrainData
+    schedule: dict[str, Any]  # lr_at's keyword arguments
+    net: torch.nn.Module  # the model as the forward pass calls it: under DDP, compiled when asked
+
+
 def _train(shards: Path, out: Path, resume: bool, overwrite: bool, options: dict[str, Any], dist: Distributed,
            folder: OutputFolder | None) -> dict[str, Any]:
-    timer = Timer()
     say = print if dist.main else (lambda *a, **k: None)
-    checkpoint = None
+    checkpoint = _previous_run(out, resume, overwrite, say)
+    resumed = checkpoint is not None
+    config = resolve_config(options, checkpoint)
+    device, amp_dtype, allocator_tuned = _runtime(config, dist)
+    timer = Timer()
+    with timer("setup"):
+        info = ShardInfo.load(shards)
+        tasks = _run_tasks(shards, info, config, checkpoint)
+        model = _build_model(config, tasks, device, fresh=checkpoint is None, say=say)
+        image = image_settings(model.backbone, config.image_size, pretrained=config.pretrained)
+        data = _build_data(shards, info, tasks, config, image, dist)
+        optimizer = create_optimizer(model, config, device)
+        # updated without a step number: a constant decay, no warmup
+        ema = ModelEmaV3(model, decay=config.ema).requires_grad_(False) if config.ema else None
+        run = RunState(model, optimizer, ema, timer)
+        if checkpoint is not None:
+            run.restore(checkpoint)
+            del checkpoint  # its tensors are copied into the model and optimizer
+        setup = RunSetup(config, dist, shards, out, device, amp_dtype, info, tasks, image, data,
+                         _schedule(config, data.steps_per_epoch), _wrap(model, config, dist, device))
+    resolved = _resolved_config(setup, allocator_tuned)
+    if folder is not None:  # the main rank: a resumed run keeps its files, a new one removes an earlier run's
+        if resumed:
+            folder.remove_manifest()
+        else:
+            folder.clear()
+        write_json(out / CONFIG, resolved)
+        _trim_metrics(out / METRICS, run.step)
+
+    start = time.perf_counter()
+    finished = _train_steps(run, setup)
+    train_seconds = time.perf_counter() - start
+    if not finished:  # stop_after_steps, the test hook: leave last.pt as a kill after a checkpoint would
+        _save(run, setup)
+        return {"step": run.step, "epoch": run.epoch, "stopped": True}
+    if run.evaluated_at != run.step:
+        _validate_and_keep_best(run, setup)
+    if run.saved_at != run.step:
+        _save(run, setup)
+    final = {"step": run.step, "epoch": run.epoch, "images_seen": run.images_seen} | {
+        k: v for k, v in run.last_eval.items() if k not in ("step", "epoch")} | {"best": run.best}
+    if dist.main:
+        timer.seconds["train"] = train_seconds
+        _write_manifest(run, setup, resolved, final)
+    return final
+
+
+# ---------------------------------------------------------------------------------------------
+# setup: runtime, tasks, model, data, schedule
+# ---------------------------------------------------------------------------------------------
+
+def _previous_run(out: Path, resume: bool, overwrite: bool, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """``last.pt`` of the run in ``out`` to resume, or None for a new run; a run is overwritten only
+    when asked."""
     if resume and (out / LAST).is_file():
         checkpoint = load_checkpoint(out / LAST)
         say(f"resuming {out / LAST} at step {checkpoint['step']} (epoch {checkpoint['epoch']})")
-    elif resume:
+        return checkpoint
+    if resume:
         say(f"no {LAST} in {out}: starting a new run")
     elif (out / LAST).is_file() and not overwrite:
         raise ValueError(f"{out} already holds a run; pass --resume to continue it, --overwrite to start over, "
                          "or choose another --out")
-    config = resolve_config(options, checkpoint)
+    return None
+
+
+def _runtime(config: TrainConfig, dist: Distributed) -> tuple[torch.device, torch.dtype | None, bool]:
+    """The device, the autocast dtype (None: fp32) and whether malloc now keeps freed memory (CPU);
+    sets torch's kernel choices."""
     device = resolve_device(config.device, dist)
     cuda = device.type == "cuda"
     allocator_tuned = not cuda and keep_freed_memory()
@@ -292,261 +413,282 @@ def _train(shards: Path, out: Path, resume: bool, overwrite: bool, options: dict
     elif cuda:
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
+    return device, amp_dtype, allocator_tuned
 
-    # ---- tasks and model -----------------------------------------------------------------------
-    with timer("setup"):
-        info = ShardInfo.load(shards)
-        if checkpoint is not None:
-            tasks = [Task.from_dict(t) for t in checkpoint["tasks"]]
-            if list(tasks[0].classes) != info.label_names:
-                raise ValueError(f"the vocabulary of {shards} differs from the checkpoint's")
-        else:
-            tasks = build_tasks(shards, info, config)
-        random.seed(config.seed)
-        np.random.seed(config.seed)
-        torch.manual_seed(config.seed)
-        raw = Encoder(config.model, tasks, embed_dim=config.embed_dim,
-                      pretrained=config.pretrained and checkpoint is None,  # a resumed run has its weights
-                      image_size=config.image_size, drop_path_rate=config.drop_path)
-        check_runs(raw, config.model, config.image_size)
-        if config.weights and checkpoint is None:
-            report = load_weights(raw, config.weights)
-            say(f"loaded {config.weights}: " + "; ".join(
-                f"{len(keys)} {kind} keys" + (f" ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
-                                              if keys else "") for kind, keys in report.items()))
-        pretrained_cfg = raw.backbone.pretrained_cfg
-        mean = list(pretrained_cfg.get("mean", IMAGENET_MEAN))
-        std = list(pretrained_cfg.get("std", IMAGENET_STD))
-        memory_format = torch.channels_last if cuda else torch.contiguous_format
-        raw.to(device=device, memory_format=memory_format)
-        ema = EMA(raw, config.ema) if config.ema else None
-        optimizer = torch.optim.AdamW(param_groups(raw, config.weight_decay), lr=config.lr,
-                                      **({"fused": True} if cuda else {}))
 
-        # ---- data ------------------------------------------------------------------------------
-        repeat = RepeatFactors.from_shards(shards, config.repeat_threshold) if config.balance else None
-        carry = {t.name: list(t.classes) for t in tasks[1:]}
-        train_data = train_dataset(
-            shards, transform=train_transform(config.image_size, mean=mean, std=std, crop_scale=config.crop_scale,
-                                              color_jitter=config.color_jitter),
-            num_labels=len(info.label_names), carry_targets=carry, image_size=config.image_size,
-            shuffle_buffer=config.shuffle_buffer, seed=config.seed, repeat=repeat)
-        # its own generator: starting an epoch's iterator must not draw from the global RNG (resume)
-        loader = make_loader(train_data, config.batch_size, config.workers, drop_last=True,
-                             generator=torch.Generator().manual_seed(config.seed))
-        val_loader = None
-        if "val" in info.splits and info.num_samples.get("val"):
-            val_data = make_dataset(shards, "val", training=False, carry_targets=carry, image_size=config.image_size,
-                                    transform=eval_transform(config.image_size, mean=mean, std=std))
-            val_loader = make_loader(val_data, config.batch_size, config.workers, persistent_workers=False,
-                                     generator=torch.Generator().manual_seed(config.seed))
-        epoch_batches = batches_per_epoch(train_data.num_samples, dist.world_size, config.workers, config.batch_size)
-        steps_per_epoch = epoch_batches // config.accum_steps
-        if steps_per_epoch == 0:
-            raise ValueError(f"the train split ({train_data.num_samples} samples over {dist.world_size} rank(s) and "
-                             f"{max(config.workers, 1)} worker(s)) gives no full batch of {config.batch_size}"
-                             + (f" x {config.accum_steps} accumulation steps" if config.accum_steps > 1 else ""))
-        total_steps = config.steps if config.steps is not None else config.epochs * steps_per_epoch
-        warmup_steps = config.warmup_steps if config.warmup_steps is not None else round(0.05 * total_steps)
-        schedule = {"base_lr": config.lr, "min_lr": config.min_lr, "warmup_steps": warmup_steps,
-                    "total_steps": total_steps}
+def _run_tasks(shards: Path, info: ShardInfo, config: TrainConfig, checkpoint: dict[str, Any] | None) -> list[Task]:
+    """The checkpoint's tasks on resume (its vocabulary must be the shards'), else the options'."""
+    if checkpoint is None:
+        return build_tasks(shards, info, config)
+    tasks = [Task.from_dict(t) for t in checkpoint["tasks"]]
+    if list(tasks[0].classes) != info.label_names:
+        raise ValueError(f"the vocabulary of {shards} differs from the checkpoint's")
+    return tasks
 
-        # ---- state (fresh or resumed) ------------------------------------------------------------
-        step, epoch, batch_in_epoch, images_seen = 0, 0, 0, 0
-        best: dict[str, Any] | None = None
-        last_eval: dict[str, Any] = {}
-        resumed = checkpoint is not None
-        if checkpoint is not None:
-            raw.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            if ema is not None and checkpoint.get("ema") is not None:
-                ema.load_state_dict(checkpoint["ema"])
-            step, epoch = checkpoint["step"], checkpoint["epoch"]
-            batch_in_epoch, images_seen = checkpoint["batch_in_epoch"], checkpoint.get("images_seen", 0)
-            best, last_eval = checkpoint.get("best"), checkpoint.get("metrics") or {}
-            set_rng_state(checkpoint["rng"])
-            del checkpoint
-        model: torch.nn.Module = raw
-        if dist.world_size > 1:
-            model = torch.nn.parallel.DistributedDataParallel(raw, device_ids=[device.index] if cuda else None)
-        if config.compile:
-            model = torch.compile(model)
 
-    resolved = asdict(config) | {"resolved": {
-        "device": str(device), "precision": "bf16" if amp_dtype else "fp32", "keep_freed_memory": allocator_tuned, "world_size": dist.world_size,
-        "total_steps": total_steps, "warmup_steps": warmup_steps, "steps_per_epoch": steps_per_epoch,
-        "train_samples_per_epoch": train_data.num_samples, "image_mean": mean, "image_std": std,
-        "tasks": [{"name": t.name, "kind": t.kind, "classes": len(t.classes), "weight": t.weight} for t in tasks]}}
-    if folder is not None:  # the main rank: a resumed run keeps its files, a new one removes an earlier run's
-        if resumed:
-            folder.remove_manifest()
-        else:
-            folder.clear()
-        write_json(out / CONFIG, resolved)
-        _trim_metrics(out / METRICS, step)
+def _build_model(config: TrainConfig, tasks: list[Task], device: torch.device, *, fresh: bool,
+                 say: Callable[[str], None]) -> Encoder:
+    """The encoder initialized from ``config.seed``, checked to run at the image size, on ``device``. A
+    ``fresh`` run loads the pretrained or ``--weights`` weights; a resumed one gets its own from last.pt."""
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    model = Encoder(config.model, tasks, embed_dim=config.embed_dim, pretrained=config.pretrained and fresh,
+                    image_size=config.image_size, drop_path_rate=config.drop_path)
+    check_runs(model, config.model, config.image_size)
+    if config.weights and fresh:
+        report = load_weights(model, config.weights)
+        say(f"loaded {config.weights}: " + "; ".join(
+            f"{len(keys)} {kind} keys" + (f" ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
+                                          if keys else "") for kind, keys in report.items()))
+    return model.to(device=device, memory_format=_memory_format(device))
 
-    def state() -> dict[str, Any]:
-        return {"model": raw.state_dict(), "ema": ema.state_dict() if ema else None,
-                "optimizer": optimizer.state_dict(), "scheduler": schedule, "step": step, "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch, "images_seen": images_seen, "best": best, "rng": rng_state(),
-                "config": asdict(config), "tasks": [t.to_dict() for t in tasks], "label_names": info.label_names,
-                "image": {"size": config.image_size, "mean": mean, "std": std}, "metrics": last_eval}
 
-    saved_at = step if resumed else -1  # last.pt holds the resumed state already
+def _build_data(shards: Path, info: ShardInfo, tasks: list[Task], config: TrainConfig, image: dict[str, Any],
+                dist: Distributed) -> TrainData:
+    repeat = RepeatFactors.from_shards(shards, config.repeat_threshold) if config.balance else None
+    carry = {t.name: list(t.classes) for t in tasks[1:]}
+    augment = train_transform(config.image_size, mean=image["mean"], std=image["std"], crop_scale=config.crop_scale,
+                              color_jitter=config.color_jitter)
+    train_data = train_dataset(shards, transform=augment, num_labels=len(info.label_names), carry_targets=carry,
+                               image_size=config.image_size, shuffle_buffer=config.shuffle_buffer, seed=config.seed,
+                               repeat=repeat)
+    # its own generator: starting an epoch's iterator must not draw from the global RNG (resume)
+    loader = make_loader(train_data, config.batch_size, config.workers, drop_last=True,
+                         generator=torch.Generator().manual_seed(config.seed))
+    val_loader = None
+    if "val" in info.splits and info.num_samples.get("val"):
+        val_data = make_dataset(shards, "val", training=False, carry_targets=carry, image_size=config.image_size,
+                                transform=eval_transform(config.image_size, mean=image["mean"], std=image["std"],
+                                                         interpolation=image["interpolation"],
+                                                         crop_pct=image["crop_pct"]))
+        val_loader = make_loader(val_data, config.batch_size, config.workers, persistent_workers=False,
+                                 generator=torch.Generator().manual_seed(config.seed))
+    epoch_batches = batches_per_epoch(train_data.num_samples, dist.world_size, config.workers, config.batch_size)
+    steps_per_epoch = epoch_batches // config.accum_steps
+    if steps_per_epoch == 0:
+        raise ValueError(f"the train split ({train_data.num_samples} samples over {dist.world_size} rank(s) and "
+                         f"{max(config.workers, 1)} worker(s)) gives no full batch of {config.batch_size}"
+                         + (f" x {config.accum_steps} accumulation steps" if config.accum_steps > 1 else ""))
+    return TrainData(train_data, loader, val_loader, steps_per_epoch)
 
-    def save(name: str = LAST) -> None:
-        nonlocal saved_at
-        if name == LAST:
-            saved_at = step
-        if dist.main:
-            with timer("checkpoint"):
-                save_checkpoint(out / name, state())
 
-    # a resumed run whose last.pt was saved after validating at its step need not validate again (a
-    # finished run resumed with the same length is then a no-op, not a second eval line)
-    evaluated_at = last_eval.get("step", -1) if resumed else -1
+def _schedule(config: TrainConfig, steps_per_epoch: int) -> dict[str, Any]:
+    """``lr_at``'s arguments: the run's length in steps and its warmup (5% of it unless given)."""
+    total_steps = config.steps if config.steps is not None else config.epochs * steps_per_epoch
+    warmup_steps = config.warmup_steps if config.warmup_steps is not None else round(0.05 * total_steps)
+    return {"base_lr": config.lr, "min_lr": config.min_lr, "warmup_steps": warmup_steps, "total_steps": total_steps}
 
-    def run_eval() -> None:
-        nonlocal best, last_eval, evaluated_at, saved_at
-        if val_loader is None:
-            return
-        evaluated_at = step
-        with timer("eval"):
-            metrics = evaluate(ema.module if ema else raw, val_loader, tasks, config, device, amp_dtype, dist)
-        if not dist.main:
-            return
-        saved_at = -1  # last.pt now lacks these metrics
-        last_eval = {"step": step, "epoch": epoch} | metrics
-        _log(out, {"kind": "eval"} | last_eval)
-        if config.progress:
-            bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last_eval.items()))
-        name, value = ("val_map", metrics["val_map"]) if metrics.get("val_map") is not None else (
-            "neg_val_loss", -metrics["val_loss"])
-        if best is None or value > best["value"]:
-            best = {"metric": name, "value": value, "step": step}
-            save(BEST)
 
-    # ---- the loop ------------------------------------------------------------------------------
+def _wrap(model: Encoder, config: TrainConfig, dist: Distributed, device: torch.device) -> torch.nn.Module:
+    """The model under DDP with several ranks (wrapped after restoring: DDP broadcasts rank 0's weights),
+    then compiled with ``--compile``."""
+    net: torch.nn.Module = model
+    if dist.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                        else None)
+    if config.compile:
+        net = torch.compile(net)
+    return net
+
+
+def _resolved_config(setup: RunSetup, allocator_tuned: bool) -> dict[str, Any]:
+    """``config.json``: every option, and under ``resolved`` what the run made of them."""
+    tasks = [{"name": t.name, "kind": t.kind, "classes": len(t.classes), "weight": t.weight} for t in setup.tasks]
+    return asdict(setup.config) | {"resolved": {
+        "device": str(setup.device), "precision": "bf16" if setup.amp_dtype else "fp32",
+        "keep_freed_memory": allocator_tuned, "world_size": setup.dist.world_size,
+        "total_steps": setup.schedule["total_steps"], "warmup_steps": setup.schedule["warmup_steps"],
+        "steps_per_epoch": setup.data.steps_per_epoch, "train_samples_per_epoch": setup.data.train.num_samples,
+        "image_mean": setup.image["mean"], "image_std": setup.image["std"],
+        "image_interpolation": setup.image["interpolation"], "image_crop_pct": setup.image["crop_pct"],
+        "tasks": tasks}}
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------------------------
+
+def _train_steps(run: RunState, setup: RunSetup) -> bool:
+    """Optimizer steps until the run is finished (True) or ``stop_after_steps`` stops it (False)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total_steps, initial=min(step, total_steps), unit="step", dynamic_ncols=True,
-               disable=not (config.progress and dist.main), file=sys.stderr)
-    autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-    task_options = {"loss": config.loss, "label_smoothing": config.label_smoothing,
-                    "gamma_neg": config.asl_gamma_neg, "gamma_pos": config.asl_gamma_pos, "clip": config.asl_clip}
-    running = torch.zeros(len(tasks) + 1, device=device)  # total loss, then each task's, summed over batches
-    window = {"batches": 0, "images": 0, "wait": 0.0, "start": time.perf_counter()}
-    micro, step_images = 0, 0
-    stopped = False
-
-    def finished() -> bool:
-        return step >= config.steps if config.steps is not None else epoch >= config.epochs
-
-    raw.train()
-    timer_start = time.perf_counter()
-    while not finished() and not stopped:
-        train_data.set_epoch(epoch)
-        batches = iter(loader)
-        skipped = batch_in_epoch
-        with timer("resume_skip"):
-            for _ in range(skipped):
-                next(batches)
-        steps_this_epoch = 0
-        waited = time.perf_counter()
-        for images, targets in batches:
-            window["wait"] += time.perf_counter() - waited
-            batch_in_epoch += 1
-            micro += 1
-            images = images.to(device, non_blocking=True, memory_format=memory_format)
-            targets = {k: v.to(device, non_blocking=True) for k, v in targets.items()}
-            sync = model.no_sync() if micro < config.accum_steps and dist.world_size > 1 else nullcontext()
-            with sync:
-                with autocast:
-                    outputs = model(images)
-                losses = torch.stack([task_loss(t, outputs[t.name], targets[t.name], **task_options) for t in tasks])
-                loss = (losses * torch.tensor([t.weight for t in tasks], device=device)).sum()
-                (loss / config.accum_steps).backward()
-            running += torch.cat([loss.detach()[None], losses.detach()])
-            window["batches"] += 1
-            window["images"] += images.shape[0]
-            step_images += images.shape[0]
-            if micro < config.accum_steps:
-                waited = time.perf_counter()
-                continue
-            micro = 0
-            lr = lr_at(step, **schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(raw.parameters(), config.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(raw)
-            step += 1
-            steps_this_epoch += 1
-            images_seen += step_images * dist.world_size
+    config = setup.config
+    batches = EpochBatches(setup.data, run.timer)
+    window = LossWindow(len(setup.tasks) + 1, setup.device)
+    total_steps = setup.schedule["total_steps"]
+    run.model.train()
+    with tqdm(total=total_steps, initial=min(run.step, total_steps), unit="step", dynamic_ncols=True,
+              disable=not (config.progress and setup.dist.main), file=sys.stderr) as bar:
+        while not run.finished(config):
+            if batches.between_epochs:
+                batches.start_epoch(run)
+            lr = lr_at(run.step, **setup.schedule)
             step_images = 0
+            for micro in range(config.accum_steps):
+                with window.waiting():
+                    batch = batches.next(run)
+                if batch is None:
+                    break
+                step_images += _forward_backward(setup, batch, window, last=micro == config.accum_steps - 1)
+            if batch is None:  # the epoch's stream ended, possibly mid-accumulation
+                _end_epoch(run, setup, batches)
+                continue
+            _optimizer_step(run, lr, config.grad_clip)
+            run.images_seen += step_images * setup.dist.world_size
             bar.update(1)
-            if step % config.log_every == 0 or finished():
-                record = _window_metrics(running, window, tasks, dist) | {"step": step, "epoch": epoch, "lr": lr}
-                if dist.main:
-                    _log(out, {"kind": "train"} | record)
-                    bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.2e}",
-                                    img_s=f"{record['images_per_s']:.0f}", refresh=False)
-                running.zero_()
-                window = {"batches": 0, "images": 0, "wait": 0.0, "start": time.perf_counter()}
-            if config.eval_every and step % config.eval_every == 0:
-                run_eval()
-            if step % config.checkpoint_every == 0:
-                save()
-            if config.steps is not None and finished():
-                break
-            if config.stop_after_steps is not None and step >= config.stop_after_steps:
-                stopped = True
-                break
-            waited = time.perf_counter()
-        else:
-            # the epoch's stream ended: drop gradients of an unfinished accumulation, evaluate, checkpoint
-            if micro:
-                optimizer.zero_grad(set_to_none=True)
-                micro, step_images = 0, 0
-            if steps_this_epoch == 0 and skipped == 0:
-                raise ValueError(f"epoch {epoch} gave no batch; the train split is too small for batch size "
-                                 f"{config.batch_size} with {max(config.workers, 1)} worker(s)")
-            epoch += 1
-            batch_in_epoch = 0
-            if not config.eval_every:
-                run_eval()
-            save()
-    bar.close()
-    train_seconds = time.perf_counter() - timer_start
+            if run.step % config.log_every == 0 or run.finished(config):
+                _log_train(run, setup, window, lr, bar)
+            if config.eval_every and run.step % config.eval_every == 0:
+                _validate_and_keep_best(run, setup)
+            if run.step % config.checkpoint_every == 0:
+                _save(run, setup)
+            if config.stop_after_steps is not None and run.step >= config.stop_after_steps:
+                return False
+    return True
 
-    if stopped:  # the test hook: leave last.pt as a kill after a checkpoint would
-        save()
-        return {"step": step, "epoch": epoch, "stopped": True}
-    if evaluated_at != step:
-        run_eval()
-    if saved_at != step:
-        save()
-    final = {"step": step, "epoch": epoch, "images_seen": images_seen} | {
-        k: v for k, v in last_eval.items() if k not in ("step", "epoch")} | {"best": best}
-    if dist.main:
-        timer.seconds["train"] = train_seconds
-        try:
-            inputs = [fingerprint_artifact(shards)]
-        except FileNotFoundError:
-            inputs = [{"path": str(shards)}]
-        write_manifest(out, "train", config=resolved, inputs=inputs, timings=timer.seconds, seed=config.seed,
-                       counts={"steps": step, "epochs_completed": epoch, "images_seen": images_seen,
-                               "train_samples": info.num_samples.get("train", 0),
-                               "val_samples": info.num_samples.get("val", 0)},
-                       outputs={"last": LAST, "best": BEST if (out / BEST).is_file() else None, "metrics": final})
-    return final
+
+class EpochBatches:
+    """The train loader's batches one epoch at a time: ``next`` gives None at the end of an epoch."""
+
+    def __init__(self, data: TrainData, timer: Timer) -> None:
+        self.data, self.timer = data, timer
+        self.batches: Iterator[Any] = iter(())
+        self.between_epochs = True
+        self.skipped = 0  # batches of the epoch consumed before this start (resume)
+        self.first_step = 0  # the step this start was at
+
+    def start_epoch(self, run: RunState) -> None:
+        """The epoch's stream, fixed by (seed, epoch), past the batches ``run`` already consumed of it."""
+        self.data.train.set_epoch(run.epoch)
+        self.batches, self.between_epochs = iter(self.data.loader), False
+        self.skipped, self.first_step = run.batch_in_epoch, run.step
+        with self.timer("resume_skip"):
+            for _ in range(self.skipped):
+                next(self.batches)
+
+    def next(self, run: RunState) -> Any | None:
+        batch = next(self.batches, None)
+        if batch is None:
+            self.between_epochs = True
+        else:
+            run.batch_in_epoch += 1
+        return batch
+
+
+class LossWindow:
+    """Losses, images and data wait since the last train log line."""
+
+    def __init__(self, num_losses: int, device: torch.device) -> None:
+        self.sums = torch.zeros(num_losses, device=device)  # the total loss, then each task's, summed over batches
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums.zero_()
+        self.batches, self.images, self.wait, self.start = 0, 0, 0.0, time.perf_counter()
+
+    def add(self, losses: torch.Tensor, images: int) -> None:
+        self.sums += losses
+        self.batches += 1
+        self.images += images
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.wait += time.perf_counter() - start
+
+    def metrics(self, tasks: list[Task], dist: Distributed) -> dict[str, Any]:
+        """Mean losses (over all ranks), images/s and the share of time spent waiting for data."""
+        sums = self.sums.clone()
+        if dist.world_size > 1:
+            torch_dist.all_reduce(sums)
+            sums /= dist.world_size
+        means = (sums / max(self.batches, 1)).tolist()
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        return {"loss": means[0], **{f"loss_{t.name}": v for t, v in zip(tasks, means[1:])},
+                "images_per_s": self.images * dist.world_size / elapsed, "window_s": elapsed,
+                "data_wait_s": self.wait, "data_wait_share": self.wait / elapsed}
+
+
+def _forward_backward(setup: RunSetup, batch: Any, window: LossWindow, *, last: bool) -> int:
+    """Add one batch's gradients (the ``last`` of an accumulation syncs them across ranks); return its size."""
+    images, targets = batch
+    images = images.to(setup.device, non_blocking=True, memory_format=_memory_format(setup.device))
+    targets = {k: v.to(setup.device, non_blocking=True) for k, v in targets.items()}
+    options = _loss_options(setup.config)
+    sync = setup.net.no_sync() if not last and setup.dist.world_size > 1 else nullcontext()
+    with sync:
+        with _autocast(setup.amp_dtype):
+            outputs = setup.net(images)
+        losses = torch.stack([task_loss(t, outputs[t.name], targets[t.name], **options) for t in setup.tasks])
+        loss = (losses * torch.tensor([t.weight for t in setup.tasks], device=setup.device)).sum()
+        (loss / setup.config.accum_steps).backward()
+    window.add(torch.cat([loss.detach()[None], losses.detach()]), images.shape[0])
+    return images.shape[0]
+
+
+def _optimizer_step(run: RunState, lr: float, grad_clip: float | None) -> None:
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), grad_clip)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.ema is not None:
+        run.ema.update(run.model)
+    run.step += 1
+
+
+def _end_epoch(run: RunState, setup: RunSetup, batches: EpochBatches) -> None:
+    """The epoch's stream ended: drop the gradients of an unfinished accumulation, move to the next
+    epoch, validate (unless validation goes by steps) and checkpoint."""
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.step == batches.first_step and batches.skipped == 0:
+        raise ValueError(f"epoch {run.epoch} gave no batch; the train split is too small for batch size "
+                         f"{setup.config.batch_size} with {max(setup.config.workers, 1)} worker(s)")
+    run.epoch += 1
+    run.batch_in_epoch = 0
+    if not setup.config.eval_every:
+        _validate_and_keep_best(run, setup)
+    _save(run, setup)
+
+
+def _log_train(run: RunState, setup: RunSetup, window: LossWindow, lr: float, bar: Any) -> None:
+    record = window.metrics(setup.tasks, setup.dist) | {"step": run.step, "epoch": run.epoch, "lr": lr}
+    window.reset()
+    if setup.dist.main:
+        _log(setup.out, {"kind": "train"} | record)
+        bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.2e}", img_s=f"{record['images_per_s']:.0f}",
+                        refresh=False)
+
+
+def _validate_and_keep_best(run: RunState, setup: RunSetup) -> None:
+    """Validate (the EMA weights when kept), log the metrics and save ``best.pt`` when they are the best yet."""
+    if setup.data.val_loader is None:
+        return
+    run.evaluated_at = run.step
+    with run.timer("eval"):
+        metrics = validate(run.ema.module if run.ema is not None else run.model, setup.data.val_loader,
+                           setup.tasks, setup.config, setup.device, setup.amp_dtype, setup.dist)
+    if not setup.dist.main:
+        return
+    run.saved_at = -1  # last.pt now lacks these metrics
+    run.last_eval = {"step": run.step, "epoch": run.epoch} | metrics
+    _log(setup.out, {"kind": "eval"} | run.last_eval)
+    if setup.config.progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in run.last_eval.items()))
+    name, value = ("val_map", metrics["val_map"]) if metrics.get("val_map") is not None else (
+        "neg_val_loss", -metrics["val_loss"])
+    if run.best is None or value > run.best["value"]:
+        run.best = {"metric": name, "value": value, "step": run.step}
+        _save(run, setup, BEST)
 
 
 @torch.no_grad()
-def evaluate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig, device: torch.device,
+def validate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig, device: torch.device,
              amp_dtype: torch.dtype | None, dist: Distributed) -> dict[str, Any]:
     """Validation loss per task, mAP of the labels task, top-1 of softmax tasks (on rank 0; {} elsewhere).
 
@@ -556,17 +698,15 @@ def evaluate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig
     """
     from ..metrics import average_precision
 
-    task_options = {"loss": config.loss, "label_smoothing": config.label_smoothing,
-                    "gamma_neg": config.asl_gamma_neg, "gamma_pos": config.asl_gamma_pos, "clip": config.asl_clip}
+    task_options = _loss_options(config)
     was_training = model.training
     model.eval()
     losses = {t.name: [] for t in tasks}
     scores = {t.name: [] for t in tasks}
     targets = {t.name: [] for t in tasks}
-    autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else nullcontext()
     for images, target in loader:
         images = images.to(device, non_blocking=True)
-        with autocast:
+        with _autocast(amp_dtype):
             outputs = model(images)
         for task in tasks:
             y = target[task.name].to(device)
@@ -604,22 +744,61 @@ def evaluate(model: Encoder, loader: Any, tasks: list[Task], config: TrainConfig
     return metrics
 
 
+
 def _cat(parts: list[torch.Tensor]) -> torch.Tensor | None:
     return torch.cat(parts) if parts else None
 
 
-def _window_metrics(running: torch.Tensor, window: dict[str, Any], tasks: list[Task],
-                    dist: Distributed) -> dict[str, Any]:
-    """Mean losses since the last log (over all ranks), images/s and the share of time spent waiting for data."""
-    sums = running.clone()
-    if dist.world_size > 1:
-        torch_dist.all_reduce(sums)
-        sums /= dist.world_size
-    means = (sums / max(window["batches"], 1)).tolist()
-    elapsed = max(time.perf_counter() - window["start"], 1e-9)
-    return {"loss": means[0], **{f"loss_{t.name}": v for t, v in zip(tasks, means[1:])},
-            "images_per_s": window["images"] * dist.world_size / elapsed, "window_s": elapsed,
-            "data_wait_s": window["wait"], "data_wait_share": window["wait"] / elapsed}
+# ---------------------------------------------------------------------------------------------
+# checkpoints and artifacts
+# ---------------------------------------------------------------------------------------------
+
+def _save(run: RunState, setup: RunSetup, name: str = LAST) -> None:
+    if name == LAST:
+        run.saved_at = run.step
+    if setup.dist.main:
+        with run.timer("checkpoint"):
+            save_checkpoint(setup.out / name, _checkpoint(run, setup))
+
+
+def _checkpoint(run: RunState, setup: RunSetup) -> dict[str, Any]:
+    """The checkpoint's entries (see :mod:`.checkpoint`); ``ema`` is the averaged model's own state_dict."""
+    return {"model": run.model.state_dict(), "ema": run.ema.module.state_dict() if run.ema is not None else None,
+            "optimizer": run.optimizer.state_dict(), "scheduler": setup.schedule, "step": run.step,
+            "epoch": run.epoch, "batch_in_epoch": run.batch_in_epoch, "images_seen": run.images_seen,
+            "best": run.best, "rng": rng_state(), "config": asdict(setup.config),
+            "tasks": [t.to_dict() for t in setup.tasks], "label_names": setup.info.label_names,
+            "image": setup.image, "metrics": run.last_eval}
+
+
+def _write_manifest(run: RunState, setup: RunSetup, resolved: dict[str, Any], final: dict[str, Any]) -> None:
+    try:
+        inputs = [fingerprint_artifact(setup.shards)]
+    except FileNotFoundError:
+        inputs = [{"path": str(setup.shards)}]
+    counts = {"steps": run.step, "epochs_completed": run.epoch, "images_seen": run.images_seen,
+              "train_samples": setup.info.num_samples.get("train", 0),
+              "val_samples": setup.info.num_samples.get("val", 0)}
+    outputs = {"last": LAST, "best": BEST if (setup.out / BEST).is_file() else None, "metrics": final}
+    write_manifest(setup.out, "train", config=resolved, inputs=inputs, timings=run.timer.seconds,
+                   seed=setup.config.seed, counts=counts, outputs=outputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+def _loss_options(config: TrainConfig) -> dict[str, Any]:
+    return {"loss": config.loss, "label_smoothing": config.label_smoothing, "gamma_neg": config.asl_gamma_neg,
+            "gamma_pos": config.asl_gamma_pos, "clip": config.asl_clip}
+
+
+def _autocast(amp_dtype: torch.dtype | None) -> Any:
+    return torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+
+
+def _memory_format(device: torch.device) -> torch.memory_format:
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
 
 def _log(out: Path, record: dict[str, Any]) -> None:

@@ -141,13 +141,29 @@ def train_transform(image_size: int, *, mean: Sequence[float] = IMAGENET_MEAN, s
     return transforms.Compose([*steps, ToNormalizedTensor(mean, std)])
 
 
-def eval_transform(image_size: int, *, mean: Sequence[float] = IMAGENET_MEAN,
-                   std: Sequence[float] = IMAGENET_STD) -> Any:
-    """Short side to ``image_size``, central square crop, normalize."""
+def eval_transform(image_size: int, *, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                   interpolation: str = "bilinear", crop_pct: float = 1.0) -> Any:
+    """Short side to ``image_size / crop_pct`` (timm's eval resize), central ``image_size`` square, normalize."""
     from torchvision import transforms
 
-    return transforms.Compose([transforms.Resize(image_size), transforms.CenterCrop(image_size),
-                               ToNormalizedTensor(mean, std)])
+    resize = transforms.Resize(math.floor(image_size / crop_pct),
+                               interpolation=transforms.InterpolationMode(interpolation))
+    return transforms.Compose([resize, transforms.CenterCrop(image_size), ToNormalizedTensor(mean, std)])
+
+
+def image_settings(backbone: torch.nn.Module, image_size: int, *, pretrained: bool) -> dict[str, Any]:
+    """The eval transform's arguments (a checkpoint's ``image`` entry): mean and std from timm's data
+    config of ``backbone``, and with timm's ``pretrained`` weights also their interpolation and crop
+    fraction; a random-init backbone keeps bilinear and the whole short side, where timm's defaults
+    (bicubic, 0.875) would change its results for no preprocessing to match."""
+    from timm.data import resolve_data_config
+
+    data_config = resolve_data_config(model=backbone)
+    settings = {"size": image_size, "mean": list(data_config["mean"]), "std": list(data_config["std"]),
+                "interpolation": "bilinear", "crop_pct": 1.0}
+    if pretrained:
+        settings |= {"interpolation": data_config["interpolation"], "crop_pct": data_config["crop_pct"]}
+    return settings
 
 
 def decode_with_copy(sample: dict[str, Any], draft_size: int | None = None) -> dict[str, Any]:

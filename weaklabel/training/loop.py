@@ -288,7 +288,11 @@ class RunState:
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except ValueError as error:  # weaklabel 0.2 ordered the parameter groups the other way
+            raise ValueError(f"the optimizer state in last.pt does not fit this weaklabel ({error}); it was "
+                             "written by an older version: start over with --overwrite") from None
         if self.ema is not None and checkpoint.get("ema") is not None:
             self.ema.module.load_state_dict(checkpoint["ema"])
         self.step, self.epoch = checkpoint["step"], checkpoint["epoch"]

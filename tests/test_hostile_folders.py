@@ -22,7 +22,7 @@ from conftest import EXAMPLE_ROLES, one_line_error
 
 from weaklabel.artifacts import read_manifest
 from weaklabel.cli import main
-from weaklabel.datasets import tasks, verify_shards
+from weaklabel.datasets import partitions, verify_shards
 from weaklabel.folders import LOCK
 from weaklabel.training import checkpoint as checkpoint_module
 
@@ -202,17 +202,17 @@ def test_disk_full_while_writing_a_shard_is_one_line_and_leaves_no_tmp(example_l
                                                                        tmp_path: Path, monkeypatch, capsys,
                                                                        rows_accounted):
     out = tmp_path / "shards"
-    real_write_tar = tasks.write_tar
+    real_write_tar = partitions.write_tar
 
     def write_part_then_fill(handle, samples):
         handle.write(b"\0" * 4096)
         no_space()
 
-    monkeypatch.setattr(tasks, "write_tar", write_part_then_fill)
+    monkeypatch.setattr(partitions, "write_tar", write_part_then_fill)
     error = one_line_error(shards_command(example_labeled, example_data, out), capsys)
     assert error.startswith(f"error: no space left on device writing {out / 'train-000000.tar.tmp'}: ")
     assert " MB free" in error and not list(out.rglob("*.tmp"))
-    monkeypatch.setattr(tasks, "write_tar", real_write_tar)
+    monkeypatch.setattr(partitions, "write_tar", real_write_tar)
     assert main(shards_command(example_labeled, example_data, out)) == 0  # the rerun resumes
     assert verify_shards(out) == [] and read_manifest(out)["outputs"]["run"] == "resumed"
     check_rows(out, example_labeled, rows_accounted)

@@ -24,7 +24,7 @@ from PIL import Image
 
 from weaklabel.artifacts import read_manifest
 from weaklabel.cli import main
-from weaklabel.datasets import sample_key, tasks, verify_shards, write_shards
+from weaklabel.datasets import partitions, sample_key, verify_shards, write_shards
 from weaklabel.datasets.format import (
     parse_splits,
     shard_name,
@@ -261,7 +261,7 @@ def test_shard_bounds():
 def test_fetch_window_keeps_order_and_grows_for_slow_sources():
     from concurrent.futures import ThreadPoolExecutor
 
-    from weaklabel.datasets.tasks import _ordered
+    from weaklabel.datasets.partitions import _ordered
 
     def slow(x: int) -> int:
         time.sleep(0.05)
@@ -426,13 +426,13 @@ def test_interrupted_run_resumes_or_restarts_when_options_change(labeled: Path, 
 
     options = {"images_root": example_data, "partition_rows": 10, **FAST}
     with monkeypatch.context() as patch:
-        patch.setattr(tasks, "write_shard", crash)
+        patch.setattr(partitions, "write_shard", crash)
         with pytest.raises(RuntimeError):
             write_shards(subset, tmp_path / "out", **options)
     resumed = write_shards(subset, tmp_path / "out", **options)
     assert resumed["outputs"]["run"] == "resumed" and resumed["outputs"]["partitions_resumed"] == 6
     with monkeypatch.context() as patch:
-        patch.setattr(tasks, "write_shard", crash)
+        patch.setattr(partitions, "write_shard", crash)
         with pytest.raises(RuntimeError):
             write_shards(subset, tmp_path / "out", **options)
     restarted = write_shards(subset, tmp_path / "out", **{**options, "size": 24})

@@ -5,7 +5,7 @@ result deterministic (the same shards for any number of workers) and resumable:
 
 0. **read** (driver): the labeled parts are cut into partitions of consecutive rows, written to
    ``_work/input-NNNNN.parquet``; ``_work/state.json`` records a hash of the config and input.
-1. **images** (one Dask task per partition, :func:`.tasks.process_partition`): a thread pool
+1. **images** (one Dask task per partition, :func:`.partitions.process_partition`): a thread pool
    fetches the images ahead (:mod:`.fetch`) while the task hashes the original bytes and
    checks/decodes/resizes/encodes them (:mod:`.images`). The encoded images go back to back into
    ``_work/part-NNNNN.bin`` and one index row per input row (outcome, sha256, byte range, json
@@ -15,7 +15,7 @@ result deterministic (the same shards for any number of workers) and resumable:
    image bytes wins and later ones become duplicates, *before* splitting, so one image never
    lands in two splits; winners get their split from a hash of their id; each split is cut into
    shards by ``max_samples`` and ``max_bytes`` (tar sizes are known exactly in advance).
-3. **shards** (one task per shard, :func:`.tasks.write_shard`): samples are copied from the work
+3. **shards** (one task per shard, :func:`.partitions.write_shard`): samples are copied from the work
    files into ``{split}-NNNNNN.tar.tmp`` (hashed while written), renamed when complete. This is
    disk-bound copying, so without ``scheduler`` it runs in this process rather than paying for a
    second local cluster; with one, on the cluster.
@@ -63,7 +63,7 @@ from ..artifacts import (
 )
 from ..folders import OutputFolder, Outputs, output_folder
 from ..parallel import run_partitions
-from . import tasks
+from . import partitions
 from .card import CARD, dataset_card
 from .fetch import DEFAULT_USER_AGENT, FetchOptions
 from .format import (
@@ -76,8 +76,8 @@ from .format import (
     wids_index,
 )
 from .images import PILLOW_MAX_PIXELS, ImageOptions
+from .partitions import WORK, Job, ShardTask
 from .reasons import REASONS
-from .tasks import WORK, Job, ShardTask
 
 logger = logging.getLogger(__name__)
 
@@ -147,12 +147,12 @@ def write_shards(
         with timer("read"):
             status, n_partitions = _prepare(labeled, files, columns, folder, config)
         with timer("images"):
-            resumed = run_partitions(partial(tasks.process_partition, job), range(n_partitions), workers=workers,
+            resumed = run_partitions(partial(partitions.process_partition, job), range(n_partitions), workers=workers,
                                      scheduler=scheduler, progress=progress, desc="images")
         with timer("plan"):
             frame, planned = _plan(job.work, n_partitions, split_fractions, max_samples, max_bytes)
         with timer("shards"):
-            shards = run_partitions(partial(tasks.write_shard, job), planned, workers=workers if scheduler else 1,
+            shards = run_partitions(partial(partitions.write_shard, job), planned, workers=workers if scheduler else 1,
                                     scheduler=scheduler, progress=progress, desc="shards")
         with timer("finish"):
             shards = [_measure_resumed(out, shard) for shard in shards]
@@ -230,7 +230,7 @@ def _write_inputs(files: Sequence[Path], columns: list[str], work: Path, partiti
     for table in _chunks(files, columns, rows):
         start = n_partitions * rows
         table = table.append_column("row", pa.array(np.arange(start, start + len(table)), pa.int64()))
-        pq.write_table(table, tasks.input_path(work, n_partitions))
+        pq.write_table(table, partitions.input_path(work, n_partitions))
         ids.extend(table.column("id").chunks)
         n_partitions += 1
     _check_unique(pa.chunked_array(ids, pa.string()))
@@ -315,7 +315,7 @@ def _reject_key_collisions(frame: pd.DataFrame) -> None:
 def _read_indexes(work: Path, n_partitions: int) -> pd.DataFrame:
     frames = []
     for index in range(n_partitions):
-        frame = pq.read_table(tasks.index_path(work, index), columns=PLAN_COLUMNS).to_pandas()
+        frame = pq.read_table(partitions.index_path(work, index), columns=PLAN_COLUMNS).to_pandas()
         frames.append(frame.assign(partition=index, position=np.arange(len(frame))))
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in [*PLAN_COLUMNS, "partition", "position"]})

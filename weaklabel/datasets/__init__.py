@@ -4,7 +4,7 @@
 (:mod:`.verify`); the sample format lives in :mod:`.format`, rejection reasons in :mod:`.reasons`.
 
 The names below are imported on first use: Dask workers import this package to run
-:mod:`.partitions`, and a worker should not pay for the driver's imports (pandas) before its first task.
+:mod:`.partitions`, and a worker should not pay for the driver's imports (pandas) before its first partition.
 """
 
 from importlib import import_module

@@ -2,7 +2,7 @@
 
 Kept apart from :mod:`.writer` (the driver: planning, metadata, manifest) so that a worker imports
 only what it needs (pyarrow and Pillow, no pandas): on a small machine every worker process pays
-its imports before its first task. See :mod:`.writer` for how the phases fit together.
+its imports before it starts its first partition. See :mod:`.writer` for how the phases fit together.
 
 Work files of partition ``i`` under ``out/_work``: ``input-i.parquet`` (its labeled rows, written
 by the driver), ``part-i.bin`` (encoded images back to back) and ``part-i.parquet`` (one index row
@@ -39,7 +39,7 @@ R = TypeVar("R")
 
 WORK = "_work"
 WRITE_BUFFER = 1 << 20  # few large writes instead of three small ones per sample
-FETCH_CHUNK = 8  # rows fetched by one pool task
+FETCH_CHUNK = 8  # rows fetched by one pool call
 INDEX_SCHEMA = pa.schema([
     ("row", pa.int64()), ("id", pa.string()), ("image", pa.string()), ("status", pa.string()),
     ("detail", pa.string()), ("sha256", pa.string()), ("key", pa.string()), ("ext", pa.string()),
@@ -50,7 +50,7 @@ INDEX_SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class Job:
-    """What the partition and shard tasks need; plain data, pickled to the workers."""
+    """What writing a partition or a shard needs; plain data, pickled to the workers."""
 
     out: str
     fetch: FetchOptions
@@ -65,7 +65,9 @@ class Job:
 
 
 @dataclass(frozen=True)
-class ShardTask:
+class ShardPlan:
+    """The entries of one shard to write, in input order."""
+
     name: str
     entries: tuple[tuple[int, int], ...]  # (partition, position in its index), in input order
 
@@ -144,7 +146,7 @@ def _ordered(pool: ThreadPoolExecutor, func: Callable[[T], R], items: Iterable[T
 
 
 def _fetch_rows(job: Job, rows: list[dict[str, Any]]) -> list[bytes | Rejected]:
-    """A chunk of rows per pool task: one thread hand-off per chunk instead of per image, which
+    """A chunk of rows per pool call: one thread hand-off per chunk instead of per image, which
     matters for small local files, while ``threads`` requests still run at once for URLs."""
     return [_fetch_row(job, row) for row in rows]
 
@@ -210,21 +212,21 @@ def _json_value(value: Any) -> Any:
 # phase 3: a shard
 # ------------------------------------------------------------------------------------------------
 
-def write_shard(job: Job, task: ShardTask) -> dict[str, Any]:
+def write_shard(job: Job, plan: ShardPlan) -> dict[str, Any]:
     """Assemble one shard from the work files, hashed while written; a shard a resumed run
     finished is kept as it is (``resumed``: the driver measures it)."""
-    path = Path(job.out) / task.name
+    path = Path(job.out) / plan.name
     if path.exists():
-        return {"name": task.name, "samples": len(task.entries), "resumed": 1}
-    tmp = path.with_name(f"{task.name}.tmp")
+        return {"name": plan.name, "samples": len(plan.entries), "resumed": 1}
+    tmp = path.with_name(f"{plan.name}.tmp")
     try:
         with open(tmp, "wb", buffering=WRITE_BUFFER) as handle:
-            stats = write_tar(handle, _samples(job.work, task.entries))
+            stats = write_tar(handle, _samples(job.work, plan.entries))
     except OSError as error:
         error.filename = error.filename or str(tmp)  # a failed write names no file; the error message should
         raise
     os.replace(tmp, path)
-    return {"name": task.name, "samples": stats.samples, "bytes": stats.bytes, "sha256": stats.sha256, "resumed": 0}
+    return {"name": plan.name, "samples": stats.samples, "bytes": stats.bytes, "sha256": stats.sha256, "resumed": 0}
 
 
 def _samples(work: Path, entries: Iterable[tuple[int, int]]) -> Iterator[list[tuple[str, bytes]]]:

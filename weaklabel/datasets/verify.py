@@ -36,9 +36,9 @@ def verify_shards(folder: str | Path, *, workers: int | None = 1, scheduler: str
     splits = manifest["outputs"]["splits"]
     config = manifest["config"]
     names = _label_names(folder)
-    tasks = [shard for split in splits.values() for shard in split["shards"]]
+    shards = [shard for split in splits.values() for shard in split["shards"]]
     check = partial(_check_shard, str(folder), names, config["image_format"], tuple(config["carry"]))
-    results = run_partitions(check, tasks, workers=workers, scheduler=scheduler, progress=progress, desc="verify")
+    results = run_partitions(check, shards, workers=workers, scheduler=scheduler, progress=progress, desc="verify")
     problems = [problem for shard_problems, _ in results for problem in shard_problems]
     keys = Counter(key for _, shard_keys in results for key in shard_keys)
     problems += [f"key {key!r} occurs {n} times" for key, n in keys.items() if n > 1]

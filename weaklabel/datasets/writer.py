@@ -5,8 +5,8 @@ result deterministic (the same shards for any number of workers) and resumable:
 
 0. **read** (driver): the labeled parts are cut into partitions of consecutive rows, written to
    ``_work/input-NNNNN.parquet``; ``_work/state.json`` records a hash of the config and input.
-1. **images** (one Dask task per partition, :func:`.partitions.process_partition`): a thread pool
-   fetches the images ahead (:mod:`.fetch`) while the task hashes the original bytes and
+1. **images** (each partition on a Dask worker, :func:`.partitions.process_partition`): a thread pool
+   fetches the images ahead (:mod:`.fetch`) while the calling thread hashes the original bytes and
    checks/decodes/resizes/encodes them (:mod:`.images`). The encoded images go back to back into
    ``_work/part-NNNNN.bin`` and one index row per input row (outcome, sha256, byte range, json
    sidecar) into ``_work/part-NNNNN.parquet``, renamed into place last: an index that exists
@@ -15,7 +15,7 @@ result deterministic (the same shards for any number of workers) and resumable:
    image bytes wins and later ones become duplicates, *before* splitting, so one image never
    lands in two splits; winners get their split from a hash of their id; each split is cut into
    shards by ``max_samples`` and ``max_bytes`` (tar sizes are known exactly in advance).
-3. **shards** (one task per shard, :func:`.partitions.write_shard`): samples are copied from the work
+3. **shards** (shard by shard, :func:`.partitions.write_shard`): samples are copied from the work
    files into ``{split}-NNNNNN.tar.tmp`` (hashed while written), renamed when complete. This is
    disk-bound copying, so without ``scheduler`` it runs in this process rather than paying for a
    second local cluster; with one, on the cluster.
@@ -76,7 +76,7 @@ from .format import (
     wids_index,
 )
 from .images import PILLOW_MAX_PIXELS, ImageOptions
-from .partitions import WORK, Job, ShardTask
+from .partitions import WORK, Job, ShardPlan
 from .reasons import REASONS
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ OUTPUTS = Outputs("shards", frozenset({"_info.json", "rejected.parquet", "duplic
 INPUT_COLUMNS = ("id", "image", "labels", "scores")
 SAMPLE_FIELDS = ("id", "labels", "label_names", "scores", "width", "height")
 MIN_PARTITIONS = 16  # small inputs are cut finer so every worker gets work...
-MIN_PARTITION_ROWS = 100  # ...but not so fine that per-task overhead dominates
+MIN_PARTITION_ROWS = 100  # ...but not so fine that per-partition overhead dominates
 
 REJECTED_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.string()), ("reason", pa.string()),
                              ("detail", pa.string())])
@@ -275,13 +275,13 @@ PLAN_COLUMNS = ["row", "id", "image", "status", "detail", "sha256", "key", "samp
 
 
 def _plan(work: Path, n_partitions: int, splits: Mapping[str, float], max_samples: int,
-          max_bytes: int) -> tuple[pd.DataFrame, list[ShardTask]]:
+          max_bytes: int) -> tuple[pd.DataFrame, list[ShardPlan]]:
     """Every input row with its fate (status, split, duplicate_of), and the shards to write."""
     frame = _assign_splits(_read_indexes(work, n_partitions), splits)
     written = frame[frame["status"].eq("ok")]
-    shards: list[ShardTask] = []
+    shards: list[ShardPlan] = []
     for name in splits:
-        shards += _shard_tasks(written[written["split"].eq(name)], name, max_samples, max_bytes)
+        shards += _shard_plans(written[written["split"].eq(name)], name, max_samples, max_bytes)
     return frame, shards
 
 
@@ -322,10 +322,10 @@ def _read_indexes(work: Path, n_partitions: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _shard_tasks(samples: pd.DataFrame, split: str, max_samples: int, max_bytes: int) -> list[ShardTask]:
+def _shard_plans(samples: pd.DataFrame, split: str, max_samples: int, max_bytes: int) -> list[ShardPlan]:
     entries = list(zip(samples["partition"].tolist(), samples["position"].tolist()))
     bounds = shard_bounds(samples["sample_bytes"].tolist(), max_samples, max_bytes)
-    return [ShardTask(shard_name(split, n), tuple(entries[start:stop])) for n, (start, stop) in enumerate(bounds)]
+    return [ShardPlan(shard_name(split, n), tuple(entries[start:stop])) for n, (start, stop) in enumerate(bounds)]
 
 
 def shard_bounds(sample_bytes: Sequence[int], max_samples: int, max_bytes: int) -> list[tuple[int, int]]:

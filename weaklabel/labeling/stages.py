@@ -106,10 +106,10 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
         folder.clear()
         (out / LABELED_PARTS).mkdir()
         copy_file(Path(vocab) / "labels.parquet", out / "labels.parquet")  # the folder carries what shards needs
-        tasks = [_AssignTask(i, str(f), str(vocab), str(out), roles.to_dict(), list(keep) if keep else None,
-                             rows_per_part, params) for i, f in enumerate(files)]
+        partitions = [_AssignPartition(i, str(f), str(vocab), str(out), roles.to_dict(), list(keep) if keep else None,
+                                       rows_per_part, params) for i, f in enumerate(files)]
         with timer("assign"):
-            results = run_partitions(_assign_file, tasks, workers=workers, scheduler=scheduler,
+            results = run_partitions(_assign_file, partitions, workers=workers, scheduler=scheduler,
                                      progress=progress, desc="assign")
         with timer("merge"):
             listings = concat_listings([r["ids"] for r in results])
@@ -129,7 +129,7 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
 
 
 @dataclass(frozen=True)
-class _AssignTask:
+class _AssignPartition:
     index: int
     path: str
     vocab: str
@@ -140,16 +140,16 @@ class _AssignTask:
     params: dict
 
 
-def _assign_file(task: _AssignTask) -> dict[str, Any]:
+def _assign_file(partition: _AssignPartition) -> dict[str, Any]:
     """One partition: label one listing file into its own parts (runs on a worker)."""
-    roles = ColumnRoles.from_dict(task.roles)
-    listings = read_listing_file(task.path, roles)
-    assigner = LabelAssigner(Vocabulary.load(task.vocab), roles, **task.params).fit()
-    passthrough = _passthrough_columns(listings, roles, task.keep)
+    roles = ColumnRoles.from_dict(partition.roles)
+    listings = read_listing_file(partition.path, roles)
+    assigner = LabelAssigner(Vocabulary.load(partition.vocab), roles, **partition.params).fit()
+    passthrough = _passthrough_columns(listings, roles, partition.keep)
     parts = []
-    for chunk, start in enumerate(range(0, max(len(listings.frame), 1), task.rows_per_part)):
-        frame = listings.frame.iloc[start : start + task.rows_per_part]
-        path = Path(task.out) / LABELED_PARTS / f"part-{task.index:05d}-{chunk:04d}.parquet"
+    for chunk, start in enumerate(range(0, max(len(listings.frame), 1), partition.rows_per_part)):
+        frame = listings.frame.iloc[start : start + partition.rows_per_part]
+        path = Path(partition.out) / LABELED_PARTS / f"part-{partition.index:05d}-{chunk:04d}.parquet"
         pq.write_table(_output_table(frame, roles, assigner.transform_arrow(frame), passthrough), path)
         parts.append(str(path))
     slim = Listings(listings.frame[[roles.id]], listings.rejected, listings.counts, listings.files,

@@ -1,15 +1,15 @@
 """Running a function over partitions: inline, on a local Dask cluster, or on an existing one.
 
 Stages that are embarrassingly parallel over listings (assignment, shard writing) describe their
-work as a list of picklable tasks and a function of one task. Each task writes its own output
-files under deterministic names, so a rerun can skip finished tasks and a crashed one is rerun
-alone.
+work as a list of picklable partitions and a function of one partition. Each partition writes its
+own output files under deterministic names, so a rerun can skip finished partitions and a crashed
+one is rerun alone.
 
 - ``scheduler="tcp://host:8786"``: an existing cluster (``dask scheduler`` / ``dask worker``);
   every worker must see the same paths (a shared filesystem or object store).
 - otherwise ``workers`` processes on a ``distributed.LocalCluster`` (default: the number of
   cores), nothing to set up;
-- ``workers=1`` or a single task: inline in this process (no Dask start-up cost, easy to debug).
+- ``workers=1`` or a single partition: inline in this process (no Dask start-up cost, easy to debug).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def local_cluster(workers: int) -> Any:
 
     On Linux the worker processes are forked, so they start with this process's imports done:
     spawned ones spend about a second each re-importing pyarrow and Pillow before their first
-    task, which on a small machine is a large share of a stage's time. Elsewhere (macOS does not
-    allow fork once some system libraries are loaded) they are spawned, Dask's default.
+    partition, which on a small machine is a large share of a stage's time. Elsewhere (macOS does
+    not allow fork once some system libraries are loaded) they are spawned, Dask's default.
     """
     import dask
     from distributed import LocalCluster
@@ -69,31 +69,31 @@ def _connect(scheduler: str) -> Any:
 
 def run_partitions(
     func: Callable[[T], Any],
-    tasks: Sequence[T],
+    partitions: Sequence[T],
     *,
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
     desc: str = "partitions",
 ) -> list[Any]:
-    """``[func(t) for t in tasks]``, run in parallel as configured; results keep the task order."""
+    """``[func(p) for p in partitions]``, run in parallel as configured; results keep the partitions' order."""
     workers = workers or default_workers()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    bar = tqdm(total=len(tasks), desc=desc, unit="part", disable=not progress)
-    if scheduler is None and (workers == 1 or len(tasks) <= 1):
+    bar = tqdm(total=len(partitions), desc=desc, unit="part", disable=not progress)
+    if scheduler is None and (workers == 1 or len(partitions) <= 1):
         results = []
-        for task in tasks:
-            results.append(func(task))
+        for partition in partitions:
+            results.append(func(partition))
             bar.update()
         bar.close()
         return results
     from distributed import Client, as_completed
 
-    cluster = local_cluster(min(workers, len(tasks))) if scheduler is None else None
+    cluster = local_cluster(min(workers, len(partitions))) if scheduler is None else None
     try:
         with _connect(scheduler) if scheduler else Client(cluster) as client:
-            futures = client.map(func, list(tasks), pure=False)
+            futures = client.map(func, list(partitions), pure=False)
             for _ in as_completed(futures):
                 bar.update()
             return client.gather(futures)

@@ -48,7 +48,8 @@ from .artifacts import (
 )
 from .folders import PIPELINE_PENDING as PENDING  # the record of a stage that started and has not finished
 from .folders import folder_lock
-from .stage import STAGES, Inputs, OptionTypes
+from .listings import ColumnRoles
+from .stage import STAGES, Inputs, OptionTypes, dataclass_options
 from .stage import get as get_stage
 from .textfile import read_text
 
@@ -59,17 +60,12 @@ else:  # pragma: no cover - Python 3.10
 
 SECTIONS: tuple[str, ...] = ("listings", *STAGES)
 
-LISTINGS_KEYS: dict[str, tuple[Any, Any]] = {
+LISTINGS_KEYS: OptionTypes = {
     "paths": ([], list[str]),
-    "id": ("id", str),
-    "image": ("image", str),
     "text": ([], list[str]),
     "tags": ([], list[str]),
     "category": ([], list[str]),
-    "tag_separator": (",", str),
-    "category_separator": (">", str),
-    "max_field_chars": (20_000, int),
-}
+} | dataclass_options(ColumnRoles, exclude={"fields"})  # id, image, separators, max_field_chars
 # path-valued keys, resolved against the pipeline file's folder ("maybe": only when that file exists)
 PATHS: dict[str, tuple[str, ...]] = {"listings": ("paths",), "vocab": ("cache_dir",),
                                      "shards": ("images_root",), "train": ("weights",), "eval": ("embeddings",)}

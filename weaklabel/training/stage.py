@@ -22,7 +22,10 @@ def train_options() -> OptionTypes:
 def _check(options: dict[str, Any]) -> None:
     TrainConfig(**options)
     if options.get("weights"):
-        read_weights(options["weights"])
+        try:
+            read_weights(options["weights"])
+        except ValueError as error:
+            raise ValueError(f"weights: {error}") from None
 
 
 def _files(options: dict[str, Any]) -> list[str]:

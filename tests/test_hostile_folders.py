@@ -187,7 +187,7 @@ def test_verify_passes_on_a_copied_folder(example_shards: Path, tmp_path: Path, 
     copy = tmp_path / "elsewhere" / "copied-shards"
     shutil.copytree(example_shards, copy)
     assert verify_shards(copy) == []
-    assert main(["shards", "verify", str(copy), "--workers", "1", "-q"]) == 0
+    assert main(["verify", str(copy), "--workers", "1", "-q"]) == 0
 
 
 # ------------------------------------------------------------------------------------------------

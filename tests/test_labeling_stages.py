@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import EXAMPLE_ROLES
 
-from weaklabel.cli import _remove_empty, _shards_verify_parser, build_parser, main
+from weaklabel.cli import _remove_empty, build_parser, main
 from weaklabel.labeling import LabelAssigner, Vocabulary, assign_labels, build_vocabulary, read_labeled
 from weaklabel.labeling.overrides import OverridesError
 from weaklabel.listings import REJECTED_LISTINGS_SCHEMA, ColumnRoles, Field
@@ -310,7 +310,7 @@ def test_cli_version_and_every_option_has_help(capsys):
     parser = build_parser()
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert {"vocab", "assign", "example-data"} <= set(subcommands)
-    for name, sub in [*subcommands.items(), ("shards verify", _shards_verify_parser())]:
+    for name, sub in subcommands.items():
         for action in sub._actions:
             assert action.help and action.help.strip(), f"weaklabel {name}: {action.dest} has no help"
             if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):

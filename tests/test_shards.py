@@ -488,10 +488,10 @@ def test_cli_help_lists_options_and_reasons(capsys):
 
 def test_cli_verify_has_its_own_help(capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(["shards", "verify", "--help"])
+        main(["verify", "--help"])
     text = capsys.readouterr().out
     assert exit_.value.code == 0
-    assert text.startswith("usage: weaklabel shards verify") and "--workers" in text and "--size" not in text
+    assert text.startswith("usage: weaklabel verify") and "--workers" in text and "--size" not in text
 
 
 def test_cli_writes_and_verifies(labeled: Path, example_data: Path, tmp_path: Path, capsys):
@@ -505,10 +505,10 @@ def test_cli_writes_and_verifies(labeled: Path, example_data: Path, tmp_path: Pa
     assert manifest["config"]["image_format"] == "webp" and manifest["config"]["splits"] == {"train": 0.5, "val": 0.5}
     sample = read_samples(out)["train-000000.tar"][0]
     assert Image.open(io.BytesIO(sample["webp"])).size == (40, 40)
-    assert main(["shards", "verify", str(out), "--workers", "1", "-q"]) == 0
+    assert main(["verify", str(out), "--workers", "1", "-q"]) == 0
     (out / "val-000000.tar").write_bytes(b"garbage")
     with pytest.raises(SystemExit) as exit_:
-        main(["shards", "verify", str(out), "--workers", "1", "-q"])
+        main(["verify", str(out), "--workers", "1", "-q"])
     assert exit_.value.code not in (0, None)
     assert main(["shards", str(subset), "--out", str(tmp_path / "x"), "--split", "train=2", "-q"]) == 1
 

@@ -356,17 +356,14 @@ def _demo_parser(sub) -> None:
 def _shards_parser(sub) -> None:
     from .datasets.reasons import REASONS  # plain data, no imports
 
-    p = sub.add_parser("shards", help="write WebDataset shards of images and weak labels; or verify them",
+    p = sub.add_parser("shards", help="write WebDataset shards of images and weak labels",
                        formatter_class=_api_help(lambda: _stage_defaults("shards")),
-                       usage="weaklabel shards LABELED --out DIR [options]\n"
-                             "       weaklabel shards verify DIR [--workers N] [--scheduler tcp://HOST:PORT] [-q]",
                        description="Fetch, check and resize the image of every labelled listing and write "
                                    "WebDataset tar shards per split, with timm's _info.json, a wids index per split, "
-                                   "rejected.parquet, duplicates.parquet and manifest.json. Rerunning the same "
-                                   "command after an interruption resumes it. 'weaklabel shards verify DIR' re-reads "
-                                   "a shards folder and exits non-zero on any problem ('verify' right after "
-                                   "'shards'; its options: 'weaklabel shards verify --help'; a labeled folder "
-                                   "named verify is ./verify).",
+                                   "a dataset card (README.md), rejected.parquet, duplicates.parquet and "
+                                   "manifest.json. Rerunning the same command after an interruption resumes it. "
+                                   "'weaklabel verify DIR' re-reads a shards folder and exits non-zero on any "
+                                   "problem.",
                        epilog="Rejection reasons in rejected.parquet: "
                               + "; ".join(f"{reason}: {why}" for reason, why in REASONS.items()) + ". " + EPILOG)
     p.add_argument("labeled", metavar="LABELED", help="labeled folder written by 'weaklabel assign'")
@@ -652,8 +649,20 @@ def _eval_parser(sub) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
+def _verify_parser(sub) -> None:
+    p = sub.add_parser("verify", help="re-read a shards folder and report every problem",
+                       description="Re-read a shards folder written by 'weaklabel shards': every tar, index "
+                                   "and manifest entry must agree and every sample must decode. Prints each "
+                                   "problem and exits non-zero when there is any.", epilog=EPILOG)
+    p.add_argument("shards", metavar="DIR", help="shards folder written by 'weaklabel shards'")
+    _add_dask(p, partition="each shard")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_verify_shards)
+
+
 PARSERS: list[Callable] = [_demo_parser, _run_parser, _example_data_parser, _vocab_parser, _assign_parser,
-                           _shards_parser, _train_parser, _embed_parser, _export_parser, _eval_parser]
+                           _shards_parser, _verify_parser, _train_parser, _embed_parser, _export_parser,
+                           _eval_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -669,24 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _shards_verify_parser() -> argparse.ArgumentParser:
-    """'weaklabel shards verify' has its own options; main() routes to it before the stage parsers."""
-    p = argparse.ArgumentParser(prog="weaklabel shards verify",
-                                description="Re-read a shards folder written by 'weaklabel shards': every tar, index "
-                                            "and manifest entry must agree and every sample must decode. Prints each "
-                                            "problem and exits non-zero when there is any.", epilog=EPILOG)
-    p.add_argument("shards", metavar="DIR", help="shards folder written by 'weaklabel shards'")
-    _add_dask(p, partition="each shard")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_verify_shards)
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    verify = argv[:2] == ["shards", "verify"]
-    parser = _shards_verify_parser() if verify else build_parser()
-    args = parser.parse_args(argv[2:] if verify else argv)
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

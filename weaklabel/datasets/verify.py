@@ -1,4 +1,4 @@
-"""``weaklabel shards verify``: re-read a shards folder and report everything that disagrees.
+"""``weaklabel verify``: re-read a shards folder and report everything that disagrees.
 
 Checks, against ``manifest.json``: every shard's byte size and sha256; that it is a tar whose
 samples are complete (one image in the configured format, a json sidecar, ``cls`` exactly when

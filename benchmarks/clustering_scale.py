@@ -65,7 +65,8 @@ def main() -> int:
     total = time.perf_counter() - start
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     vocabulary = builder.vocabulary_
-    print(f"{args.terms:,} terms -> {len(vocabulary.labels):,} labels, {vocabulary.stats['labelled_terms']:,} labelled terms")
+    print(f"{args.terms:,} terms -> {len(vocabulary.labels):,} labels, "
+          f"{vocabulary.stats['labelled_terms']:,} labelled terms")
     print("seconds by step: " + ", ".join(f"{k} {v:.1f}" for k, v in builder.timer_.seconds.items()))
     print(f"total {total:.0f} s (target <= 600), peak memory {peak_gib:.2f} GiB (target <= 8)")
     return 0

@@ -70,7 +70,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="training steps of every arm (default: fashion.toml's)")
     parser.add_argument("--model", default=None, help="timm backbone (default: fashion.toml's)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per step (default: fashion.toml's)")
-    parser.add_argument("--seed", type=int, default=None, help="training seed of every arm (default: fashion.toml's, 0)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training seed of every arm (default: fashion.toml's, 0)")
     parser.add_argument("--pool", type=Path, nargs="+", metavar="OUT",
                         help="train nothing: print the intervals over the queries' means across these finished "
                              "runs' --out folders (e.g. three seeds)")
@@ -177,7 +178,8 @@ def intervals(outs: list[Path]) -> list[dict[str, Any]]:
     for text, x, y, tier, statistic in COMPARISONS:
         value, low, high, n = paired_bootstrap(recall_at_1(x, tier), recall_at_1(y, tier), STATISTICS[statistic])
         found.append({"comparison": text, "statistic": statistic, "queries": n,  # null, not NaN, in results.json
-                      **{key: None if np.isnan(v) else v for key, v in (("value", value), ("low", low), ("high", high))}})
+                      **{key: None if np.isnan(v) else v
+                         for key, v in (("value", value), ("low", low), ("high", high))}})
     return found
 
 
@@ -222,7 +224,8 @@ def say(line: str) -> None:
 def main() -> int:
     args = parse_args()
     if args.pool:  # reads finished runs only: the catalogue is not needed
-        missing = [str(p) for out in args.pool for arm in ARMS if not (p := out / "eval" / arm / "queries.parquet").is_file()]
+        missing = [str(p) for out in args.pool for arm in ARMS
+                   if not (p := out / "eval" / arm / "queries.parquet").is_file()]
         if missing:
             say(f"error: --pool needs finished runs of this benchmark; missing: {', '.join(missing)}")
             return 2

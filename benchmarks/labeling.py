@@ -366,8 +366,8 @@ def print_losses(results: dict, shown: int = 5) -> None:
             print(f"where the all-labels F1 goes on {name} {column} (clustering on), largest losses:")
             for row in figures["clustering on"]["truths"][column]["losses"][:shown]:
                 best = repr(row["best_label"]) if row["best_label"] is not None else "-"
-                print(f"  {(row['type'] or '(empty)')[:28]:<30}{row['items']:>6} items  best label {best:<22} F1 {row['f1']:.3f}"
-                      f"  loses {row['loss']:.4f}")
+                print(f"  {(row['type'] or '(empty)')[:28]:<30}{row['items']:>6} items  best label {best:<22}"
+                      f" F1 {row['f1']:.3f}  loses {row['loss']:.4f}")
 
 
 def print_ceilings(results: dict) -> None:
@@ -375,13 +375,15 @@ def print_ceilings(results: dict) -> None:
         for column, ceiling in figures.get("ceiling", {}).items():
             on = figures["clustering on"]["truths"][column]["weighted_f1"]
             print(f"ceiling {name} {column}: {ceiling:.3f} weighted F1 (clustering on: {on:.3f}) for an oracle that "
-                  "reads the truth and, per class, unites the best of up to 8 n-grams of the text fields into one label")
+                  "reads the truth and, per class, unites the best of up to 8 n-grams of the text fields into one "
+                  "label")
 
 
 def print_concepts(concepts: dict) -> None:
     print(f"generated: labels that name the generator's concepts (strict: types, colours, materials; attributes "
-          f"add brands, audiences, styles, category levels): top {concepts['top']} by support {concepts['top_strict_share']:.0%} "
-          f"strict, {concepts['top_attribute_share']:.0%} with attributes; all {concepts['labels']} labels "
+          f"add brands, audiences, styles, category levels): top {concepts['top']} by support "
+          f"{concepts['top_strict_share']:.0%} strict, {concepts['top_attribute_share']:.0%} with attributes; "
+          f"all {concepts['labels']} labels "
           f"{concepts['all_strict_share']:.0%} strict, {concepts['all_attribute_share']:.0%} with attributes")
     junk = ", ".join(f"{r['name']!r} ({r['support']})" for r in concepts["top_not_concepts"]) or "none"
     print(f"  top {concepts['top']} labels that are not concepts (support): {junk}")

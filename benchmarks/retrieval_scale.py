@@ -66,7 +66,8 @@ def timed(name: str, run: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     result = run()
     seconds = time.perf_counter() - start
-    print(f"{name}: {seconds:.1f} s; resident memory {before / GIB:.2f} GiB before, peak {status_bytes('VmHWM') / GIB:.2f} GiB")
+    print(f"{name}: {seconds:.1f} s; resident memory {before / GIB:.2f} GiB before, "
+          f"peak {status_bytes('VmHWM') / GIB:.2f} GiB")
     return result, seconds
 
 

@@ -14,9 +14,10 @@ weaklabel's input is made by the real ``vocab`` and ``assign`` stages; ``keep_un
 it process every image, as img2dataset does. Each timing covers the call that does the work,
 worker start-up included (img2dataset's process pool; weaklabel's 2-worker local Dask cluster,
 started inside the timed region by ``weaklabel.parallel.local_cluster``, as the stage starts it),
-interpreter start-up and imports excluded. For (b) the script also times the single-core decode+resize+encode rate (``process_image`` in one thread over bytes
-already in memory) and reports how close the stage comes to that rate times the worker count;
-and weaklabel is also run as one process (``workers=1``, no Dask) to show what the cluster costs.
+interpreter start-up and imports excluded. For (b) the script also times the single-core
+decode+resize+encode rate (``process_image`` in one thread over bytes already in memory) and reports
+how close the stage comes to that rate times the worker count; and weaklabel is also run as one
+process (``workers=1``, no Dask) to show what the cluster costs.
 
 img2dataset is not a dependency of weaklabel: its pins (pandas, webdataset) clash with ours, so
 install it in a separate environment and name its interpreter::
@@ -156,7 +157,8 @@ def img2dataset_run(labeled: Path, images_root: Path, out: Path, args: argparse.
     import pandas as pd
 
     out.mkdir(parents=True)
-    images = pd.concat(pd.read_parquet(p, columns=["image"]) for p in sorted((labeled / "parts").glob("part-*.parquet")))
+    part_files = sorted((labeled / "parts").glob("part-*.parquet"))
+    images = pd.concat(pd.read_parquet(p, columns=["image"]) for p in part_files)
     urls = [(images_root / path).resolve().as_uri() for path in images["image"]]
     pd.DataFrame({"url": urls}).to_parquet(out / "urls.parquet", index=False)
     spec = {"urls": str(out / "urls.parquet"), "out": str(out / "shards"), "workers": args.workers,
@@ -175,7 +177,8 @@ def single_core_rate(labeled: Path, images_root: Path) -> float:
 
     from weaklabel.datasets.images import ImageOptions, process_image
 
-    paths = pd.concat(pd.read_parquet(p, columns=["image"]) for p in sorted((labeled / "parts").glob("part-*.parquet")))["image"]
+    part_files = sorted((labeled / "parts").glob("part-*.parquet"))
+    paths = pd.concat(pd.read_parquet(p, columns=["image"]) for p in part_files)["image"]
     blobs = [(images_root / path).read_bytes() for path in paths]
     options = ImageOptions(size=SIZE, resize_mode="keep_ratio", image_format="jpg", quality=QUALITY)
     start = time.perf_counter()

@@ -60,7 +60,8 @@ def test_overlap_common_words_keep_their_label():
 def test_overlap_fragments_are_absorbed():
     result = LabelAssigner(make_vocabulary()).fit().transform(listing_frame([("black track pants", [])]))
     assert labels_of(result, 0)[0] == [5]  # "track" (10) mostly occurs inside "track pants" (9)
-    strict = LabelAssigner(make_vocabulary(), absorb_ratio=1.0).fit().transform(listing_frame([("black track pants", [])]))
+    strict_assigner = LabelAssigner(make_vocabulary(), absorb_ratio=1.0).fit()
+    strict = strict_assigner.transform(listing_frame([("black track pants", [])]))
     assert labels_of(strict, 0)[0] == [5, 6]
 
 
@@ -70,7 +71,8 @@ def test_overlap_one_word_label_written_apart_absorbs_its_parts():
 
 
 def test_overlap_rule_is_per_field():
-    result = LabelAssigner(make_vocabulary(), min_score=0.2).fit().transform(listing_frame([("track pants", ["track"])]))
+    assigner = LabelAssigner(make_vocabulary(), min_score=0.2).fit()
+    result = assigner.transform(listing_frame([("track pants", ["track"])]))
     labels, scores = labels_of(result, 0)
     assert labels == [5, 6]
     assert scores == [1.0, 0.25]  # "track" only from the tag: weight 0.5 x similarity 1.0, a modifier: x 0.5

@@ -92,7 +92,8 @@ def test_search_of_wide_blocks_ranks_by_chunk_maxima_exactly(k):
     floats[8995] = 10 * queries[0]  # the best match of query 0 among the last columns (not a whole chunk)
     exclude = rng.integers(-1, 9000, 20)
     for candidates in (gallery, floats):
-        found = exact_search(queries, candidates, k, exclude=exclude, block_bytes=4 * 8 * 6400, query_block=8)  # blocks of 6400 and 2600
+        # blocks of 6400 and 2600
+        found = exact_search(queries, candidates, k, exclude=exclude, block_bytes=4 * 8 * 6400, query_block=8)
         indices, _ = brute_force_neighbours(queries, candidates, k, exclude)
         assert np.array_equal(found.indices, indices)
 
@@ -373,7 +374,8 @@ def test_linear_probe_matches_sklearn_by_hand():
     known = codes >= 0
     predicted = np.empty(known.sum(), dtype=int)
     for train, test in KFold(5, shuffle=True, random_state=0).split(x[known]):
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x[known][train], codes[known][train])
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+        model.fit(x[known][train], codes[known][train])
         predicted[test] = model.predict(x[known][test])
     assert probes.linear_accuracy(x, codes) == pytest.approx(np.mean(predicted == codes[known]))
     gallery_x, gallery_codes = rng.normal(size=(40, 6)), rng.integers(0, 3, 40)

@@ -111,7 +111,8 @@ def test_local_sources_relative_absolute_and_file_url(tmp_path: Path):
     opts = options(images_root=str(tmp_path))
     assert fetch("images/a.jpg", opts) == data
     assert fetch(str(tmp_path / "images" / "a.jpg"), opts) == data
-    assert fetch(str(tmp_path / "images" / "a.jpg"), options(images_root="/nonexistent", allow_outside_root=True)) == data
+    outside_allowed = options(images_root="/nonexistent", allow_outside_root=True)
+    assert fetch(str(tmp_path / "images" / "a.jpg"), outside_allowed) == data
     assert fetch((tmp_path / "images" / "a.jpg").as_uri(), opts) == data
 
 

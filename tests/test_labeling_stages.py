@@ -33,7 +33,8 @@ def test_vocab_folder_holds_documented_artifacts(example_vocab):
     assert pq.read_schema(example_vocab / "rejected.parquet").equals(REJECTED_LISTINGS_SCHEMA)  # typed even when empty
     labels = pd.read_parquet(example_vocab / "labels.parquet")
     schema = pq.read_schema(example_vocab / "labels.parquet")
-    assert str(schema.field("label_id").type) == "int32" and str(schema.field("aliases").type) == "list<element: string>"
+    assert (str(schema.field("label_id").type) == "int32"
+            and str(schema.field("aliases").type) == "list<element: string>")
     assert labels["label_id"].tolist() == list(range(len(labels)))
     ordered = labels.sort_values(["support", "name"], ascending=[False, True])["label_id"].tolist()
     assert ordered == labels["label_id"].tolist()
@@ -69,7 +70,8 @@ def test_boilerplate_makes_no_labels_and_is_reported(example_vocab, example_labe
     assert removed["description"]["patterns"] == len(found) and removed["description"]["listings"] > 300
     assert removed["title"] == {"patterns": 0, "listings": 0, "words": 0}
     assert "ships within 1-3 business days" in (example_vocab / "report.html").read_text()
-    evidence = {e["term"] for row in read_labeled(example_labeled)["evidence"] for e in row if e["field"] == "description"}
+    evidence = {e["term"] for row in read_labeled(example_labeled)["evidence"] for e in row
+                if e["field"] == "description"}
     assert evidence and not evidence & {"business days", "arrivals", "shop"}  # assignment skips it too
 
 
@@ -142,10 +144,11 @@ def test_overrides_rename_merge_delete_add(example_data, tmp_path):
                              min_label_support=5, stopwords="english", overrides=overrides)
     names = set(vocab.labels["name"])
     assert "t-shirt (renamed)" in names and "t-shirt" not in names
-    assert "t-shirt" in vocab.labels.set_index("name").loc["t-shirt (renamed)", "aliases"]  # the former name stays an alias
+    labels_by_name = vocab.labels.set_index("name")
+    assert "t-shirt" in labels_by_name.loc["t-shirt (renamed)", "aliases"]  # the former name stays an alias
     assert label_of(vocab, "teapot") == label_of(vocab, "mug")
     assert label_of(vocab, "sale") is None
-    assert label_of(vocab, "rustic") == label_of(vocab, "cozy") == int(vocab.labels.set_index("name").loc["cosy", "label_id"])
+    assert label_of(vocab, "rustic") == label_of(vocab, "cozy") == int(labels_by_name.loc["cosy", "label_id"])
     manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
     assert any(i["path"].endswith("overrides.toml") for i in manifest["inputs"])
 
@@ -193,7 +196,8 @@ def test_no_labels_is_a_clear_error_not_a_broken_folder(tmp_path, monkeypatch):
         patch.setattr(vocabulary_module, "TextEmbedder", None)
         with pytest.raises(ValueError, match="no labels: in 3 listings, no term occurs in at least min_support=3"):
             build_vocabulary(listings, roles, tmp_path / "a", progress=False)
-    with pytest.raises(ValueError, match="none of the 7 candidate terms makes a label of at least min_label_support=10"):
+    with pytest.raises(ValueError,
+                       match="none of the 7 candidate terms makes a label of at least min_label_support=10"):
         build_vocabulary(listings, roles, tmp_path / "b", progress=False, min_support=1, max_df=1.0)
 
 
@@ -336,14 +340,16 @@ def test_cli_reports_a_missing_column_clearly_and_leaves_no_empty_folder(example
     err = capsys.readouterr().err
     assert code == 1 and "titel" in err and "title" in err
     assert not (tmp_path / "v").exists()
-    assert main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "a/b/v"), "-q"]) == 1
+    assert main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "a/b/v"),
+                 "-q"]) == 1
     assert not (tmp_path / "a").exists()  # every folder on the way that the command made
     (tmp_path / "runs" / "v" / "cache").mkdir(parents=True)
     (tmp_path / "runs" / "s").mkdir()  # made meanwhile by another command, no file in it yet
     _remove_empty(tmp_path / "runs" / "v", top=tmp_path / "runs")
     assert not (tmp_path / "runs" / "v").exists() and (tmp_path / "runs" / "s").is_dir()
     (tmp_path / "mine").mkdir()
-    assert main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "mine"), "-q"]) == 1
+    assert main(["vocab", str(example_data / "listings.csv"), "--text", "titel", "--out", str(tmp_path / "mine"),
+                 "-q"]) == 1
     assert (tmp_path / "mine").is_dir()  # a folder the user made stays
 
 
@@ -353,7 +359,8 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and result.stdout.startswith("weaklabel ")
 
 
-def test_assign_on_a_dask_cluster_matches_inline_and_resolves_cross_file_duplicates(example_data, example_vocab, tmp_path):
+def test_assign_on_a_dask_cluster_matches_inline_and_resolves_cross_file_duplicates(example_data, example_vocab,
+                                                                                     tmp_path):
     from distributed import LocalCluster
 
     frame = pd.read_csv(example_data / "listings.csv")
@@ -361,10 +368,11 @@ def test_assign_on_a_dask_cluster_matches_inline_and_resolves_cross_file_duplica
     frame.iloc[:250].to_csv(tmp_path / "in" / "a.csv", index=False)
     frame.iloc[200:450].to_csv(tmp_path / "in" / "b.csv", index=False)  # rows 200-249 repeat a.csv's ids
     frame.iloc[450:].to_parquet(tmp_path / "in" / "c.parquet")
-    inline = assign_labels(tmp_path / "in", example_vocab, tmp_path / "inline", workers=1, rows_per_part=100, progress=False)
+    inline = assign_labels(tmp_path / "in", example_vocab, tmp_path / "inline", workers=1, rows_per_part=100,
+                           progress=False)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        distributed = assign_labels(tmp_path / "in", example_vocab, tmp_path / "dask", scheduler=cluster.scheduler_address,
-                                    rows_per_part=100, progress=False)
+        distributed = assign_labels(tmp_path / "in", example_vocab, tmp_path / "dask",
+                                    scheduler=cluster.scheduler_address, rows_per_part=100, progress=False)
     assert inline == distributed
     a, b = read_labeled(tmp_path / "inline"), read_labeled(tmp_path / "dask")
     pd.testing.assert_frame_equal(a, b)

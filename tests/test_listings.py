@@ -361,7 +361,8 @@ def test_missing_column_hint_ignores_case_and_explains_a_missing_image_column(tm
         read_listings(path, ColumnRoles(fields=(Field("title", "text"),)))
     message = str(err.value)
     assert "id column 'id' not found (did you mean 'ID'?)" in message
-    assert "image column 'image' not found (for listings without images: --image '', image = \"\" under [listings]" in message
+    assert ("image column 'image' not found (for listings without images: --image '', "
+            "image = \"\" under [listings]") in message
 
 
 def test_a_list_in_a_text_field_is_read_as_comma_separated_items(tmp_path):

@@ -201,7 +201,8 @@ def test_a_failing_stage_is_named_and_earlier_artifacts_stay(example_data: Path,
     captured = capsys.readouterr()
     assert exit_.value.code == 1 and "error: stage 'train' failed" in captured.err
     assert "Traceback" not in captured.err  # a bad setting needs its message, not a stack
-    assert "vocab: skipped (up to date)" in captured.out and "train: running (its last run did not finish)" in captured.out
+    assert ("vocab: skipped (up to date)" in captured.out
+            and "train: running (its last run did not finish)" in captured.out)
     path.write_text(path.read_text().replace("no_such_model", "resnet10t"))
     results = run_pipeline(load_pipeline(path), until="train", progress=False, echo=lambda line: None)
     assert statuses(results) == {"vocab": "skipped", "assign": "skipped", "shards": "skipped", "train": "ran"}
@@ -284,7 +285,8 @@ def readme_tables() -> dict[str, dict[str, str]]:
     for block in re.split(r"^#### ", readme[start : end if end > 0 else None], flags=re.MULTILINE)[1:]:
         heading = re.match(r"`\[(\w+)\]`|(Top level)", block)
         if heading:
-            tables[heading.group(1) or "top level"] = dict(re.findall(r"^\| `(\w+)` \| (.+?) \|", block, flags=re.MULTILINE))
+            key_defaults = re.findall(r"^\| `(\w+)` \| (.+?) \|", block, flags=re.MULTILINE)
+            tables[heading.group(1) or "top level"] = dict(key_defaults)
     return tables
 
 

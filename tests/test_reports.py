@@ -75,8 +75,10 @@ def summary(value: float | None) -> dict:
 
 
 def model(value: float, labels: list[str]) -> dict:
-    retrieval = {"labels": {"overall": summary(value), "tiers": {t: summary(None if t == "tail" else value) for t in TIERS}}}
-    per_label = [{"label_id": i, "name": name, "tier": "head", "positives": 3, "ap": value} for i, name in enumerate(labels)]
+    tiers = {t: summary(None if t == "tail" else value) for t in TIERS}
+    retrieval = {"labels": {"overall": summary(value), "tiers": tiers}}
+    per_label = [{"label_id": i, "name": name, "tier": "head", "positives": 3, "ap": value}
+                 for i, name in enumerate(labels)]
     classification = {"labels": {"map_macro": value, "map_micro": value, "per_label": per_label,
                                  "tiers": {t: {"map_macro": value} for t in TIERS}}}
     return {"retrieval": retrieval, "classification": classification, "probes": {},

@@ -55,7 +55,8 @@ def derive(labeled: Path, out: Path, n: int, images: dict[int, str] | None = Non
     table = table.set_column(table.schema.get_field_index("image"), "image", pa.array(column, pa.string()))
     for name in ("labels", "scores"):
         values = [[] if i in unlabel else v for i, v in enumerate(table.column(name).to_pylist())]
-        table = table.set_column(table.schema.get_field_index(name), name, pa.array(values, table.schema.field(name).type))
+        column_type = table.schema.field(name).type
+        table = table.set_column(table.schema.get_field_index(name), name, pa.array(values, column_type))
     (out / "parts").mkdir(parents=True)
     pq.write_table(table, out / "parts" / "part-00000.parquet")
     for name in ("manifest.json", "labels.parquet"):
@@ -186,7 +187,8 @@ def test_samples_follow_the_format(shards: Path, labeled: Path, example_data: Pa
             assert meta["labels"] == list(row["labels"]) and meta["brand"] == row["brand"]
             assert meta["label_names"] == [names[i] for i in meta["labels"]]
             assert meta["scores"] == pytest.approx(list(row["scores"]), abs=1e-6)
-            assert sample["cls"] == str(meta["labels"][max(range(len(meta["scores"])), key=meta["scores"].__getitem__)]).encode()
+            best_index = max(range(len(meta["scores"])), key=meta["scores"].__getitem__)
+            assert sample["cls"] == str(meta["labels"][best_index]).encode()
             assert Image.open(io.BytesIO(sample["jpg"])).size == (meta["width"], meta["height"]) == (32, 32)
             assert sample["jpg"] == (example_data / row["image"]).read_bytes()  # passed through unchanged
             assert split_of(meta["id"], splits) == split

@@ -81,7 +81,8 @@ def test_units_letters_urls_and_placeholders_are_no_terms():
     assert {"gold ring", "t shirt", "shirt", "visit", "hp"} <= grams  # "hp" before a number: a brand, kept
     assert not {"k", "cm", "t", "null", "www", "com", "example", "k gold"} & grams
     assert analyzer.ngrams("Coffee mug.It is handmade") >= {"coffee mug", "mug", "handmade"}  # no domain "mug.it"
-    assert "mug bamboo" not in analyzer.ngrams("Blue mug\nbamboo lid") and "bamboo lid" in analyzer.ngrams("mug<br>bamboo lid")
+    assert ("mug bamboo" not in analyzer.ngrams("Blue mug\nbamboo lid")
+            and "bamboo lid" in analyzer.ngrams("mug<br>bamboo lid"))
     assert analyzer.ngrams("3d printer 25") == {"3d", "printer", "3d printer"}  # a digit makes a model name
 
 

@@ -35,7 +35,8 @@ def _add_roles(parser: argparse.ArgumentParser, *, required_text: bool) -> None:
                        help="tag column: a list, a JSON list or a delimited string; each tag is one term (repeatable)")
     group.add_argument("--category", action="append", default=[], metavar="COL[:W]",
                        help="category path column like 'Home > Kitchen > Mugs'; each level is one term (repeatable)")
-    group.add_argument("--tag-separator", default=None, metavar="SEP", help="separator of delimited tags (default: %(default)s)")
+    group.add_argument("--tag-separator", default=None, metavar="SEP",
+                       help="separator of delimited tags (default: %(default)s)")
     group.add_argument("--category-separator", default=None, metavar="SEP",
                        help="separator of category levels (default: %(default)s)")
     group.add_argument("--max-field-chars", type=int, default=None, metavar="N",
@@ -138,8 +139,8 @@ def _cmd_vocab(args: argparse.Namespace) -> None:
     build_vocabulary(args.listings, _roles(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
                      **vocab_params(options))
     _print_summary("vocab", args.out)
-    print(f"wrote {args.out}/labels.parquet, terms.parquet, label_embeddings.npy, boilerplate.parquet, rejected.parquet, "
-          "report.html, manifest.json")
+    print(f"wrote {args.out}/labels.parquet, terms.parquet, label_embeddings.npy, boilerplate.parquet, "
+          "rejected.parquet, report.html, manifest.json")
 
 
 def _cmd_assign(args: argparse.Namespace) -> None:
@@ -200,7 +201,8 @@ def _cmd_verify_shards(args: argparse.Namespace) -> None:
 
 
 def _vocab_parser(sub) -> None:
-    p = sub.add_parser("vocab", help="build a label vocabulary from listing text", formatter_class=_api_help(_vocab_defaults),
+    p = sub.add_parser("vocab", help="build a label vocabulary from listing text",
+                       formatter_class=_api_help(_vocab_defaults),
                        description="Extract candidate terms from listing text, embed and cluster them into a "
                                    "label vocabulary. Writes labels.parquet, terms.parquet, label_embeddings.npy, "
                                    "boilerplate.parquet, "
@@ -210,13 +212,16 @@ def _vocab_parser(sub) -> None:
     _add_overwrite(p)
     _add_roles(p, required_text=True)
     t = p.add_argument_group("candidate terms")
-    t.add_argument("--ngram-min", type=int, metavar="N", default=argparse.SUPPRESS, help="shortest n-gram taken from free text (default: %(default)s)")
-    t.add_argument("--ngram-max", type=int, metavar="N", default=argparse.SUPPRESS, help="longest n-gram taken from free text (default: %(default)s)")
+    t.add_argument("--ngram-min", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="shortest n-gram taken from free text (default: %(default)s)")
+    t.add_argument("--ngram-max", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="longest n-gram taken from free text (default: %(default)s)")
     t.add_argument("--stopwords", default=argparse.SUPPRESS, metavar="LIST|FILE",
                    help="named lists joined by '+': 'english', 'marketplace' (seller filler: new, sale, free "
                         "shipping...), 'detected' (the stopwords of any other language the listings are written "
                         "in); or 'none', or a file with one word per line (default: %(default)s)")
-    t.add_argument("--min-support", type=int, metavar="N", default=argparse.SUPPRESS, help="listings a term must occur in (default: %(default)s)")
+    t.add_argument("--min-support", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="listings a term must occur in (default: %(default)s)")
     t.add_argument("--max-df", type=float, metavar="X", default=argparse.SUPPRESS,
                    help="drop terms in more than this fraction of listings as generic (default: %(default)s)")
     t.add_argument("--min-npmi", type=float, metavar="X", default=argparse.SUPPRESS,
@@ -228,16 +233,21 @@ def _vocab_parser(sub) -> None:
     t.add_argument("--head-prior", type=float, metavar="N", default=argparse.SUPPRESS,
                    help="listings' worth of the corpus-wide phrase-end rate each label's informativeness starts "
                         "from; informativeness ranks a listing's labels (README: 'Scores'; default: %(default)s)")
-    t.add_argument("--blocklist", default=argparse.SUPPRESS, metavar="FILE", help="file of terms never to use, one per line")
-    t.add_argument("--allowlist", default=argparse.SUPPRESS, metavar="FILE", help="file of terms always kept as candidates, one per line")
+    t.add_argument("--blocklist", default=argparse.SUPPRESS, metavar="FILE",
+                   help="file of terms never to use, one per line")
+    t.add_argument("--allowlist", default=argparse.SUPPRESS, metavar="FILE",
+                   help="file of terms always kept as candidates, one per line")
     e = p.add_argument_group("embeddings")
     e.add_argument("--model", default=argparse.SUPPRESS, metavar="NAME|DIR",
                    help="sentence-transformers model: a local directory or a hub name (default: the packaged "
                         "all-MiniLM-L6-v2, no download)")
-    e.add_argument("--batch-size", type=int, metavar="N", default=argparse.SUPPRESS, help="texts per embedding batch (default: %(default)s)")
-    e.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE", help="torch device for embeddings (default: cuda if present, else cpu)")
+    e.add_argument("--batch-size", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="texts per embedding batch (default: %(default)s)")
+    e.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE",
+                   help="torch device for embeddings (default: cuda if present, else cpu)")
     e.add_argument("--cache-dir", default=argparse.SUPPRESS, metavar="DIR",
-                   help="embedding cache folder (default: $WEAKLABEL_CACHE/embeddings or ~/.cache/weaklabel/embeddings)")
+                   help="embedding cache folder (default: $WEAKLABEL_CACHE/embeddings or "
+                        "~/.cache/weaklabel/embeddings)")
     c = p.add_argument_group("clustering (see README: 'How clustering works')")
     c.add_argument("--no-cluster", action="store_false", dest="cluster", default=argparse.SUPPRESS,
                    help="no clustering: every frequent term is its own label")
@@ -249,7 +259,8 @@ def _vocab_parser(sub) -> None:
                    help="cosine similarity at which a rare term joins its nearest label (default: %(default)s)")
     c.add_argument("--rare-merge-threshold", type=float, metavar="X", default=argparse.SUPPRESS,
                    help="cosine similarity linking rare terms into a new label (default: %(default)s)")
-    c.add_argument("--overrides", default=argparse.SUPPRESS, metavar="FILE", help="TOML file of edits: rename, merge, delete, add labels")
+    c.add_argument("--overrides", default=argparse.SUPPRESS, metavar="FILE",
+                   help="TOML file of edits: rename, merge, delete, add labels")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_vocab)
 
@@ -264,14 +275,17 @@ def _assign_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_overwrite(p)
     _add_roles(p, required_text=False)
-    p.add_argument("--top-k", type=int, metavar="N", default=argparse.SUPPRESS, help="at most this many labels per listing, the most informative first (default: %(default)s)")
-    p.add_argument("--min-score", type=float, metavar="X", default=argparse.SUPPRESS, help="drop labels scoring below this (default: %(default)s)")
+    p.add_argument("--top-k", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="at most this many labels per listing, the most informative first (default: %(default)s)")
+    p.add_argument("--min-score", type=float, metavar="X", default=argparse.SUPPRESS,
+                   help="drop labels scoring below this (default: %(default)s)")
     p.add_argument("--fallback", type=float, dest="fallback_threshold", default=argparse.SUPPRESS, metavar="SIM",
                    help="label listings that matched nothing with the labels nearest their text embedding, "
                         "at cosine similarity >= SIM (default: %(default)s)")
     p.add_argument("--keep", action="append", default=argparse.SUPPRESS, metavar="COL",
                    help="listing column to pass through (repeatable; default: all)")
-    p.add_argument("--rows-per-part", type=int, metavar="N", default=argparse.SUPPRESS, help="listings per output part (default: %(default)s)")
+    p.add_argument("--rows-per-part", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="listings per output part (default: %(default)s)")
     _add_dask(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_assign)
@@ -380,7 +394,8 @@ def _shards_parser(sub) -> None:
                      help="seconds to wait for a server at each step of a download, and 3 times that for a whole "
                           "download (default: %(default)s)")
     src.add_argument("--retries", type=int, metavar="N", default=argparse.SUPPRESS,
-                     help="extra attempts after a timeout, connection error, 408/429 or 5xx answer (default: %(default)s)")
+                     help="extra attempts after a timeout, connection error, 408/429 or 5xx answer "
+                          "(default: %(default)s)")
     src.add_argument("--retry-backoff", type=float, dest="backoff", metavar="X", default=argparse.SUPPRESS,
                      help="seconds before the first retry, doubled for each next one (default: %(default)s)")
     src.add_argument("--max-download-bytes", type=int, metavar="N", default=argparse.SUPPRESS,
@@ -392,8 +407,10 @@ def _shards_parser(sub) -> None:
                      help="most downloads in flight in each worker process; local files use few of them, "
                           "decoding and resizing run one image at a time per worker (default: %(default)s)")
     img = p.add_argument_group("images")
-    img.add_argument("--size", type=int, metavar="N", default=argparse.SUPPRESS, help="target side in pixels (default: %(default)s)")
-    img.add_argument("--resize-mode", choices=("keep_ratio", "center_crop", "border", "none"), default=argparse.SUPPRESS,
+    img.add_argument("--size", type=int, metavar="N", default=argparse.SUPPRESS,
+                     help="target side in pixels (default: %(default)s)")
+    img.add_argument("--resize-mode", choices=("keep_ratio", "center_crop", "border", "none"),
+                     default=argparse.SUPPRESS,
                      help="keep_ratio: shorter side to --size; center_crop: that, then the central square; "
                           "border: longer side to --size, padded white to a square; none: no resize "
                           "(as img2dataset; default: %(default)s)")
@@ -402,7 +419,8 @@ def _shards_parser(sub) -> None:
     img.add_argument("--format", choices=("jpg", "webp", "png"), dest="image_format", default=argparse.SUPPRESS,
                      help="output image format; sources already in it and at the right size are stored "
                           "unchanged (default: %(default)s)")
-    img.add_argument("--quality", type=int, metavar="N", default=argparse.SUPPRESS, help="jpg/webp quality 1-100; png ignores it (default: %(default)s)")
+    img.add_argument("--quality", type=int, metavar="N", default=argparse.SUPPRESS,
+                     help="jpg/webp quality 1-100; png ignores it (default: %(default)s)")
     img.add_argument("--min-size", type=int, metavar="N", default=argparse.SUPPRESS,
                      help="reject images whose shorter side is below this (default: 0, none)")
     img.add_argument("--max-pixels", type=int, metavar="N", default=argparse.SUPPRESS,
@@ -417,7 +435,8 @@ def _shards_parser(sub) -> None:
     out.add_argument("--keep-unlabelled", action="store_true", default=argparse.SUPPRESS,
                      help="write listings without labels too (empty labels, no cls) instead of rejecting them "
                           "(default: off)")
-    out.add_argument("--max-samples", type=int, metavar="N", default=argparse.SUPPRESS, help="samples per shard at most (default: %(default)s)")
+    out.add_argument("--max-samples", type=int, metavar="N", default=argparse.SUPPRESS,
+                     help="samples per shard at most (default: %(default)s)")
     out.add_argument("--max-bytes", type=int, metavar="N", default=argparse.SUPPRESS,
                      help="bytes per shard at most, unless one sample is bigger (default: %(default)s)")
     run = p.add_argument_group("execution")
@@ -480,7 +499,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train an image encoder on shards", formatter_class=_api_help(lambda: _stage_defaults("train")),
+    p = sub.add_parser("train", help="train an image encoder on shards",
+                       formatter_class=_api_help(lambda: _stage_defaults("train")),
                        description="Train a timm backbone with an embedding head and task heads on a shards folder: "
                                    "the multi-label task over the vocabulary, plus softmax tasks over carried "
                                    "columns. Writes last.pt, best.pt (best validation mAP), metrics.jsonl, "
@@ -501,59 +521,82 @@ def _train_parser(sub) -> None:
     m.add_argument("--weights", default=argparse.SUPPRESS, metavar="FILE",
                    help="local weights to start from: a backbone state dict or a weaklabel checkpoint; missing "
                         "and unexpected keys are reported (default: %(default)s)")
-    m.add_argument("--embed-dim", default=argparse.SUPPRESS, type=int, metavar="N", help="embedding dimension (default: %(default)s)")
-    m.add_argument("--drop-path", default=argparse.SUPPRESS, type=float, metavar="X", help="stochastic depth rate, where the model has it (default: %(default)s)")
-    m.add_argument("--image-size", default=argparse.SUPPRESS, type=int, metavar="N", help="training and evaluation image side in pixels (default: %(default)s)")
+    m.add_argument("--embed-dim", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="embedding dimension (default: %(default)s)")
+    m.add_argument("--drop-path", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="stochastic depth rate, where the model has it (default: %(default)s)")
+    m.add_argument("--image-size", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="training and evaluation image side in pixels (default: %(default)s)")
     t = p.add_argument_group("tasks and losses")
-    t.add_argument("--task", action="append", dest="tasks", default=argparse.SUPPRESS, metavar="COLUMN:softmax[:WEIGHT]",
+    t.add_argument("--task", action="append", dest="tasks", default=argparse.SUPPRESS,
+                   metavar="COLUMN:softmax[:WEIGHT]",
                    help="extra softmax task over a carried column, with an optional loss weight (repeatable; "
                         "default: only the multi-label task over the vocabulary)")
-    t.add_argument("--labels-weight", default=argparse.SUPPRESS, type=float, metavar="W", help="loss weight of the vocabulary task (default: %(default)s)")
+    t.add_argument("--labels-weight", default=argparse.SUPPRESS, type=float, metavar="W",
+                   help="loss weight of the vocabulary task (default: %(default)s)")
     t.add_argument("--loss", default=argparse.SUPPRESS, choices=("bce", "asl", "softmax"),
                    help="loss of the vocabulary task: sigmoid BCE, asymmetric loss, or softmax cross-entropy over "
                         "the normalized multi-hot (default: %(default)s)")
-    t.add_argument("--asl-gamma-neg", default=argparse.SUPPRESS, type=float, metavar="X", help="ASL focusing on negatives (default: %(default)s)")
-    t.add_argument("--asl-gamma-pos", default=argparse.SUPPRESS, type=float, metavar="X", help="ASL focusing on positives (default: %(default)s)")
-    t.add_argument("--asl-clip", default=argparse.SUPPRESS, type=float, metavar="X", help="ASL probability margin for negatives (default: %(default)s)")
-    t.add_argument("--label-smoothing", default=argparse.SUPPRESS, type=float, metavar="X", help="label smoothing of every task (default: %(default)s)")
+    t.add_argument("--asl-gamma-neg", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="ASL focusing on negatives (default: %(default)s)")
+    t.add_argument("--asl-gamma-pos", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="ASL focusing on positives (default: %(default)s)")
+    t.add_argument("--asl-clip", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="ASL probability margin for negatives (default: %(default)s)")
+    t.add_argument("--label-smoothing", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="label smoothing of every task (default: %(default)s)")
     d = p.add_argument_group("data")
     d.add_argument("--balance", default=argparse.SUPPRESS, choices=("none", "repeat-factor"),
                    help="repeat-factor sampling of images with rare labels (default: %(default)s)")
     d.add_argument("--repeat-threshold", default=argparse.SUPPRESS, type=float, metavar="T",
                    help="labels in fewer than this fraction of train images are repeated, "
                         "r = max(1, sqrt(T / frequency)) (default: %(default)s)")
-    d.add_argument("--shuffle-buffer", default=argparse.SUPPRESS, type=int, metavar="N", help="samples in the shuffle buffer (default: %(default)s)")
+    d.add_argument("--shuffle-buffer", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="samples in the shuffle buffer (default: %(default)s)")
     d.add_argument("--crop-scale", default=argparse.SUPPRESS, type=float, metavar="X",
                    help="smallest area fraction of the random resized crop (default: %(default)s)")
     d.add_argument("--color-jitter", default=argparse.SUPPRESS, type=float, metavar="X",
                    help="brightness/contrast/saturation jitter; 0 for none (default: %(default)s)")
-    d.add_argument("--workers", default=argparse.SUPPRESS, type=int, metavar="N", help="DataLoader worker processes per rank (default: %(default)s)")
+    d.add_argument("--workers", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="DataLoader worker processes per rank (default: %(default)s)")
     o = p.add_argument_group("optimization")
-    o.add_argument("--epochs", default=argparse.SUPPRESS, type=int, metavar="N", help="passes over the train split (default: %(default)s)")
-    o.add_argument("--steps", default=argparse.SUPPRESS, type=int, metavar="N", help="total optimizer steps; overrides --epochs (default: %(default)s)")
-    o.add_argument("--batch-size", default=argparse.SUPPRESS, type=int, metavar="N", help="images per batch and rank (default: %(default)s)")
-    o.add_argument("--accum-steps", default=argparse.SUPPRESS, type=int, metavar="N", help="batches accumulated per optimizer step (default: %(default)s)")
-    o.add_argument("--lr", default=argparse.SUPPRESS, type=float, metavar="X", help="peak AdamW learning rate (default: %(default)s)")
-    o.add_argument("--min-lr", default=argparse.SUPPRESS, type=float, metavar="X", help="learning rate the cosine ends at (default: %(default)s)")
+    o.add_argument("--epochs", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="passes over the train split (default: %(default)s)")
+    o.add_argument("--steps", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="total optimizer steps; overrides --epochs (default: %(default)s)")
+    o.add_argument("--batch-size", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="images per batch and rank (default: %(default)s)")
+    o.add_argument("--accum-steps", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="batches accumulated per optimizer step (default: %(default)s)")
+    o.add_argument("--lr", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="peak AdamW learning rate (default: %(default)s)")
+    o.add_argument("--min-lr", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="learning rate the cosine ends at (default: %(default)s)")
     o.add_argument("--weight-decay", default=argparse.SUPPRESS, type=float, metavar="X",
-                   help="AdamW weight decay, not applied to norms, biases and position embeddings (default: %(default)s)")
+                   help="AdamW weight decay, not applied to norms, biases and position embeddings "
+                        "(default: %(default)s)")
     o.add_argument("--warmup-steps", default=argparse.SUPPRESS, type=int, metavar="N",
                    help="linear warmup steps before the cosine decay (default: 5%% of the total steps)")
-    o.add_argument("--grad-clip", default=argparse.SUPPRESS, type=float, metavar="X", help="gradient norm clip; 0 for none (default: %(default)s)")
+    o.add_argument("--grad-clip", default=argparse.SUPPRESS, type=float, metavar="X",
+                   help="gradient norm clip; 0 for none (default: %(default)s)")
     o.add_argument("--ema", default=argparse.SUPPRESS, type=float, metavar="DECAY",
                    help="keep an exponential moving average of the weights with this decay, e.g. 0.9998; it is "
                         "what gets evaluated, embedded and exported (default: %(default)s)")
     r = p.add_argument_group("runtime")
-    r.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE", help="cpu, cuda or cuda:N (default: auto, cuda if present)")
+    r.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE",
+                   help="cpu, cuda or cuda:N (default: auto, cuda if present)")
     r.add_argument("--precision", default=argparse.SUPPRESS, choices=("auto", "bf16", "fp32"),
                    help="autocast precision: auto is bf16 on CUDA, fp32 on CPU (default: %(default)s)")
-    r.add_argument("--compile", action="store_true", default=argparse.SUPPRESS, help="torch.compile the model (default: off)")
-    r.add_argument("--seed", default=argparse.SUPPRESS, type=int, metavar="N", help="seed of initialization, data order and augmentation (default: %(default)s)")
+    r.add_argument("--compile", action="store_true", default=argparse.SUPPRESS,
+                   help="torch.compile the model (default: off)")
+    r.add_argument("--seed", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="seed of initialization, data order and augmentation (default: %(default)s)")
     r.add_argument("--deterministic", action="store_true", default=argparse.SUPPRESS,
                    help="deterministic kernels (torch.use_deterministic_algorithms; slower on CUDA) (default: off)")
     r.add_argument("--eval-every", default=argparse.SUPPRESS, type=int, metavar="N",
                    help="validate every N steps instead of at each epoch end (default: each epoch end)")
-    r.add_argument("--log-every", default=argparse.SUPPRESS, type=int, metavar="N", help="steps between metrics.jsonl lines (default: %(default)s)")
+    r.add_argument("--log-every", default=argparse.SUPPRESS, type=int, metavar="N",
+                   help="steps between metrics.jsonl lines (default: %(default)s)")
     r.add_argument("--checkpoint-every", default=argparse.SUPPRESS, type=int, metavar="N",
                    help="steps between last.pt saves; it is also saved at each epoch end (default: %(default)s)")
     r.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)  # tests: stop as if killed
@@ -571,11 +614,16 @@ def _embed_parser(sub) -> None:
     p.add_argument("checkpoint", help="last.pt or best.pt of a training run")
     p.add_argument("source", help="shards folder (with _info.json) or a folder of images (searched recursively)")
     p.add_argument("--out", required=True, metavar="FILE", help="output Parquet file")
-    p.add_argument("--split", default=argparse.SUPPRESS, metavar="NAME", help="split of a shards folder to embed (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, metavar="N", help="images per batch (default: %(default)s)")
-    p.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE", help="cpu, cuda or cuda:N (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=argparse.SUPPRESS, metavar="N", help="DataLoader worker processes (default: %(default)s)")
-    p.add_argument("--no-ema", action="store_true", help="use the trained weights even when EMA weights exist (default: off)")
+    p.add_argument("--split", default=argparse.SUPPRESS, metavar="NAME",
+                   help="split of a shards folder to embed (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="images per batch (default: %(default)s)")
+    p.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE",
+                   help="cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="DataLoader worker processes (default: %(default)s)")
+    p.add_argument("--no-ema", action="store_true",
+                   help="use the trained weights even when EMA weights exist (default: off)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_embed)
 
@@ -588,12 +636,15 @@ def _export_parser(sub) -> None:
                                    "they differ by more than --tolerance. A FILE.json describes input and output.",
                        epilog=EPILOG)
     p.add_argument("checkpoint", help="last.pt or best.pt of a training run")
-    p.add_argument("--format", choices=("onnx", "torchscript"), default=argparse.SUPPRESS, help="output format (default: %(default)s)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default=argparse.SUPPRESS,
+                   help="output format (default: %(default)s)")
     p.add_argument("--out", required=True, metavar="FILE", help="output file")
-    p.add_argument("--opset", type=int, default=argparse.SUPPRESS, metavar="N", help="ONNX opset version (default: %(default)s)")
+    p.add_argument("--opset", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="ONNX opset version (default: %(default)s)")
     p.add_argument("--tolerance", type=float, default=argparse.SUPPRESS, metavar="X",
                    help="largest allowed absolute difference to PyTorch's output (default: %(default)s)")
-    p.add_argument("--no-ema", action="store_true", help="export the trained weights even when EMA weights exist (default: off)")
+    p.add_argument("--no-ema", action="store_true",
+                   help="export the trained weights even when EMA weights exist (default: off)")
     p.set_defaults(func=_cmd_export)
 
 
@@ -628,7 +679,8 @@ def _eval_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     _add_overwrite(p)
     p.add_argument("--split", default=argparse.SUPPRESS, metavar="NAME",
-                   help="split whose items are the queries (and the gallery, each query excluded) (default: %(default)s)")
+                   help="split whose items are the queries (and the gallery, each query excluded) "
+                        "(default: %(default)s)")
     p.add_argument("--gallery-split", default=argparse.SUPPRESS, metavar="NAME",
                    help="search this split instead of the query split, e.g. --split test --gallery-split train "
                         "(default: %(default)s)")
@@ -641,8 +693,10 @@ def _eval_parser(sub) -> None:
                         "default: labels)")
     p.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE",
                    help="cpu, cuda or cuda:N, for embedding, search and efficiency (default: auto, cuda if present)")
-    p.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, metavar="N", help="images per batch when embedding (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=argparse.SUPPRESS, metavar="N", help="DataLoader worker processes (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="images per batch when embedding (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="DataLoader worker processes (default: %(default)s)")
     p.add_argument("--no-efficiency", action="store_false", dest="efficiency", default=argparse.SUPPRESS,
                    help="skip the parameters/GMACs/latency/throughput/memory measurements (default: measured)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")

@@ -332,7 +332,8 @@ def stale_reason(folder: Path, stage: str, record: Mapping[str, Any]) -> str | N
     if previous is None:
         return "its manifest was not written by 'weaklabel run'"
     if previous.get("weaklabel_version") != record["weaklabel_version"]:
-        made_by = f"weaklabel {previous['weaklabel_version']}" if "weaklabel_version" in previous else "an earlier weaklabel"
+        made_by = (f"weaklabel {previous['weaklabel_version']}" if "weaklabel_version" in previous
+                   else "an earlier weaklabel")
         return f"made by {made_by} (this is {record['weaklabel_version']})"
     if previous.get("config") != record["config"]:
         return "settings changed: " + ", ".join(_changed_keys(previous.get("config") or {}, record["config"]))

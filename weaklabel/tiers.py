@@ -2,9 +2,9 @@
 
 One rule for every stage (the vocabulary writes each label's tier, the evaluator reports per
 tier): sorted by support, a label is head while the labels before it hold less than half of all
-support, torso below 80%, tail after that. Label tiers come from the shards' ``labels.parquet`` (a copy of the vocabulary's);
-a column value's tier follows its frequency among the gallery items. A query with several labels
-belongs to the tier of its rarest one.
+support, torso below 80%, tail after that. Label tiers come from the shards' ``labels.parquet`` (a
+copy of the vocabulary's); a column value's tier follows its frequency among the gallery items. A
+query with several labels belongs to the tier of its rarest one.
 """
 
 from __future__ import annotations

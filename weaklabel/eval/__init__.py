@@ -1,9 +1,9 @@
 """The evaluation stage: retrieval, classification, long-tail tiers, probes and efficiency, with a report.
 
-``evaluate`` (``weaklabel eval``, in :mod:`.stage`) runs it all and writes ``metrics.json``, ``queries.parquet`` and ``report.html``; the
-modules hold the parts, each usable alone on numpy arrays: ``weaklabel.search`` (exact blocked top-k),
-``retrieval`` (relevance definitions and metrics), ``classification``, ``weaklabel.tiers``, ``probes``,
-``efficiency`` and ``report``.
+``evaluate`` (``weaklabel eval``, in :mod:`.stage`) runs it all and writes ``metrics.json``,
+``queries.parquet`` and ``report.html``; the modules hold the parts, each usable alone on numpy arrays:
+``weaklabel.search`` (exact blocked top-k), ``retrieval`` (relevance definitions and metrics),
+``classification``, ``weaklabel.tiers``, ``probes``, ``efficiency`` and ``report``.
 
 The names below are imported on first use, so that ``import weaklabel.eval.retrieval`` does not pull
 in torch with the evaluator.

@@ -119,7 +119,8 @@ def peak_memory_bytes(run: Callable[[], Any], model: nn.Module, inputs: torch.Te
         return int(torch.cuda.max_memory_allocated(device)), "cuda_max_memory_allocated"
     with TensorMemory() as tracker:
         run()
-    return weight_bytes(model) + inputs.numel() * inputs.element_size() + tracker.peak, "weights + inputs + peak tensors"
+    peak_bytes = weight_bytes(model) + inputs.numel() * inputs.element_size() + tracker.peak
+    return peak_bytes, "weights + inputs + peak tensors"
 
 
 def measure(model: nn.Module, image_size: int, device: str | torch.device = "cpu", *,

@@ -28,7 +28,8 @@ SHORT = {"recall@1": "R@1", "recall@5": "R@5", "recall@10": "R@10", "precision@1
 MULTILABEL_ROWS = ("map_macro", "map_micro", "f1_micro@fixed", "f1_macro@fixed", "f1_micro@tuned", "f1_macro@tuned")
 SOFTMAX_ROWS = ("top1", "top5")
 EFFICIENCY_ROWS = (("params", "parameters (M)", 1e-6, LOWER), ("gmacs", "GMACs", 1, LOWER),
-                   ("latency_ms", "latency, batch 1 (ms)", 1, LOWER), ("throughput", "throughput, batch 64 (img/s)", 1, HIGHER),
+                   ("latency_ms", "latency, batch 1 (ms)", 1, LOWER),
+                   ("throughput", "throughput, batch 64 (img/s)", 1, HIGHER),
                    ("peak_memory_mb", "peak memory (MB)", 1, LOWER), ("weights_mb", "weights (MB)", 1, LOWER),
                    ("checkpoint_mb", "checkpoint file (MB)", 1, LOWER))
 
@@ -45,7 +46,8 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     for name, model in metrics["models"].items():
         for relevance, result in model["retrieval"].items():
             overall = result["overall"]
-            lines.append(_columns([name, relevance, *(format_metric(overall[m]) for m in METRICS), str(overall["queries"])]))
+            lines.append(_columns([name, relevance, *(format_metric(overall[m]) for m in METRICS),
+                                   str(overall["queries"])]))
     rows = [row for row in summary_rows(metrics) if not row[0].startswith("retrieval")]
     if rows:
         names = list(metrics["models"])
@@ -72,12 +74,14 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[Row]:
             rows.append((f"retrieval {relevance}: {metric}",
                          [m["retrieval"][relevance]["overall"][metric] for m in models], HIGHER))
     for task in _union(m["classification"] for m in models):
-        kinds = MULTILABEL_ROWS if any("map_macro" in m["classification"].get(task, {}) for m in models) else SOFTMAX_ROWS
+        multilabel = any("map_macro" in m["classification"].get(task, {}) for m in models)
+        kinds = MULTILABEL_ROWS if multilabel else SOFTMAX_ROWS
         for metric in kinds:
             rows.append((f"{task}: {metric}", [m["classification"].get(task, {}).get(metric) for m in models], HIGHER))
     for column in _union(m["probes"] for m in models):
         for metric in ("knn_accuracy", "linear_accuracy"):
-            rows.append((f"probe {column}: {metric}", [m["probes"].get(column, {}).get(metric) for m in models], HIGHER))
+            rows.append((f"probe {column}: {metric}",
+                         [m["probes"].get(column, {}).get(metric) for m in models], HIGHER))
     for key, label, scale, better in EFFICIENCY_ROWS:
         values = [m["efficiency"].get(key) for m in models]
         if any(v is not None for v in values):
@@ -148,7 +152,8 @@ def tier_plot(metrics: Mapping[str, Any]) -> str:
 # Images
 # ---------------------------------------------------------------------------------------------
 
-def load_thumbnails(shards: str | Path, splits: Sequence[str], ids: Iterable[str], size: int = THUMBNAIL) -> dict[str, str]:
+def load_thumbnails(shards: str | Path, splits: Sequence[str], ids: Iterable[str],
+                    size: int = THUMBNAIL) -> dict[str, str]:
     """JPEG data URIs of the samples with these ids, read from the splits' shards (missing ids left out)."""
     wanted = set(ids)
     found: dict[str, str] = {}

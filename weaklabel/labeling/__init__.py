@@ -4,4 +4,5 @@ from .assign import LabelAssigner
 from .stages import assign_labels, build_vocabulary, labeled_parts, read_labeled
 from .vocabulary import Vocabulary, VocabularyBuilder
 
-__all__ = ["LabelAssigner", "Vocabulary", "VocabularyBuilder", "assign_labels", "build_vocabulary", "labeled_parts", "read_labeled"]
+__all__ = ["LabelAssigner", "Vocabulary", "VocabularyBuilder", "assign_labels", "build_vocabulary", "labeled_parts",
+           "read_labeled"]

@@ -295,7 +295,8 @@ class _SentenceCache:
             found = [(words, s) for words, s in found if words]
             # a value of one sentence, its key aside ("Nike: Air Max"), is the listing's own text
             several = sum(words[-1] != ":" for words, _ in found) > 1
-            long = [(words, s) for words, s in found if len(words) >= self.min_words or words[-1] == ":"] if several else []
+            long = ([(words, s) for words, s in found if len(words) >= self.min_words or words[-1] == ":"]
+                    if several else [])
             for words, s in long:
                 self.examples.setdefault(words, s)
             sentences = self.sentences[value] = tuple(dict.fromkeys(words for words, _ in long))
@@ -321,7 +322,8 @@ def _detect(distinct: set[str], parsed: _SentenceCache, thresholds: _Thresholds)
         for words, n in counts.items()
         if n >= threshold and not any(frames.matches(words))
     ]
-    rows += [_row(" ".join(words), "sentence", n, 0, parsed.examples[words]) for words, n in keys.items() if n >= threshold]
+    rows += [_row(" ".join(words), "sentence", n, 0, parsed.examples[words])
+             for words, n in keys.items() if n >= threshold]
     return rows
 
 

@@ -219,7 +219,8 @@ def _typo_targets(keys, group_support, group_emb, frequent, rare, params) -> np.
     g_rare = pairs["group_rare"].to_numpy()
     g_freq = pairs["group_frequent"].to_numpy()
     sim = np.einsum("ij,ij->i", group_emb[g_rare], group_emb[g_freq])
-    ok = (sim >= params.typo_min_similarity) & (group_support[g_freq] >= params.typo_support_ratio * group_support[g_rare])
+    ok = (sim >= params.typo_min_similarity) & (
+        group_support[g_freq] >= params.typo_support_ratio * group_support[g_rare])
     best = pd.DataFrame({"rare": g_rare[ok], "frequent": g_freq[ok], "sim": sim[ok]})
     best = best.sort_values(["rare", "sim"], ascending=[True, False]).drop_duplicates("rare")
     position = pd.Series(np.arange(len(rare)), index=rare)
@@ -261,7 +262,8 @@ def _components_above(vectors: np.ndarray, threshold: float, k: int,
     return numbers.astype(np.int64)
 
 
-def _components_keeping_codes_apart(rows: np.ndarray, cols: np.ndarray, sim: np.ndarray, code: np.ndarray) -> np.ndarray:
+def _components_keeping_codes_apart(rows: np.ndarray, cols: np.ndarray, sim: np.ndarray,
+                                    code: np.ndarray) -> np.ndarray:
     """Union-find over the links, closest first, skipping a link whose two sides hold different codes.
     Each node's component is named by its smallest member."""
     parent = np.arange(len(code))

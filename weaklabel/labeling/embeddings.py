@@ -66,7 +66,8 @@ class TextEmbedder:
         self.batch_size = batch_size
         self.device = device
         self.progress = progress
-        self.cache = EmbeddingCache(Path(cache_dir or default_cache_dir()) / _model_key(self.model_path)) if use_cache else None
+        self.cache = (EmbeddingCache(Path(cache_dir or default_cache_dir()) / _model_key(self.model_path))
+                      if use_cache else None)
         self._model = None
         self.n_computed = 0
 

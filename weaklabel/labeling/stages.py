@@ -183,7 +183,8 @@ def _passthrough_columns(listings: Listings, roles: ColumnRoles, keep: Sequence[
         return columns
     unknown = [c for c in keep if c not in listings.frame.columns]
     if unknown:
-        raise ValueError(f"--keep names column(s) {unknown} that the listings lack; columns are {list(listings.frame.columns)}")
+        raise ValueError(f"--keep names column(s) {unknown} that the listings lack; "
+                         f"columns are {list(listings.frame.columns)}")
     return [c for c in keep if c not in leading]
 
 
@@ -266,7 +267,8 @@ def _check_vocab(options: dict[str, Any]) -> None:
 
 
 def _vocab_files(options: dict[str, Any]) -> list[str]:
-    return [options[key] for key in WORD_FILE_OPTIONS if isinstance(options.get(key), str) and Path(options[key]).is_file()]
+    return [options[key] for key in WORD_FILE_OPTIONS
+            if isinstance(options.get(key), str) and Path(options[key]).is_file()]
 
 
 def _run_vocab(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, resume: bool = False,

@@ -78,7 +78,9 @@ class TermCounts:
     def combine(cls, parts: Sequence[TermCounts]) -> TermCounts:
         """Sum the counts of several partitions."""
         by_field = (
-            pd.concat([p.by_field for p in parts]).groupby(["term", "field"], sort=False)[["support", "ends", "alone"]].sum()
+            pd.concat([p.by_field for p in parts])
+            .groupby(["term", "field"], sort=False)[["support", "ends", "alone"]]
+            .sum()
         )
         any_field = pd.concat([p.any_field for p in parts]).groupby(level=0, sort=False).sum()
         return cls(sum(p.n_listings for p in parts), by_field.reset_index(), any_field.rename("support"))

@@ -78,11 +78,11 @@ _INNER_JOINERS_RE = re.compile(r"[-'’]+")
 def resolve_stopwords(stopwords: str | Iterable[str] | None) -> frozenset[str]:
     """Turn a stopword setting into a set.
 
-    ``"english"`` is scikit-learn's English list less the product words in it (``PRODUCT_WORDS``), ``"marketplace"`` the filler words sellers
-    add ("new", "sale", "free shipping"...), joined with "+" for both; ``"detected"`` adds nothing
-    here: it asks the vocabulary fit for the stopwords of the other languages the listings are
-    written in (:func:`detect_languages`). An iterable is taken as the words themselves; ``None``
-    means none.
+    ``"english"`` is scikit-learn's English list less the product words in it (``PRODUCT_WORDS``),
+    ``"marketplace"`` the filler words sellers add ("new", "sale", "free shipping"...), joined with
+    "+" for both; ``"detected"`` adds nothing here: it asks the vocabulary fit for the stopwords of
+    the other languages the listings are written in (:func:`detect_languages`). An iterable is taken
+    as the words themselves; ``None`` means none.
     """
     if stopwords is None:
         return frozenset()

@@ -108,7 +108,8 @@ class Vocabulary:
     def config(self) -> dict[str, Any]:
         """What assignment needs besides the tables (stored in the manifest's config)."""
         return {
-            "analyzer": {"ngram_range": list(self.analyzer["ngram_range"]), "stopwords": sorted(self.analyzer["stopwords"])},
+            "analyzer": {"ngram_range": list(self.analyzer["ngram_range"]),
+                         "stopwords": sorted(self.analyzer["stopwords"])},
             "model": self.model,
             "roles": self.roles.to_dict() if self.roles else None,
         }
@@ -129,8 +130,8 @@ class Vocabulary:
         terms["label_id"] = terms["label_id"].astype("Int32")
         roles = ColumnRoles.from_dict(config["roles"]) if config.get("roles") else None
         boilerplate = Boilerplate.from_frame(pd.read_parquet(folder / "boilerplate.parquet"))
-        return cls(labels, terms, np.load(folder / "label_embeddings.npy"), config["analyzer"], config.get("model"), roles,
-                   boilerplate=boilerplate)
+        return cls(labels, terms, np.load(folder / "label_embeddings.npy"), config["analyzer"], config.get("model"),
+                   roles, boilerplate=boilerplate)
 
 
 class VocabularyBuilder(BaseEstimator):
@@ -273,7 +274,8 @@ class VocabularyBuilder(BaseEstimator):
         allow = allowed | overrides.added_terms()
         with timer("select_terms"):
             unigrams = counts.any_field[~counts.any_field.index.str.contains(" ", regex=False)]
-            languages = detect_languages(unigrams, counts.n_listings) if wants_detected_languages(self.stopwords) else {}
+            languages = (detect_languages(unigrams, counts.n_listings)
+                         if wants_detected_languages(self.stopwords) else {})
             # a word the user named in a term (allowlist, overrides) is no stopword of another language
             named = {word for term in allow for word in term.split(" ")}
             self.detected_stopwords_ = language_stopwords(languages) - resolve_stopwords(self.stopwords) - named
@@ -325,8 +327,10 @@ class VocabularyBuilder(BaseEstimator):
         new_id = pd.Series(labels["label_id"].to_numpy(), index=labels.pop("_key"))
         assignment["label_id"] = assignment["label"].map(new_id).astype("Int32")
 
-        vectors = embedder.encode(kept["term"].tolist()) if len(kept) else np.zeros((0, embeddings.shape[1]), np.float32)
-        centroid = weighted_centroids(vectors, kept["support"].to_numpy(), assignment.loc[kept.index, "label_id"].to_numpy(int), len(labels))
+        vectors = (embedder.encode(kept["term"].tolist()) if len(kept)
+                   else np.zeros((0, embeddings.shape[1]), np.float32))
+        kept_label_ids = assignment.loc[kept.index, "label_id"].to_numpy(int)
+        centroid = weighted_centroids(vectors, kept["support"].to_numpy(), kept_label_ids, len(labels))
 
         dropped_rows = dropped.assign(label_id=pd.NA, similarity=np.nan, how="dropped:" + dropped["reason"])
         per_term = pd.concat([assignment[["term", "label_id", "similarity", "how"]],
@@ -339,7 +343,8 @@ class VocabularyBuilder(BaseEstimator):
         labels["informativeness"] = informativeness(terms, self.roles.text_weights, len(labels), self.head_prior)
         analyzer = self.analyzer()
         stopwords = analyzer.stopwords | self.detected_stopwords_
-        return Vocabulary(labels, terms, centroid, {"ngram_range": list(analyzer.ngram_range), "stopwords": sorted(stopwords)},
+        return Vocabulary(labels, terms, centroid,
+                          {"ngram_range": list(analyzer.ngram_range), "stopwords": sorted(stopwords)},
                           self.model, self.roles, boilerplate=boilerplate)
 
     def _no_labels_message(self, n_listings: int, n_candidates: int) -> str:
@@ -374,11 +379,13 @@ class VocabularyBuilder(BaseEstimator):
             (-1 <= self.min_npmi <= 1, f"min_npmi must be in [-1, 1], got {self.min_npmi}"),
             (self.min_label_support >= 1, f"min_label_support must be >= 1, got {self.min_label_support}"),
             (self.neighbours >= 1, f"neighbours must be >= 1, got {self.neighbours}"),
-            (0 < self.tier_mass[0] <= self.tier_mass[1] <= 1, f"tier_mass must be 0 < head <= torso <= 1, got {self.tier_mass}"),
+            (0 < self.tier_mass[0] <= self.tier_mass[1] <= 1,
+             f"tier_mass must be 0 < head <= torso <= 1, got {self.tier_mass}"),
             (self.head_prior > 0, f"head_prior must be > 0, got {self.head_prior}"),
             (self.boilerplate or self.boilerplate_group is None,
              "boilerplate_group (--group) needs boilerplate on (it names where to look for repeated sentences)"),
-            (0 < self.same_listings_ratio <= 1, f"same_listings_ratio must be in (0, 1], got {self.same_listings_ratio}"),
+            (0 < self.same_listings_ratio <= 1,
+             f"same_listings_ratio must be in (0, 1], got {self.same_listings_ratio}"),
         ]
         for name in ("merge_threshold", "attach_threshold", "rare_merge_threshold", "typo_min_similarity"):
             value = getattr(self, name)

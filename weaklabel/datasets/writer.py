@@ -89,7 +89,7 @@ SAMPLE_FIELDS = ("id", "labels", "label_names", "scores", "width", "height")
 MIN_PARTITIONS = 16  # small inputs are cut finer so every worker gets work...
 MIN_PARTITION_ROWS = 100  # ...but not so fine that per-partition overhead dominates
 
-REJECTED_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.string()), ("reason", pa.string()),
+REJECTED_IMAGES_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.string()), ("reason", pa.string()),
                              ("detail", pa.string())])
 DUPLICATES_SCHEMA = pa.schema([("id", pa.string()), ("duplicate_of", pa.string()), ("split", pa.string())])
 
@@ -357,8 +357,8 @@ def _measure_resumed(out: Path, shard: dict[str, Any]) -> dict[str, Any]:
 def _write_metadata(out: Path, frame: pd.DataFrame, shards: list[dict[str, Any]], splits: Mapping[str, float],
                     image_format: str, carry: tuple[str, ...]) -> dict[str, Any]:
     rejected = frame[~frame["status"].isin(["ok", "duplicate"])]
-    write_parquet(rejected.rename(columns={"status": "reason"})[REJECTED_SCHEMA.names], out / "rejected.parquet",
-                  REJECTED_SCHEMA)
+    write_parquet(rejected.rename(columns={"status": "reason"})[REJECTED_IMAGES_SCHEMA.names], out / "rejected.parquet",
+                  REJECTED_IMAGES_SCHEMA)
     duplicates = frame[frame["status"].eq("duplicate")]
     write_parquet(duplicates[DUPLICATES_SCHEMA.names], out / "duplicates.parquet", DUPLICATES_SCHEMA)
     by_split = {name: [s for s in shards if s["name"].startswith(f"{name}-")] for name in splits}

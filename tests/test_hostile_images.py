@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from pyarrow import feather
 
 from weaklabel.cli import main
 from weaklabel.datasets import sample_key, write_shards
@@ -55,7 +56,8 @@ def labeled_folder(folder: Path, rows: list[tuple[str, str]]) -> Path:
     """A minimal ``assign`` artifact: (id, image) rows, each with label 0 of a one-label vocabulary."""
     labeled = folder / "labeled"
     (labeled / "parts").mkdir(parents=True)
-    pq.write_table(pa.table({"label_id": pa.array([0], pa.int32()), "name": ["thing"]}), labeled / "labels.parquet")
+    one_label = pa.table({"label_id": pa.array([0], pa.int32()), "name": ["thing"]})
+    feather.write_feather(one_label, labeled / "labels.feather")
     (labeled / "manifest.json").write_text(json.dumps({"stage": "assign", "config": {"vocab": "vocab"}}))
     table = pa.table({
         "id": pa.array([i for i, _ in rows], pa.string()),

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from pyarrow import feather
 
 from weaklabel.artifacts import read_manifest
 from weaklabel.cli import main
@@ -59,7 +60,7 @@ def derive(labeled: Path, out: Path, n: int, images: dict[int, str] | None = Non
         table = table.set_column(table.schema.get_field_index(name), name, pa.array(values, column_type))
     (out / "parts").mkdir(parents=True)
     pq.write_table(table, out / "parts" / "part-00000.parquet")
-    for name in ("manifest.json", "labels.parquet"):
+    for name in ("manifest.json", "labels.feather"):
         shutil.copy(labeled / name, out / name)
     return out
 
@@ -224,7 +225,7 @@ def test_timm_info_wids_index_and_labels(shards: Path, labeled: Path):
         assert [(s["url"], s["nsamples"]) for s in index["shardlist"]] == [
             (s["name"], s["samples"]) for s in expected["shards"]]
     vocab = Path(read_manifest(labeled)["config"]["vocab"])
-    assert (shards / "labels.parquet").read_bytes() == (vocab / "labels.parquet").read_bytes()
+    assert pq.read_table(shards / "labels.parquet").equals(pq.read_table(vocab / "labels.parquet"))
     from timm.data.readers.reader_wds import ReaderWds
 
     reader = ReaderWds(str(shards), name="x", split="train", is_training=False, batch_size=1)
@@ -522,7 +523,7 @@ def test_shards_read_only_the_labeled_folder(labeled: Path, example_data: Path, 
     (subset / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "shards"
     write_shards(subset, out, images_root=example_data, size=32, workers=1, progress=False)
-    assert (out / "labels.parquet").read_bytes() == (subset / "labels.parquet").read_bytes()
+    assert pq.read_table(out / "labels.parquet").equals(feather.read_table(subset / "labels.feather"))
     assert verify_shards(out) == []
 
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +26,8 @@ from .textfile import read_text
 
 MANIFEST = "manifest.json"
 LABELED_PARTS = "parts"  # the labeled folder's data, apart from its manifest and rejections
+LABELED_LABELS = "labels.feather"  # its copy of the vocabulary's labels: not Parquet, so that every
+                                   # *.parquet under the folder is a part or the rejections
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -120,13 +121,20 @@ def write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def copy_file(source: str | Path, target: str | Path) -> None:
-    """Copy atomically: readers never see a half-copied file."""
+def convert_table(source: str | Path, target: str | Path) -> None:
+    """Copy a table between Parquet and Feather (Arrow IPC) files, by their suffixes, atomically."""
+    import pyarrow.parquet as pq
+    from pyarrow import feather
+
     source, target = Path(source), Path(target)
     if not source.is_file():
         raise FileNotFoundError(f"{source} does not exist")
+    table = feather.read_table(source) if source.suffix == ".feather" else pq.read_table(source)
     tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(source, tmp)
+    if target.suffix == ".feather":
+        feather.write_feather(table, tmp)
+    else:
+        pq.write_table(table, tmp)
     os.replace(tmp, target)
 
 

@@ -151,7 +151,7 @@ def _cmd_assign(args: argparse.Namespace) -> None:
     assign_labels(args.listings, args.vocab, args.out, roles=roles, progress=not args.quiet, overwrite=args.overwrite,
                   **_given(args, assign_options()))
     _print_summary("assign", args.out)
-    print(f"wrote {args.out}/parts/part-*.parquet, labels.parquet, rejected.parquet and manifest.json")
+    print(f"wrote {args.out}/parts/part-*.parquet, labels.feather, rejected.parquet and manifest.json")
 
 
 def _given(args: argparse.Namespace, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,8 +50,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..artifacts import (
+    LABELED_LABELS,
     Timer,
-    copy_file,
+    convert_table,
     fingerprint_artifact,
     labeled_parts,
     read_manifest,
@@ -215,7 +216,7 @@ def _prepare(labeled: Path, files: Sequence[Path], columns: list[str], folder: O
         logger.warning("%s holds an interrupted run with other options or input; starting over", out)
     folder.clear()
     (out / WORK).mkdir()
-    copy_file(labeled / "labels.parquet", out / "labels.parquet")
+    convert_table(labeled / LABELED_LABELS, out / "labels.parquet")
     n_partitions = _write_inputs(files, columns, out / WORK, config["partition_rows"])
     write_json(state_path, {"config_hash": config_hash, "partitions": n_partitions})
     return ("restarted" if state else "fresh"), n_partitions

@@ -14,9 +14,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..artifacts import (
+    LABELED_LABELS,
     LABELED_PARTS,
     Timer,
-    copy_file,
+    convert_table,
     fingerprint_artifact,
     fingerprint_files,
     labeled_parts,
@@ -42,7 +43,7 @@ from .vocabulary import Vocabulary, VocabularyBuilder
 
 VOCAB_OUTPUTS = Outputs("vocab", frozenset({"labels.parquet", "terms.parquet", "label_embeddings.npy",
                                             "boilerplate.parquet", "rejected.parquet", "report.html"}))
-ASSIGN_OUTPUTS = Outputs("assign", frozenset({"rejected.parquet", "labels.parquet"}), folders=(LABELED_PARTS,))
+ASSIGN_OUTPUTS = Outputs("assign", frozenset({"rejected.parquet", LABELED_LABELS}), folders=(LABELED_PARTS,))
 
 
 def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRoles, out: str | Path,
@@ -87,7 +88,7 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
                   rows_per_part: int = 250_000, workers: int | None = None, scheduler: str | None = None,
                   progress: bool = True, overwrite: bool = False, **params: Any) -> dict[str, Any]:
     """Label listings with the vocabulary in ``vocab``; write ``parts/part-*.parquet``, a copy of the
-    vocabulary's ``labels.parquet`` (the folder carries what the shards stage needs) and a manifest.
+    vocabulary's labels as ``labels.feather`` (the folder carries what the shards stage needs) and a manifest.
 
     Each input file is one partition, labelled by a Dask worker (see :mod:`weaklabel.parallel`)
     into ``parts/part-{file:05d}-{chunk:04d}.parquet``; an id already accepted from an earlier file is
@@ -105,7 +106,7 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
     with output_folder(out, ASSIGN_OUTPUTS, overwrite=overwrite) as folder:
         folder.clear()
         (out / LABELED_PARTS).mkdir()
-        copy_file(Path(vocab) / "labels.parquet", out / "labels.parquet")  # the folder carries what shards needs
+        convert_table(Path(vocab) / "labels.parquet", out / LABELED_LABELS)  # the folder carries what shards needs
         partitions = [_AssignPartition(i, str(f), str(vocab), str(out), roles.to_dict(), list(keep) if keep else None,
                                        rows_per_part, params) for i, f in enumerate(files)]
         with timer("assign"):

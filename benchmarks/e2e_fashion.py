@@ -123,7 +123,7 @@ def direct_arm(args: argparse.Namespace, shards: Path, arm: str, options: dict[s
 
 def judge(args: argparse.Namespace, shards: Path, arm: str, checkpoint: Path, split: str) -> dict[str, Any]:
     metrics = evaluate([checkpoint], shards, args.out / "eval" / arm, split=split, relevance=[COLUMN],
-                       efficiency=False, progress=not args.quiet)
+                       efficiency=False, progress=not args.quiet, overwrite=True)
     (model,) = metrics["models"].values()
     return model["retrieval"][COLUMN]
 

@@ -304,12 +304,12 @@ def corpus_csv(name: str, args: argparse.Namespace) -> Path | None:
 def build_and_assign(csv: Path, roles: ColumnRoles, folder: Path, warm: bool, **options) -> Run:
     """Build the vocabulary (twice with ``warm``: the second from a warm cache), assign its labels."""
     start = time.perf_counter()
-    vocab = build_vocabulary(csv, roles, folder, progress=False, **options)
+    vocab = build_vocabulary(csv, roles, folder, progress=False, overwrite=True, **options)
     cold = time.perf_counter() - start
     warm_s = None
     if warm:
         start = time.perf_counter()
-        vocab = build_vocabulary(csv, roles, folder, progress=False, **options)
+        vocab = build_vocabulary(csv, roles, folder, progress=False, overwrite=True, **options)
         warm_s = time.perf_counter() - start
     listings = read_listings(csv, roles)
     return Run(vocab, listings, LabelAssigner(vocab, roles).fit().transform(listings), cold, warm_s)

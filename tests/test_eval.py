@@ -177,7 +177,8 @@ def test_embeddings_are_cached_and_reused(evaluated, runs, example_shards: Path,
     _, out = evaluated
     calls = []
     monkeypatch.setattr(weaklabel.training, "embed", lambda *a, **k: calls.append(a))
-    metrics = evaluate([runs["resnet"]], example_shards, out, relevance=["labels"], efficiency=False)
+    metrics = evaluate([runs["resnet"]], example_shards, out, relevance=["labels"], efficiency=False,
+                       overwrite=True)
     assert calls == [] and metrics["models"]["resnet"]["efficiency"] == {}
 
 

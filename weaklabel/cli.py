@@ -51,7 +51,8 @@ def _add_dask(parser: argparse.ArgumentParser, partition: str = "each input file
                        help="run on an existing Dask cluster instead (its workers must see the same paths)")
 
 
-def _add_overwrite(parser: argparse.ArgumentParser, also: str = "") -> None:
+def _add_overwrite(parser: argparse.ArgumentParser,
+                   also: str = "replace the finished output of an earlier run in --out, and ") -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help=f"{also}write into --out even if it holds files this command did not write: files with "
                              "the names it writes are replaced, the others are kept (default: refuse)")

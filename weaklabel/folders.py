@@ -9,6 +9,12 @@ Every stage that writes a folder (vocab, assign, shards, train, eval) runs insid
   lock is per process and reentrant (:func:`folder_lock`): ``weaklabel run`` holds it from before
   it touches a stage's folder until the stage has finished, and the stage's own
   ``output_folder`` inside that reuses it. (It does not keep apart two threads of one process.)
+- **refuses a finished artifact** of the stage unless ``overwrite``: a folder with the stage's
+  manifest holds the result of an earlier run, which another stage or a person may be reading, so
+  a new run replaces it only when asked. An unfinished run (no manifest: ``shards``' work folder,
+  the lock file naming the stage) is resumed or replaced without a flag, and so is a stage that
+  ``weaklabel run`` reruns: the runner removes the manifest of a stale stage before running it.
+  ``train`` keeps its own rule (``--resume`` continues a run, ``--overwrite`` starts over).
 - **refuses foreign files** unless ``overwrite``: a stage owns only the names it writes
   (:class:`Outputs`), and only in a folder it wrote before (its manifest, its work folder, the lock
   file of an unfinished run of it, or ``weaklabel run``'s pending record say so). Any other file
@@ -54,13 +60,16 @@ class OutputError(ValueError):
 class Outputs:
     """What a stage writes into its folder: fixed names, name patterns (regular expressions) and
     subfolders it alone writes; ``markers`` are entries whose presence says the stage wrote the
-    folder (a work folder). A temporary ``NAME.tmp`` belongs to the stage when ``NAME`` does."""
+    folder (a work folder). A temporary ``NAME.tmp`` belongs to the stage when ``NAME`` does.
+    ``refuse_finished``: a finished artifact of the stage is replaced only with ``overwrite`` (off
+    for a stage that decides itself, as ``train`` does with ``resume``)."""
 
     stage: str
     names: frozenset[str]
     patterns: tuple[str, ...] = ()
     folders: tuple[str, ...] = ()
     markers: tuple[str, ...] = ()
+    refuse_finished: bool = True
 
     def owns(self, name: str) -> bool:
         name = name.removesuffix(".tmp")
@@ -96,11 +105,14 @@ class OutputFolder:
 
 @contextmanager
 def output_folder(path: str | Path, outputs: Outputs, *, overwrite: bool = False) -> Iterator[OutputFolder]:
-    """Lock ``path`` (created if missing) for a run of ``outputs.stage``, refuse foreign files unless
-    ``overwrite``, and turn a full disk into one line (see the module docstring)."""
+    """Lock ``path`` (created if missing) for a run of ``outputs.stage``, refuse a finished artifact
+    of it and foreign files unless ``overwrite``, and turn a full disk into one line (see the module
+    docstring)."""
     with folder_lock(path) as (folder, handle):
         ours = _is_ours(folder, outputs, _read_record(handle).get("stage"))
         if not overwrite:
+            if outputs.refuse_finished:
+                _refuse_finished(folder, outputs)
             _refuse_foreign(folder, outputs, ours)
         _write_record(handle, outputs.stage)
         with _disk_full_reported(folder, outputs):
@@ -211,11 +223,25 @@ def _is_ours(folder: Path, outputs: Outputs, locked_by: str | None) -> bool:
 
 
 def _manifest_stage(folder: Path) -> str | None:
+    return _manifest(folder).get("stage")
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    """The folder's manifest; empty when there is none or it is not a JSON object."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
-        return None
-    return manifest.get("stage") if isinstance(manifest, dict) else None
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _refuse_finished(folder: Path, outputs: Outputs) -> None:
+    manifest = _manifest(folder)
+    if manifest.get("stage") != outputs.stage:
+        return
+    written = str(manifest.get("created", "at an unknown time")).replace("T", " ")
+    raise OutputError(f"{folder} holds the finished output of an earlier 'weaklabel {outputs.stage}' run "
+                      f"({MANIFEST}, written {written}); pass --overwrite to replace it, or choose another --out")
 
 
 def _refuse_foreign(folder: Path, outputs: Outputs, ours: bool) -> None:

@@ -67,7 +67,7 @@ from .sampling import RepeatFactors, eval_transform, image_settings, train_datas
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
-OUTPUTS = Outputs("train", frozenset({LAST, BEST, CONFIG, METRICS}))
+OUTPUTS = Outputs("train", frozenset({LAST, BEST, CONFIG, METRICS}), refuse_finished=False)  # resume or overwrite
 BALANCE = ("repeat-factor",)
 PRECISIONS = ("auto", "bf16", "fp32")
 # options a resumed run may change; any other option must match the checkpoint's

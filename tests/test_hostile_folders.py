@@ -133,6 +133,47 @@ def test_every_stage_refuses_foreign_files(stage: str, example_data: Path, examp
     assert snapshot(out) == {"notes.txt": b"mine"}
 
 
+FINISHED = "holds the finished output of an earlier 'weaklabel {stage}' run (manifest.json, written "
+
+
+@pytest.mark.parametrize("stage", ["vocab", "assign", "shards", "eval"])
+def test_a_stage_refuses_to_replace_its_finished_output_without_overwrite(stage: str, example_data: Path,
+                                                                          example_vocab: Path, example_labeled: Path,
+                                                                          example_shards: Path, tmp_path: Path,
+                                                                          capsys):
+    """Other stages may have been made from it (the demo's train/ and eval/ from its shards/)."""
+    out = tmp_path / stage
+    made = {"vocab": example_vocab, "assign": example_labeled, "shards": example_shards}
+    if stage in made:
+        shutil.copytree(made[stage], out)
+    else:
+        out.mkdir()
+        (out / "manifest.json").write_text(json.dumps({"stage": "eval", "created": "2026-12-02T10:31:00+0000"}))
+        (out / "metrics.json").write_text("{}")
+    listings = str(example_data / "listings.csv")
+    argv = {"vocab": ["vocab", listings, "--text", "title", "--out", str(out)],
+            "assign": ["assign", listings, "--vocab", str(example_vocab), "--out", str(out)],
+            "shards": shards_command(example_labeled, example_data, out),
+            "eval": ["eval", "--embeddings", str(tmp_path / "e.parquet"), "--shards", str(example_shards),
+                     "--out", str(out)]}[stage]
+    before = snapshot(out)
+    error = one_line_error(argv, capsys)
+    assert error.startswith(f"error: {out} {FINISHED.format(stage=stage)}")
+    assert error.endswith("); pass --overwrite to replace it, or choose another --out")
+    assert snapshot(out) == before and not (out / LOCK).exists()
+
+
+def test_shards_with_overwrite_replace_the_finished_shards(example_labeled: Path, example_data: Path,
+                                                           tmp_path: Path, capsys):
+    out = tmp_path / "shards"
+    assert main(shards_command(example_labeled, example_data, out)) == 0
+    first = read_manifest(out, "shards")
+    one_line_error([*shards_command(example_labeled, example_data, out), "--size", "24"], capsys)
+    assert read_manifest(out, "shards") == first
+    assert main([*shards_command(example_labeled, example_data, out), "--size", "24", "--overwrite"]) == 0
+    assert read_manifest(out, "shards")["config"]["size"] == 24 and verify_shards(out) == []
+
+
 def test_a_rerun_replaces_only_its_own_files(example_data: Path, example_vocab: Path, tmp_path: Path):
     from weaklabel.labeling import assign_labels
 
@@ -166,8 +207,9 @@ def test_vocab_failing_midway_leaves_no_manifest_and_assign_refuses_it(example_d
         real_write(frame, path, schema)
 
     monkeypatch.setattr(vocabulary_module, "write_parquet", write_then_die)
-    with pytest.raises(RuntimeError, match="killed"):
-        build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, vocab, progress=False, min_label_support=5)
+    with pytest.raises(RuntimeError, match="killed"):  # replacing a finished vocabulary
+        build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, vocab, progress=False, min_label_support=5,
+                         overwrite=True)
     monkeypatch.undo()
     assert written and not (vocab / "manifest.json").exists()
     assert json.loads((vocab / LOCK).read_text())["stage"] == "vocab"

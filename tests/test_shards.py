@@ -436,8 +436,8 @@ def test_interrupted_run_resumes_or_restarts_when_options_change(labeled: Path, 
     assert resumed["outputs"]["run"] == "resumed" and resumed["outputs"]["partitions_resumed"] == 6
     with monkeypatch.context() as patch:
         patch.setattr(partitions, "write_shard", crash)
-        with pytest.raises(RuntimeError):
-            write_shards(subset, tmp_path / "out", **options)
+        with pytest.raises(RuntimeError):  # replacing the finished shards
+            write_shards(subset, tmp_path / "out", overwrite=True, **options)
     restarted = write_shards(subset, tmp_path / "out", **{**options, "size": 24})
     assert restarted["outputs"]["run"] == "restarted" and restarted["outputs"]["partitions_resumed"] == 0
     assert restarted["config"]["size"] == 24 and verify_shards(tmp_path / "out") == []

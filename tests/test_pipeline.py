@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,7 @@ def test_first_run_runs_every_stage_and_writes_every_artifact(first_run):
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["split"] == "test"
     assert set(metrics["models"]["train"]["retrieval"]) == {"labels", "true_type"}
-    # the listings path is relative to the pipeline file, and recorded resolved
+    # the listings path is relative to the pipeline file; outside its folder, it is recorded resolved
     vocab_inputs = json.loads((out / "vocab" / MANIFEST).read_text())["pipeline"]["inputs"]
     assert vocab_inputs[0]["path"].endswith("listings.csv") and Path(vocab_inputs[0]["path"]).is_absolute()
 
@@ -118,6 +119,20 @@ def test_a_second_run_skips_every_stage(first_run, capsys):
         assert f"{stage}: skipped (up to date)" in out
     assert "vocab:  " in out and " labels (head " in out and "eval:   relevance 'true_type': R@1" in out
     assert "report.html" in out
+
+
+def test_a_project_folder_copied_elsewhere_skips_every_stage(example_data: Path, tmp_path: Path):
+    """The records hold the paths inside the project relative to its pipeline file (and files by content)."""
+    project = tmp_path / "project"
+    shutil.copytree(example_data, project / "data")
+    run_pipeline(load_pipeline(tiny_toml(project / "data", project)), progress=False, echo=lambda line: None)
+    copy = tmp_path / "elsewhere" / "copied"
+    shutil.copytree(project, copy)
+    results = run_pipeline(load_pipeline(copy / "pipeline.toml"), progress=False, echo=lambda line: None)
+    assert statuses(results) == dict.fromkeys(STAGES, "skipped")
+    record = json.loads((copy / "out" / "shards" / MANIFEST).read_text())["pipeline"]
+    assert record["config"]["shards"]["images_root"] == "data"
+    assert [entry["path"] for entry in record["inputs"]] == ["out/labeled"]
 
 
 def test_force_train_reruns_train_and_eval_only(first_run):

@@ -18,7 +18,8 @@ to the pipeline file.
 **Skipping.** When a stage finishes, the runner adds a ``pipeline`` entry to its
 ``manifest.json``: the stage's resolved settings, fingerprints of its inputs (listing files
 and word files by content, upstream artifacts by the hash of their manifest) and the weaklabel
-version. A later run skips the stage when that entry equals what it would be now and the
+version, with every path inside the pipeline file's folder relative to it, so that a project
+folder moved or copied as a whole skips its stages. A later run skips the stage when that entry equals what it would be now and the
 stage's outputs exist; an interrupted stage resumes only under the same entry. A stage's
 manifest is removed before it runs, so a stage that failed or was killed never looks finished;
 a stage that reruns writes a new manifest, so every stage after it reruns too. Images are not
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import sys
 import time
 import types
@@ -100,10 +102,12 @@ def section_keys(section: str) -> OptionTypes:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """A loaded pipeline file: the output folder and every section with its defaults filled in."""
+    """A loaded pipeline file: the output folder and every section with its defaults filled in;
+    ``base``: the folder its relative paths start from (the pipeline file's)."""
 
     out: Path
     sections: dict[str, dict[str, Any]]
+    base: Path
     source: Path | None = None
 
     def __getitem__(self, section: str) -> dict[str, Any]:
@@ -146,7 +150,7 @@ def parse_pipeline(data: Mapping[str, Any], *, base: str | Path = ".", source: P
         if not isinstance(table, dict):
             raise PipelineError(f"{where}[{name}] must be a table, got {type(table).__name__}")
         sections[name] = _load_section(where, name, table, base)
-    pipeline = Pipeline(Path(_resolve(base, top["out"])), sections, source)
+    pipeline = Pipeline(Path(_resolve(base, top["out"])), sections, base, source)
     _check_pipeline(where, pipeline)
     return pipeline
 
@@ -420,13 +424,35 @@ class _Fingerprints:
 def _stage_record(pipeline: Pipeline, name: str, fingerprints: _Fingerprints) -> dict[str, Any]:
     """What a stage's run depends on: its settings (and the listings section, for stages that read
     listings) and the fingerprints of its inputs (listing files, the files its options name, the
-    manifests of the stages it reads)."""
+    manifests of the stages it reads), with the paths inside the project relative to it."""
     stage = get_stage(name)
     settings = {key: value for key, value in pipeline[name].items() if key not in stage.execution}
     config = ({"listings": pipeline["listings"]} if stage.reads_listings else {}) | {name: settings}
     inputs = (fingerprints.listings(pipeline) if stage.reads_listings else []) + fingerprints.files(
-        stage.files(pipeline[name]))
-    return {"config": config, "inputs": inputs + [_artifact(pipeline, before) for before in stage.upstream]}
+        stage.files(pipeline[name])) + [_artifact(pipeline, before) for before in stage.upstream]
+    base = pipeline.base
+    return {"config": {section: _portable_settings(section, values, base) for section, values in config.items()},
+            "inputs": [{**entry, "path": _portable(entry["path"], base)} for entry in inputs]}
+
+
+def _portable_settings(section: str, settings: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """A section's settings with its paths made portable (see :func:`_portable`)."""
+    path_keys = {*PATHS.get(section, ()), *MAYBE_PATHS.get(section, ())}
+    return {key: _portable(value, base) if key in path_keys else value for key, value in settings.items()}
+
+
+def _portable(value: Any, base: Path) -> Any:
+    """A path (or list of paths) inside ``base`` relative to it, so that a project folder moved or
+    copied as a whole keeps its records and skips its stages; a path outside stays absolute (the
+    same files wherever the project goes). Anything else (a model name, None) is kept."""
+    if isinstance(value, list):
+        return [_portable(item, base) for item in value]
+    if not isinstance(value, str) or not os.path.isabs(value):
+        return value
+    try:
+        return Path(os.path.normpath(value)).relative_to(base).as_posix()
+    except ValueError:
+        return value
 
 
 def _artifact(pipeline: Pipeline, stage: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ budget (resnet10t at 32 px, 3 steps), through every stage including evaluation.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -289,6 +290,28 @@ def test_the_examples_are_valid_and_the_first_is_the_demo():
     fashion = load_pipeline(ROOT / "examples" / "fashion.toml")
     assert [f.column for f in fashion.roles().fields] == ["title"]
     assert fashion["shards"]["carry"] == ["articleType"] and "articleType" in fashion["eval"]["relevance"]
+
+
+def test_the_demo_keeps_an_edited_pipeline_file(tmp_path: Path, monkeypatch):
+    from weaklabel import demo
+
+    lines: list[str] = []
+    path = demo.write_demo_pipeline(tmp_path, lines.append)
+    assert path.read_text() == DEMO_TOML and lines == [f"wrote {path}: the settings of this run"]
+    edited = DEMO_TOML.replace("steps = 300", "steps = 50")
+    path.write_text(edited)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "listings.csv").write_text("id\n")  # the demo's data is there: not generated again
+    ran = []
+    monkeypatch.setattr(demo, "run_pipeline", lambda pipeline, **kwargs: ran.append(pipeline))
+    monkeypatch.setattr(demo, "summarize", lambda pipeline: [])
+    demo.run_demo(tmp_path, progress=False, echo=lines.append)
+    assert path.read_text() == edited and ran[0]["train"]["steps"] == 50
+    assert f"using {path} as you edited it (delete it to get the demo's settings back)" in lines
+    # a file that an earlier demo wrote (another version's settings) is not an edit: it is replaced
+    (tmp_path / demo.WRITTEN).write_text(hashlib.sha256(edited.encode()).hexdigest())
+    demo.write_demo_pipeline(tmp_path, lines.append)
+    assert path.read_text() == DEMO_TOML
 
 
 def readme_tables() -> dict[str, dict[str, str]]:

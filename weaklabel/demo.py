@@ -3,11 +3,13 @@
 The demo writes ``DIR/data`` (2,000 generated listings with 64 px images, see
 :mod:`weaklabel.synthetic`) and ``DIR/pipeline.toml`` (:data:`DEMO_TOML`, also shipped as
 ``examples/pipeline.toml``), runs that pipeline and prints a summary. Run again, it skips every
-stage that is up to date; edit ``DIR/pipeline.toml`` and ``weaklabel run`` it to try settings.
+stage that is up to date; edit ``DIR/pipeline.toml`` and ``weaklabel run`` it to try settings. A
+pipeline file edited since the demo wrote it is kept, and the demo runs it as it is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 from .pipeline import load_pipeline, run_pipeline, summarize
 
 DEMO_LISTINGS = 2000
+WRITTEN = ".pipeline.toml.sha256"  # what the demo last wrote to pipeline.toml: other content is the user's edit
 DEMO_IMAGE_SIZE = 64
 DEMO_TOML = """\
 # The pipeline `weaklabel demo` runs: 2,000 generated listings with 64 px photos through every
@@ -78,9 +81,7 @@ def run_demo(out: str | Path = "demo", *, progress: bool = True,
         generate_listings(DEMO_LISTINGS, data, seed=0, image_size=DEMO_IMAGE_SIZE, progress=progress)
         echo(f"data: generated {DEMO_LISTINGS} listings and their {DEMO_IMAGE_SIZE} px images in {data} "
              f"({time.perf_counter() - started:.1f} s)")
-    path = out / "pipeline.toml"
-    path.write_text(DEMO_TOML, encoding="utf-8")
-    echo(f"wrote {path}: the settings of this run")
+    path = write_demo_pipeline(out, echo)
     pipeline = load_pipeline(path)
     run_pipeline(pipeline, progress=progress, echo=echo)
     lines = summarize(pipeline)
@@ -90,3 +91,25 @@ def run_demo(out: str | Path = "demo", *, progress: bool = True,
     echo(f"demo finished in {time.perf_counter() - started:.0f} s; change {path} and run "
          f"'weaklabel run {path}' to try other settings")
     return lines
+
+
+def write_demo_pipeline(out: Path, echo: Callable[[str], None] = print) -> Path:
+    """``out/pipeline.toml``: :data:`DEMO_TOML` written there, unless the file there was edited since
+    a demo wrote it (then it is kept, and said so)."""
+    path = out / "pipeline.toml"
+    written = out / WRITTEN
+    if path.is_file() and _sha256(path.read_bytes()) not in (_sha256(DEMO_TOML.encode()), _read(written)):
+        echo(f"using {path} as you edited it (delete it to get the demo's settings back)")
+        return path
+    path.write_text(DEMO_TOML, encoding="utf-8")
+    written.write_text(_sha256(DEMO_TOML.encode()), encoding="utf-8")
+    echo(f"wrote {path}: the settings of this run")
+    return path
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None

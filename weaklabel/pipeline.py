@@ -19,11 +19,12 @@ to the pipeline file.
 ``manifest.json``: the stage's resolved settings, fingerprints of its inputs (listing files
 and word files by content, upstream artifacts by the hash of their manifest) and the weaklabel
 version, with every path inside the pipeline file's folder relative to it, so that a project
-folder moved or copied as a whole skips its stages. A later run skips the stage when that entry equals what it would be now and the
-stage's outputs exist; an interrupted stage resumes only under the same entry. A stage's
-manifest is removed before it runs, so a stage that failed or was killed never looks finished;
-a stage that reruns writes a new manifest, so every stage after it reruns too. Images are not
-fingerprinted: after changing image files, run with ``--force shards``.
+folder moved or copied as a whole skips its stages. A later run skips the stage when that entry
+equals what it would be now and the stage's outputs exist; an interrupted stage resumes only
+under the same entry. A stage's manifest is removed before it runs, so a stage that failed or
+was killed never looks finished; a stage that reruns writes a new manifest, so every stage after
+it reruns too. Images are not fingerprinted: after changing image files, run with ``--force
+shards``.
 """
 
 from __future__ import annotations

@@ -3,28 +3,29 @@
 The labels with the most support come first, at most ``MAX_LABELS`` of them so the page stays small, each with up
 to ``PER_LABEL`` thumbnails. The thumbnails are read from the shards in one pass, the train split first, which stops
 as soon as every label shown has all the thumbnails it can have: the samples per label are known from the plan, so a
-label with fewer images does not make the pass read to the end. Thumbnails are JPEG data URIs, so the page stands
+label with fewer images does not make the pass read to the end (``tarfile`` reads them: the loader would bring
+torch, seconds to import for a stage that otherwise does without). Thumbnails are JPEG data URIs, so the page stands
 alone, each in the page once: a sample has several labels, and its image shows in each of their strips.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import pyarrow.parquet as pq
+from PIL import Image
 
 from ..artifacts import write_text
 from ..reports import jpeg_data_uri, render
 from ..tiers import label_tiers
-
-if TYPE_CHECKING:
-    from .loader import Sample
+from .format import IMAGE_EXTENSIONS, shard_samples
 
 GALLERY = "gallery.html"
 MAX_LABELS = 200
@@ -50,16 +51,31 @@ class GalleryLabel:
         return min(PER_LABEL, self.samples) - len(self.thumbnails)
 
 
-def write_gallery(folder: Path, samples_per_label: Mapping[int, int], vocab_report: Path | None = None) -> None:
-    """Write ``folder/gallery.html``; ``samples_per_label``: label id → samples with it in the shards.
+def write_gallery(folder: Path, splits: Mapping[str, Mapping[str, Any]], vocab_report: Path | None = None) -> None:
+    """Write ``folder/gallery.html``; ``splits``: the manifest's ``outputs.splits`` (per split its ``shards``
+    and ``label_histogram``).
 
     ``vocab_report``: the vocabulary's ``report.html``, linked by its path relative to ``folder`` when it exists.
     """
-    labels = shown_labels(folder, samples_per_label)
-    thumbnails = read_thumbnails(folder, labels)
+    labels = shown_labels(folder, samples_per_label(splits))
+    thumbnails = read_thumbnails(labels, [folder / name for name in shard_names(splits)])
     link = quote(os.path.relpath(vocab_report, folder)) if vocab_report and vocab_report.is_file() else None
     total = pq.ParquetFile(folder / LABELS_FILE).metadata.num_rows
     write_text(folder / GALLERY, gallery_html(labels, thumbnails, total=total, vocab_report=link))
+
+
+def samples_per_label(splits: Mapping[str, Mapping[str, Any]]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for split in splits.values():
+        for label, n in split["label_histogram"].items():
+            counts[int(label)] = counts.get(int(label), 0) + n
+    return counts
+
+
+def shard_names(splits: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The shards in the order the gallery reads them: the train split's first, then the others'."""
+    return [shard["name"] for split in sorted(splits, key=lambda name: name != FIRST_SPLIT)
+            for shard in splits[split]["shards"]]
 
 
 def shown_labels(folder: Path, samples_per_label: Mapping[int, int]) -> list[GalleryLabel]:
@@ -72,22 +88,19 @@ def shown_labels(folder: Path, samples_per_label: Mapping[int, int]) -> list[Gal
             for row in top.itertuples()]
 
 
-def read_thumbnails(folder: Path, labels: list[GalleryLabel]) -> list[str]:
-    """The thumbnails (JPEG data URIs) of the images taken, read from the shards in one pass; each label gets
+def read_thumbnails(labels: list[GalleryLabel], shards: list[Path]) -> list[str]:
+    """The thumbnails (JPEG data URIs) of the images taken, read from ``shards`` in one pass; each label gets
     the indexes of its own."""
-    from .loader import ShardInfo, tar_samples  # imports torch (seconds): only once the stage has shards to read
-
     by_id = {label.label_id: label for label in labels}
     missing = sum(label.missing for label in labels)
     thumbnails: list[str] = []
     if not missing:
         return thumbnails
-    splits = ShardInfo.load(folder).splits
-    urls = [url for split in sorted(splits, key=lambda name: name != FIRST_SPLIT) for url in splits[split]]
-    for sample in tar_samples({"url": url} for url in urls):
-        takers = [by_id[i] for i in json.loads(sample["json"]).get("labels", []) if i in by_id and by_id[i].missing]
+    samples = (members for path in shards for _, members in shard_samples(path))
+    for members in samples:
+        takers = [by_id[i] for i in json.loads(members["json"])["labels"] if i in by_id and by_id[i].missing]
         if takers:
-            thumbnails.append(_thumbnail(sample))
+            thumbnails.append(_thumbnail(members))
             for label in takers:
                 label.thumbnails.append(len(thumbnails) - 1)
             missing -= len(takers)
@@ -96,10 +109,10 @@ def read_thumbnails(folder: Path, labels: list[GalleryLabel]) -> list[str]:
     return thumbnails
 
 
-def _thumbnail(sample: Sample) -> str:
-    from .loader import decode_sample
-
-    image = decode_sample(sample, draft_size=THUMBNAIL)["image"]
+def _thumbnail(members: Mapping[str, bytes]) -> str:
+    image = Image.open(io.BytesIO(next(members[ext] for ext in IMAGE_EXTENSIONS if ext in members)))
+    image.draft("RGB", (THUMBNAIL, THUMBNAIL))  # a JPEG decodes at the smallest scale still as big: much faster
+    image = image.convert("RGB")
     image.thumbnail((THUMBNAIL, THUMBNAIL))
     return jpeg_data_uri(image, quality=75)
 

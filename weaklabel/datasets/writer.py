@@ -162,9 +162,7 @@ def write_shards(
             shards = [_measure_resumed(out, shard) for shard in shards]
             outputs = _write_metadata(out, frame, shards, split_fractions, image_format, carry)
         with timer("gallery"):
-            written_labels = frame.loc[frame["status"].eq("ok"), "labels"]
-            write_gallery(out, {int(label): n for label, n in _histogram(written_labels).items()},
-                          vocab_report=Path(config["vocab"]) / "report.html")
+            write_gallery(out, outputs["splits"], vocab_report=Path(config["vocab"]) / "report.html")
         outputs.update(run=status, partitions=n_partitions, partitions_resumed=sum(resumed),
                        shards_resumed=sum(shard.pop("resumed") for shard in shards))
         manifest = write_manifest(out, "shards", config=config, inputs=[fingerprint_artifact(labeled)],

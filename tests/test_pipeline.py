@@ -117,7 +117,9 @@ def test_a_second_run_skips_every_stage(first_run, capsys):
     for stage in STAGES:
         assert f"{stage}: skipped (up to date)" in out
     assert "vocab:  " in out and " labels (head " in out and "eval:   relevance 'true_type': R@1" in out
-    assert "report.html" in out
+    assert "report.html" in out and "shards/gallery.html" in out
+    eval_report = (path.parent / "out" / "eval" / "report.html").read_text(encoding="utf-8")
+    assert 'href="../shards/gallery.html"' in eval_report
 
 
 def test_force_train_reruns_train_and_eval_only(first_run):

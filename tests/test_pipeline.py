@@ -119,7 +119,9 @@ def test_a_second_run_skips_every_stage(first_run, capsys):
     for stage in STAGES:
         assert f"{stage}: skipped (up to date)" in out
     assert "vocab:  " in out and " labels (head " in out and "eval:   relevance 'true_type': R@1" in out
-    assert "report.html" in out
+    assert "report.html" in out and "shards/gallery.html" in out
+    eval_report = (path.parent / "out" / "eval" / "report.html").read_text(encoding="utf-8")
+    assert 'href="../shards/gallery.html"' in eval_report
 
 
 def test_a_project_folder_copied_elsewhere_skips_every_stage(example_data: Path, tmp_path: Path):

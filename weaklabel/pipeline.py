@@ -479,7 +479,8 @@ def summarize(pipeline: Pipeline, until: str | None = None) -> list[str]:
         if (folder / MANIFEST).is_file():
             lines += [f"{name + ':':<8}{line}" for line in get_stage(name).summary(folder, read_manifest(folder))]
     reports = [pipeline.folder(stage) / name for stage, name in
-               (("vocab", "report.html"), ("eval", "report.html"), ("eval", "metrics.json")) if stage in shown]
+               (("vocab", "report.html"), ("shards", "gallery.html"), ("eval", "report.html"),
+                ("eval", "metrics.json")) if stage in shown]
     found = [_shown(path) for path in reports if path.is_file()]
     return lines + ([f"reports: {', '.join(found)}"] if found else [])
 

@@ -15,7 +15,7 @@ import io
 import json
 import tarfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..artifacts import read_manifest, sha256_file
 from ..parallel import run_partitions
-from .format import IMAGE_EXTENSIONS, sample_key, timm_info, top_label, wids_index
+from .format import IMAGE_EXTENSIONS, sample_key, shard_samples, timm_info, top_label, wids_index
 
 
 def verify_shards(folder: str | Path, *, workers: int | None = 1, scheduler: str | None = None,
@@ -97,7 +97,7 @@ def _check_shard(folder: str, names: Mapping[int, str], ext: str, carry: Sequenc
         problems.append(f"{shard['name']}: sha256 differs from the manifest")
     keys: list[str] = []
     try:
-        for key, members in _samples(path):
+        for key, members in shard_samples(path):
             keys.append(key)
             problems += [f"{shard['name']}: {key}: {p}" for p in _check_sample(key, members, names, ext, carry)]
     except (tarfile.TarError, OSError, EOFError) as error:
@@ -107,22 +107,6 @@ def _check_shard(folder: str, names: Mapping[int, str], ext: str, carry: Sequenc
     if len(set(keys)) != len(keys):
         problems.append(f"{shard['name']}: a key appears in more than one run of members")
     return problems, keys
-
-
-def _samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {extension: data}) for each run of consecutive members sharing a key."""
-    key, members = None, {}
-    with tarfile.open(path, mode="r:") as tar:
-        for info in tar:
-            base, _, extension = info.name.partition(".")
-            if key is not None and base != key:
-                yield key, members
-                members = {}
-            key = base
-            handle = tar.extractfile(info)
-            members[extension] = handle.read() if handle else b""
-    if key is not None:
-        yield key, members
 
 
 def _check_sample(key: str, members: dict[str, bytes], names: Mapping[int, str], ext: str,

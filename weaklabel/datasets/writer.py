@@ -20,7 +20,8 @@ result deterministic (the same shards for any number of workers) and resumable:
    disk-bound copying, so without ``scheduler`` it runs in this process rather than paying for a
    second local cluster; with one, on the cluster.
 4. **finish** (driver): ``rejected.parquet``, ``duplicates.parquet``, ``labels.parquet``, timm's
-   ``_info.json``, a wids index per split, then ``manifest.json``; ``_work/`` is removed.
+   ``_info.json``, a wids index per split, ``gallery.html`` (:mod:`.gallery`, thumbnails read from
+   the shards), then ``manifest.json``; ``_work/`` is removed.
 
 The whole run holds the folder's lock and removes only files the stage writes (see
 :mod:`weaklabel.folders`): another process writing the same folder, or a folder holding other
@@ -76,6 +77,7 @@ from .format import (
     timm_info,
     wids_index,
 )
+from .gallery import GALLERY, write_gallery
 from .images import PILLOW_MAX_PIXELS, ImageOptions
 from .partitions import WORK, Job, ShardPlan
 from .reasons import REASONS
@@ -83,7 +85,8 @@ from .reasons import REASONS
 logger = logging.getLogger(__name__)
 
 STATE = "state.json"
-OUTPUTS = Outputs("shards", frozenset({"_info.json", "rejected.parquet", "duplicates.parquet", "labels.parquet", CARD}),
+OUTPUTS = Outputs("shards", frozenset({"_info.json", "rejected.parquet", "duplicates.parquet", "labels.parquet", CARD,
+                                       GALLERY}),
                   patterns=(r"\w+-\d{6}\.tar", r"\w+\.index\.json"), folders=(WORK,), markers=(WORK,))
 INPUT_COLUMNS = ("id", "image", "labels", "scores")
 SAMPLE_FIELDS = ("id", "labels", "label_names", "scores", "width", "height")
@@ -158,6 +161,8 @@ def write_shards(
         with timer("finish"):
             shards = [_measure_resumed(out, shard) for shard in shards]
             outputs = _write_metadata(out, frame, shards, split_fractions, image_format, carry)
+        with timer("gallery"):
+            write_gallery(out, outputs["splits"], vocab_report=Path(config["vocab"]) / "report.html")
         outputs.update(run=status, partitions=n_partitions, partitions_resumed=sum(resumed),
                        shards_resumed=sum(shard.pop("resumed") for shard in shards))
         manifest = write_manifest(out, "shards", config=config, inputs=[fingerprint_artifact(labeled)],

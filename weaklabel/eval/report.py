@@ -10,12 +10,15 @@ The page is ``templates/eval_report.html``; this module gathers its data.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
+from ..datasets.gallery import GALLERY
 from ..datasets.loader import ShardInfo, decode_sample, tar_samples
 from ..reports import figure_data_uri, format_metric, jpeg_data_uri, render
 from ..tiers import TIERS
@@ -213,8 +216,9 @@ def _per_label(metrics: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def report_html(metrics: Mapping[str, Any], examples: Mapping[str, Sequence[Mapping[str, Any]]],
-                thumbnails: Mapping[str, str]) -> str:
-    """The standalone page, given the thumbnails (data URIs by id) of the examples' images."""
+                thumbnails: Mapping[str, str], label_gallery: str | None = None) -> str:
+    """The standalone page, given the thumbnails (data URIs by id) of the examples' images and the link
+    to the shards' label gallery (None: no link)."""
     per_label = _per_label(metrics)
     labels = next(iter(per_label.values()), [])
     return render(
@@ -235,6 +239,7 @@ def report_html(metrics: Mapping[str, Any], examples: Mapping[str, Sequence[Mapp
                     for i, e in enumerate(labels)],
         neighbours_shown=max((len(e["neighbours"]) for grid in examples.values() for e in grid), default=0),
         grids={name: grid_rows(grid, thumbnails) for name, grid in examples.items()},
+        label_gallery=label_gallery,
     )
 
 
@@ -243,5 +248,11 @@ def write_report(path: str | Path, metrics: Mapping[str, Any], examples: Mapping
     """Write the standalone HTML report, its thumbnails read from ``shards``."""
     ids = {i for grid in examples.values() for e in grid for i in (e["query"], *(n["id"] for n in e["neighbours"]))}
     splits = [metrics["split"]] + ([metrics["gallery_split"]] if metrics["gallery_split"] else [])
-    page = report_html(metrics, examples, load_thumbnails(shards, splits, ids))
+    page = report_html(metrics, examples, load_thumbnails(shards, splits, ids), _gallery_link(path, shards))
     Path(path).write_text(page, encoding="utf-8")
+
+
+def _gallery_link(report: str | Path, shards: str | Path) -> str | None:
+    """The shards' ``gallery.html`` relative to the report's folder, when the shards have one."""
+    gallery = Path(shards).resolve() / GALLERY
+    return quote(os.path.relpath(gallery, Path(report).resolve().parent)) if gallery.is_file() else None

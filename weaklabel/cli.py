@@ -185,7 +185,8 @@ def _cmd_shards(args: argparse.Namespace) -> None:
     write_shards(args.labeled, args.out, progress=not args.quiet, overwrite=args.overwrite,
                  **_given(args, shards_options()))
     _print_summary("shards", args.out)
-    print(f"wrote {args.out}/{{split}}-NNNNNN.tar, _info.json, {{split}}.index.json, README.md, rejected.parquet, "
+    print(f"wrote {args.out}/{{split}}-NNNNNN.tar, _info.json, {{split}}.index.json, README.md, gallery.html, "
+          "rejected.parquet, "
           "duplicates.parquet, labels.parquet, manifest.json")
 
 

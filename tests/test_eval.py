@@ -84,8 +84,8 @@ def test_metrics_json_has_the_documented_schema(evaluated, example_shards: Path)
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert {"version", "split", "gallery_split", "relevance", "models"} <= set(metrics)
     assert metrics["split"] == "val" and metrics["gallery_split"] is None
-    assert metrics["relevance"] == ["labels", "true_type"] and list(metrics["models"]) == ["resnet"]
-    model = metrics["models"]["resnet"]
+    assert metrics["relevance"] == ["labels", "true_type"] and list(metrics["models"]) == ["resnet-last"]
+    model = metrics["models"]["resnet-last"]
     assert set(model) == MODEL_KEYS and model["kind"] == "checkpoint"
     assert model["queries"] == ShardInfo.load(example_shards).num_samples["val"] == model["gallery"]
     for relevance in ("labels", "true_type"):
@@ -101,33 +101,33 @@ def test_metrics_json_has_the_documented_schema(evaluated, example_shards: Path)
     assert set(model["probes"]["true_type"]) == {"knn_accuracy", "linear_accuracy", "queries"}
     assert {"params", "gmacs", "latency_ms", "throughput", "peak_memory_mb", "weights_mb", "checkpoint_mb"} <= set(
         model["efficiency"])
-    assert (out / "manifest.json").is_file() and (out / "embeddings" / "resnet.val.parquet").is_file()
+    assert (out / "manifest.json").is_file() and (out / "embeddings" / "resnet-last.val.parquet").is_file()
 
 
 def test_retrieval_metrics_equal_a_brute_force_recomputation(evaluated, example_shards: Path):
     metrics, out = evaluated
-    frame, vectors = read_embeddings(out / "embeddings" / "resnet.val.parquet")
+    frame, vectors = read_embeddings(out / "embeddings" / "resnet-last.val.parquet")
     labels = [set(map(int, row)) for row in frame["labels"]]
     n = len(frame)
     shares_label = np.array([[bool(labels[q] & labels[g]) for g in range(n)] for q in range(n)])
     rows = brute_force_metrics((vectors, vectors), shares_label)
-    result = metrics["models"]["resnet"]["retrieval"]["labels"]
+    result = metrics["models"]["resnet-last"]["retrieval"]["labels"]
     check_summary(result["overall"], rows)
     query_tiers = rarest_tier([sorted(s) for s in labels], label_tiers(example_shards))
     for tier in TIERS:
         check_summary(result["tiers"][tier], rows, query_tiers == tier)
     values = frame["true_type"].tolist()
     same_value = np.array([[values[q] is not None and values[q] == values[g] for g in range(n)] for q in range(n)])
-    check_summary(metrics["models"]["resnet"]["retrieval"]["true_type"]["overall"],
+    check_summary(metrics["models"]["resnet-last"]["retrieval"]["true_type"]["overall"],
                   brute_force_metrics((vectors, vectors), same_value))
 
 
 def test_queries_parquet_holds_every_query_metrics_by_definition(evaluated, example_shards: Path):
     metrics, out = evaluated
-    frame, vectors = read_embeddings(out / "embeddings" / "resnet.val.parquet")
+    frame, vectors = read_embeddings(out / "embeddings" / "resnet-last.val.parquet")
     queries = pd.read_parquet(out / "queries.parquet")
     assert list(queries.columns) == ["model", "relevance", "id", "tier", "relevant", *METRICS]
-    assert len(queries) == 2 * len(frame) and set(queries["model"]) == {"resnet"}
+    assert len(queries) == 2 * len(frame) and set(queries["model"]) == {"resnet-last"}
     labels = [set(map(int, row)) for row in frame["labels"]]
     shares_label = np.array([[bool(labels[q] & labels[g]) for g in range(len(frame))] for q in range(len(frame))])
     rows = brute_force_metrics((vectors, vectors), shares_label)
@@ -140,7 +140,7 @@ def test_queries_parquet_holds_every_query_metrics_by_definition(evaluated, exam
         else:
             assert all(got[m] == pytest.approx(expected[m], abs=1e-9) for m in METRICS)
     for tier in TIERS:
-        summary = metrics["models"]["resnet"]["retrieval"]["labels"]["tiers"][tier]
+        summary = metrics["models"]["resnet-last"]["retrieval"]["labels"]["tiers"][tier]
         rows = table[table["tier"] == tier]
         assert summary["queries"] == rows["recall@1"].notna().sum()
         assert summary["recall@1"] == (pytest.approx(rows["recall@1"].mean()) if summary["queries"] else None)
@@ -150,7 +150,7 @@ def test_classification_scores_come_from_the_heads(evaluated, runs, example_shar
     from sklearn.metrics import average_precision_score
 
     metrics, out = evaluated
-    frame, vectors = read_embeddings(out / "embeddings" / "resnet.val.parquet")
+    frame, vectors = read_embeddings(out / "embeddings" / "resnet-last.val.parquet")
     model, _ = load_encoder(runs["resnet"])
     with torch.no_grad():
         probabilities = torch.sigmoid(model.heads["labels"](torch.from_numpy(vectors) * model.head_scale)).numpy()
@@ -159,7 +159,8 @@ def test_classification_scores_come_from_the_heads(evaluated, runs, example_shar
         targets[row, list(ids)] = True
     positive = targets.any(axis=0)
     expected = average_precision_score(targets[:, positive], probabilities[:, positive], average="macro")
-    assert metrics["models"]["resnet"]["classification"]["labels"]["map_macro"] == pytest.approx(expected, rel=1e-5)
+    labels = metrics["models"]["resnet-last"]["classification"]["labels"]
+    assert labels["map_macro"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_report_has_plots_tables_and_the_neighbour_grid(evaluated):
@@ -179,28 +180,28 @@ def test_embeddings_are_cached_and_reused(evaluated, runs, example_shards: Path,
     monkeypatch.setattr(weaklabel.training, "embed", lambda *a, **k: calls.append(a))
     metrics = evaluate([runs["resnet"]], example_shards, out, relevance=["labels"], efficiency=False,
                        overwrite=True)
-    assert calls == [] and metrics["models"]["resnet"]["efficiency"] == {}
+    assert calls == [] and metrics["models"]["resnet-last"]["efficiency"] == {}
 
 
 def test_precomputed_embeddings_give_retrieval_and_probes_only(evaluated, example_shards: Path, tmp_path: Path):
     metrics, out = evaluated
     file = tmp_path / "other-model.parquet"
-    shutil.copy(out / "embeddings" / "resnet.val.parquet", file)
+    shutil.copy(out / "embeddings" / "resnet-last.val.parquet", file)
     result = evaluate(shards=example_shards, out=tmp_path / "eval", embeddings=[file],
                       relevance=["labels", "true_type"])
     model = result["models"]["other-model"]
     assert model["kind"] == "embeddings" and model["classification"] == {} and model["efficiency"] == {}
-    assert model["retrieval"] == metrics["models"]["resnet"]["retrieval"]
-    assert model["probes"] == metrics["models"]["resnet"]["probes"]
+    assert model["retrieval"] == metrics["models"]["resnet-last"]["retrieval"]
+    assert model["probes"] == metrics["models"]["resnet-last"]["probes"]
 
 
 def test_a_gallery_split_is_searched_without_self_exclusion(runs, example_shards: Path, tmp_path: Path):
     result = evaluate([runs["resnet"]], example_shards, tmp_path, split="val", gallery_split="test",
                       relevance="true_type", efficiency=False)
-    query, q_vectors = read_embeddings(tmp_path / "embeddings" / "resnet.val.parquet")
-    gallery, g_vectors = read_embeddings(tmp_path / "embeddings" / "resnet.test.parquet")
+    query, q_vectors = read_embeddings(tmp_path / "embeddings" / "resnet-last.val.parquet")
+    gallery, g_vectors = read_embeddings(tmp_path / "embeddings" / "resnet-last.test.parquet")
     same = np.array([[v is not None and v == w for w in gallery["true_type"]] for v in query["true_type"]])
-    model = result["models"]["resnet"]
+    model = result["models"]["resnet-last"]
     check_summary(model["retrieval"]["true_type"]["overall"], brute_force_metrics((q_vectors, g_vectors), same, False))
     assert model["gallery"] == len(gallery) and result["gallery_split"] == "test"
 
@@ -225,7 +226,7 @@ def test_a_checkpoint_of_another_vocabulary_is_refused(runs, example_shards: Pat
 
 def test_embeddings_of_another_vocabulary_are_refused(evaluated, example_shards: Path, tmp_path: Path):
     _, out = evaluated
-    frame, vectors = read_embeddings(out / "embeddings" / "resnet.val.parquet")
+    frame, vectors = read_embeddings(out / "embeddings" / "resnet-last.val.parquet")
     frame["label_names"] = [[name.upper() for name in names] for names in frame["label_names"]]
     file = tmp_path / "other.parquet"
     write_embeddings(file, frame["id"], vectors, {c: frame[c].tolist() for c in frame.columns if c != "id"})
@@ -249,7 +250,7 @@ def test_unknown_relevance_columns_and_misuse_are_clear_errors(runs, example_sha
 def test_model_names_come_from_run_folders_and_are_unique(runs):
     names = unique_names([runs["resnet"], runs["resnet"].with_name("best.pt"), Path("a/e.parquet"),
                           Path("b/e.parquet"), runs["mobile"]])
-    assert names == ["resnet-last", "resnet-best", "e-1", "e-2", "mobile"]
+    assert names == ["resnet-last", "resnet-best", "e-1", "e-2", "mobile-last"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,7 +262,7 @@ def test_cli_writes_the_outputs_and_prints_the_table(runs, example_shards: Path,
     assert main(["eval", str(runs["resnet"]), "--shards", str(example_shards), "--out", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
-    recall = metrics["models"]["resnet"]["retrieval"]["labels"]["overall"]["recall@1"]
+    recall = metrics["models"]["resnet-last"]["retrieval"]["labels"]["overall"]["recall@1"]
     assert "R@1" in printed and f"{recall:.4f}" in printed and "latency, batch 1 (ms)" in printed
     assert (out / "report.html").is_file()
 
@@ -272,13 +273,13 @@ def test_cli_compares_two_checkpoints_side_by_side(runs, example_shards: Path, t
                  "--relevance", "labels", "--relevance", "true_type", "--no-efficiency", "-q"]) == 0
     printed = capsys.readouterr().out
     header = next(line for line in printed.splitlines() if "resnet" in line and "mobile" in line)
-    assert header.split() == ["resnet", "mobile"]
+    assert header.split() == ["resnet-last", "mobile-last"]
     metrics = json.loads((out / "metrics.json").read_text())
-    top1 = [metrics["models"][m]["classification"]["true_type"]["top1"] for m in ("resnet", "mobile")]
+    top1 = [metrics["models"][m]["classification"]["true_type"]["top1"] for m in ("resnet-last", "mobile-last")]
     row = next(line for line in printed.splitlines() if line.startswith("true_type: top1"))
     assert row.split()[-2:] == [f"{v:.4f}" for v in top1]
     page = (out / "report.html").read_text()
-    assert "<th>resnet</th><th>mobile</th>" in page and page.count("<h3>") == 2
+    assert "<th>resnet-last</th><th>mobile-last</th>" in page and page.count("<h3>") == 2
     best = max(top1)
     assert re.search(rf"<th>true_type: top1</th>(<td>[^<]*</td>)*<td><b>{best:.4f}</b></td>", page)
 

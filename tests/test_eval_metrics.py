@@ -430,6 +430,45 @@ def test_measure_reports_every_figure(tmp_path):
     assert result["peak_memory_mb"] * 2 ** 20 >= result["weights_mb"] * 2 ** 20 + 2 * 64 * 3 * 16 * 16 * 4
 
 
+def test_timings_are_a_median_of_several_runs_even_past_the_budget():
+    calls = []
+    efficiency.median_seconds(lambda: calls.append(1), torch.device("cpu"), warmup=0, runs=20, budget=0.0)
+    assert len(calls) == efficiency.MIN_RUNS
+
+
+def test_measure_records_the_load_and_says_when_the_machine_was_loaded(monkeypatch):
+    result = efficiency.measure(Tiny(), 16, "cpu")
+    assert result["cores"] >= 1 and result["machine_loaded"] == (result["load_average"] > result["cores"] / 2)
+    monkeypatch.setattr(efficiency.os, "getloadavg", lambda: (3.04, 2.0, 1.0))
+    monkeypatch.setattr(efficiency.os, "cpu_count", lambda: 4)
+    loaded = efficiency.machine_load()
+    assert loaded == {"load_average": 3.04, "cores": 4, "machine_loaded": True}
+    assert efficiency.load_note(loaded) == "machine loaded (load average 3.0 on 4 cores)"
+    assert efficiency.load_note({"load_average": 2.0, "cores": 4, "machine_loaded": False}) is None
+
+
+def test_the_terminal_table_truncates_nothing_and_aligns_its_columns():
+    from weaklabel.eval.report import format_table
+
+    def model(value: float, load: float) -> dict:
+        overall = dict.fromkeys(retrieval.METRICS, value) | {"queries": 120}
+        return {"retrieval": {"labels": {"overall": overall}}, "classification": {},
+                "probes": {"true_type": {"knn_accuracy": value, "linear_accuracy": value}},
+                "efficiency": {"latency_ms": 979.8, "throughput": 1234.5,
+                               "load_average": load, "cores": 2, "machine_loaded": load > 1}}
+
+    metrics = {"relevance": ["labels"], "models": {"a-rather-long-run-name-best": model(0.5, 3.0),
+                                                   "r-last": model(0.25, 0.5)}}
+    lines = format_table(metrics).splitlines()
+    retrieval_block, side_by_side = lines[:3], lines[4:9]
+    assert retrieval_block[1].split()[:2] == ["a-rather-long-run-name-best", "labels"]
+    assert len({len(line) for line in retrieval_block}) == 1 and len({len(line) for line in side_by_side}) == 1
+    assert side_by_side[0].split() == ["a-rather-long-run-name-best", "r-last"]
+    assert side_by_side[2].startswith("probe true_type: linear_accuracy ")
+    assert lines[-1] == ("a-rather-long-run-name-best: machine loaded (load average 3.0 on 2 cores), "
+                         "so its latency and throughput are unsteady")
+
+
 def test_eval_exports_load_on_first_use_without_torch_for_the_metrics():
     import subprocess
     import sys

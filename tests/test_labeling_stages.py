@@ -180,6 +180,25 @@ def test_allowlisted_and_added_tags_are_written_as_the_analyzer_writes_them(tmp_
     assert label_of(vocab, "home kitchen") is not None
 
 
+def typo_listings(tmp_path: Path) -> Path:
+    """12 listings of "necklace", two of its typo "neckalce" (below min_support=3) and one of "neclace"."""
+    listings = tmp_path / "typos.csv"
+    titles = ["silver necklace"] * 6 + ["gold necklace"] * 6 + ["silver neckalce", "gold neckalce", "neclace"]
+    listings.write_text("id,title\n" + "".join(f"{i},{title}\n" for i, title in enumerate(titles)))
+    return listings
+
+
+def test_merge_pulls_in_a_term_dropped_as_rare_with_its_support(tmp_path):
+    roles = ColumnRoles(fields=(Field("title", "text"),), image=None)
+    overrides = {"merge": {"necklace": ["neckalce"], "neclace": ["necklace"]}}
+    vocab = build_vocabulary(typo_listings(tmp_path), roles, tmp_path / "v", progress=False, max_df=1.0,
+                             min_label_support=5, overrides=overrides, cluster=False)
+    necklace = vocab.labels.set_index("name").loc["neclace"]  # a dropped target is pulled in too
+    assert label_of(vocab, "neckalce") == label_of(vocab, "necklace") == necklace["label_id"]
+    assert necklace["support"] == 12 + 2 + 1
+    assert (vocab.terms["term"] == "neckalce").sum() == 1  # listed once, in its label, not also as dropped
+
+
 def test_delete_may_name_one_label_as_a_string(example_data, tmp_path):
     vocab = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
                              min_label_support=5, overrides={"delete": "mug"})

@@ -106,7 +106,7 @@ def test_first_run_runs_every_stage_and_writes_every_artifact(first_run):
     assert json.loads((out / "train" / MANIFEST).read_text())["counts"]["steps"] == 3
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["split"] == "test"
-    assert set(metrics["models"]["train"]["retrieval"]) == {"labels", "true_type"}
+    assert set(metrics["models"]["train-last"]["retrieval"]) == {"labels", "true_type"}
     # the listings path is relative to the pipeline file; outside its folder, it is recorded resolved
     vocab_inputs = json.loads((out / "vocab" / MANIFEST).read_text())["pipeline"]["inputs"]
     assert vocab_inputs[0]["path"].endswith("listings.csv") and Path(vocab_inputs[0]["path"]).is_absolute()
@@ -160,7 +160,7 @@ def test_a_changed_setting_reruns_its_stage_and_the_later_ones(first_run):
                                  "eval": "ran"}
     assert results["eval"].reason == "settings changed: [eval] relevance"
     metrics = json.loads((path.parent / "out" / "eval" / "metrics.json").read_text())
-    assert set(metrics["models"]["train"]["retrieval"]) == {"true_type"}
+    assert set(metrics["models"]["train-last"]["retrieval"]) == {"true_type"}
 
 
 def test_a_stage_made_by_another_weaklabel_version_reruns(first_run):

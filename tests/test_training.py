@@ -34,7 +34,7 @@ from weaklabel.datasets.loader import (
 )
 from weaklabel.training import Encoder, Task, allocator, train
 from weaklabel.training.checkpoint import rng_state, set_rng_state
-from weaklabel.training.loop import TrainConfig, create_optimizer, lr_at
+from weaklabel.training.loop import TrainConfig, best_metric, create_optimizer, lr_at
 from weaklabel.training.losses import (
     asymmetric_loss,
     bce_loss,
@@ -363,6 +363,19 @@ def test_task_specs_parse():
         with pytest.raises(ValueError):
             parse_task(bad)
 
+
+def test_best_checkpoint_is_chosen_by_a_trained_task():
+    metrics = {"val_map": 0.31, "val_top1_kind": 0.72, "val_loss": 1.5}
+
+    def chosen(labels_weight: float, kind_weight: float) -> tuple[str, float]:
+        return best_metric(metrics, [Task("labels", "multilabel", ("a", "b"), labels_weight),
+                                     Task("kind", "softmax", ("x", "y"), kind_weight)])
+
+    assert chosen(1.0, 0.5) == ("val_map", 0.31)
+    assert chosen(0.0, 0.5) == ("val_top1_kind", 0.72)  # not the untrained label head's mAP
+    assert chosen(0.0, 0.0) == ("neg_val_loss", -1.5)
+    assert best_metric({"val_map": None, "val_loss": 2.0}, [Task("labels", "multilabel", ("a",))]) == (
+        "neg_val_loss", -2.0)
 
 # ------------------------------------------------------------------------------------------------
 # repeat-factor sampling

@@ -6,8 +6,11 @@ float32 (bf16 autocast on CUDA, as ``embed`` runs), with ``torch.inference_mode`
 - ``params``: parameters of the served model (``params_heads``: those of the task heads, apart).
 - ``gmacs``: multiply-accumulates of one image at the input size, in billions, counted by
   ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2; matrix products and convolutions).
-- ``latency_ms``: median wall time of a batch of 1, after warm-up.
-- ``throughput``: images per second of batches of 64 (64 / median batch time).
+- ``latency_ms``: median wall time of a batch of 1, after warm-up, over 5 to 20 runs.
+- ``throughput``: images per second of batches of 64 (64 / median batch time over 5 runs).
+- ``load_average``, ``cores``: the machine's 1-minute load average as the timings end (this
+  process's recent work included) and its cores; ``machine_loaded`` when the load is above half the
+  cores: other work then competes for them, and the timings say more about it than the model.
 - ``peak_memory_mb``: tensor memory at the peak of a batch-64 forward pass, weights and inputs
   included: CUDA's ``max_memory_allocated``; on CPU the same count made by ``TensorMemory`` (the
   process's resident set says little: freed memory stays resident and is reused).
@@ -17,6 +20,7 @@ float32 (bf16 autocast on CUDA, as ``embed`` runs), with ``torch.inference_mode`
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import weakref
@@ -30,6 +34,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 MB = 1 << 20
+MIN_RUNS = 5  # a median of fewer timings is one slow run away from a wrong figure on a busy machine
 LATENCY_RUNS, LATENCY_SECONDS = 20, 2.0
 THROUGHPUT_BATCH, THROUGHPUT_RUNS, THROUGHPUT_SECONDS = 64, 5, 3.0
 
@@ -53,13 +58,13 @@ def count_macs(model: nn.Module, image_size: int, device: str | torch.device = "
 
 
 def median_seconds(run: Callable[[], Any], device: torch.device, *, warmup: int, runs: int, budget: float) -> float:
-    """Median wall time of ``run`` over up to ``runs`` timed calls within about ``budget`` seconds."""
+    """Median wall time of ``run`` over ``MIN_RUNS`` to ``runs`` timed calls, more while within ``budget`` seconds."""
     for _ in range(warmup):
         run()
     _sync(device)
     times: list[float] = []
     deadline = time.perf_counter() + budget
-    while len(times) < runs and (not times or time.perf_counter() < deadline):
+    while len(times) < runs and (len(times) < MIN_RUNS or time.perf_counter() < deadline):
         start = time.perf_counter()
         run()
         _sync(device)
@@ -140,17 +145,36 @@ def measure(model: nn.Module, image_size: int, device: str | torch.device = "cpu
 
     latency = median_seconds(forward(one), device, warmup=3, runs=LATENCY_RUNS, budget=LATENCY_SECONDS)
     batch_time = median_seconds(forward(batch), device, warmup=1, runs=THROUGHPUT_RUNS, budget=THROUGHPUT_SECONDS)
+    load = machine_load()
     peak, how = peak_memory_bytes(forward(batch), model, batch)
     return {
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(), "image_size": image_size,
         "params": count_params(model), "params_heads": count_params(heads) if heads is not None else 0,
         "gmacs": count_macs(model, image_size, device) / 1e9,
-        "latency_ms": latency * 1e3, "throughput": THROUGHPUT_BATCH / batch_time,
+        "latency_ms": latency * 1e3, "throughput": THROUGHPUT_BATCH / batch_time, **load,
         "peak_memory_mb": peak / MB, "peak_memory_method": how,
         "weights_mb": weight_bytes(model) / MB,
         "checkpoint_mb": Path(checkpoint).stat().st_size / MB if checkpoint is not None else None,
     }
+
+
+def machine_load() -> dict[str, Any]:
+    """The 1-minute load average (None where the system has none), the cores, and whether the load
+    is above half of them."""
+    cores = os.cpu_count() or 1
+    try:
+        load: float | None = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        load = None
+    return {"load_average": load, "cores": cores, "machine_loaded": load is not None and load > cores / 2}
+
+
+def load_note(efficiency: dict[str, Any]) -> str | None:
+    """"machine loaded (load average X on N cores)" when the timings of ``efficiency`` were taken so."""
+    if not efficiency.get("machine_loaded"):
+        return None
+    return f"machine loaded (load average {efficiency['load_average']:.1f} on {efficiency['cores']} cores)"
 
 
 def _sync(device: torch.device) -> None:

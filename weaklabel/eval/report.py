@@ -22,6 +22,7 @@ from ..datasets.gallery import GALLERY
 from ..datasets.loader import ShardInfo, decode_sample, tar_samples
 from ..reports import figure_data_uri, format_metric, jpeg_data_uri, render
 from ..tiers import TIERS
+from .efficiency import load_note
 from .retrieval import METRICS, RECALL_KS
 
 THUMBNAIL = 96
@@ -44,24 +45,34 @@ Row = tuple[str, list[Any], str]  # label, one value per model, which direction 
 # ---------------------------------------------------------------------------------------------
 
 def format_table(metrics: Mapping[str, Any]) -> str:
-    """The retrieval metrics per model and relevance, then classification, probes and efficiency."""
-    lines = [_columns(["model", "relevance", *SHORT.values(), "queries"])]
+    """The retrieval metrics per model and relevance, then classification, probes and efficiency,
+    and a line per model whose timings were taken on a loaded machine."""
+    retrieval = [["model", "relevance", *SHORT.values(), "queries"]]
     for name, model in metrics["models"].items():
         for relevance, result in model["retrieval"].items():
             overall = result["overall"]
-            lines.append(_columns([name, relevance, *(format_metric(overall[m]) for m in METRICS),
-                                   str(overall["queries"])]))
+            retrieval.append([name, relevance, *(format_metric(overall[m]) for m in METRICS), str(overall["queries"])])
+    lines = _aligned(retrieval)
     rows = [row for row in summary_rows(metrics) if not row[0].startswith("retrieval")]
     if rows:
-        names = list(metrics["models"])
-        lines += ["", _columns(["", *names], first=34)]
-        lines += [_columns([label, *(format_metric(v) for v in values)], first=34) for label, values, _ in rows]
+        side_by_side = [["", *metrics["models"]]]
+        side_by_side += [[label, *(format_metric(v) for v in values)] for label, values, _ in rows]
+        lines += ["", *_aligned(side_by_side)]
+    lines += [f"{name}: {note}, so its latency and throughput are unsteady" for name, note in load_notes(metrics)]
     return "\n".join(lines)
 
 
-def _columns(cells: Sequence[str], first: int = 14) -> str:
-    head, *rest = cells
-    return f"{head[:first]:<{first}} " + " ".join(f"{c[:14]:>{max(9, len(c[:14]))}}" for c in rest)
+def _aligned(table: Sequence[Sequence[str]]) -> list[str]:
+    """The rows as lines, each column as wide as its widest cell: the first left-aligned, the others right."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return [" ".join([row[0].ljust(widths[0]), *(cell.rjust(w) for cell, w in zip(row[1:], widths[1:]))]).rstrip()
+            for row in table]
+
+
+def load_notes(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(model, "machine loaded (load average X on N cores)") for each model timed on a loaded machine."""
+    notes = [(name, load_note(model["efficiency"])) for name, model in metrics["models"].items()]
+    return [(name, note) for name, note in notes if note]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,6 +241,7 @@ def report_html(metrics: Mapping[str, Any], examples: Mapping[str, Sequence[Mapp
         version=metrics["weaklabel_version"],
         models=list(metrics["models"]),
         side_by_side=side_by_side(metrics),
+        load_notes=load_notes(metrics),
         recall_plot=recall_plot(metrics),
         tier_plot=tier_plot(metrics),
         metric_names=[SHORT[m] for m in METRICS],

@@ -162,11 +162,10 @@ def _context(shards: str | Path, out: str | Path, split: str, gallery_split: str
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:
-    """A model's name: its run folder's name (a checkpoint beside config.json), else the file stem.
-    Names shared by several models get the file stem appended, then a number if still shared."""
-    bases = [path.parent.name if any((path.parent / f).is_file() for f in RUN_FILES) else path.stem for path in paths]
-    names = [f"{base}-{path.stem}" if bases.count(base) > 1 and base != path.stem else base
-             for base, path in zip(bases, paths, strict=True)]
+    """A model's name: its run folder's name and checkpoint ("train-best": the pipeline's run folder
+    alone reads as the train split), else the file stem. Names shared by several models get a number."""
+    names = [f"{path.parent.name}-{path.stem}" if any((path.parent / f).is_file() for f in RUN_FILES) else path.stem
+             for path in paths]
     seen: dict[str, int] = {}
     unique = []
     for name in names:

@@ -8,7 +8,8 @@ An overrides file is TOML (a dict with the same keys works from Python)::
     "tshirt" = "t-shirt"
 
     [merge]                                  # target label <- labels or terms merged into it;
-                                             # the target's label keeps its name
+                                             # the target's label keeps its name; a term in no
+                                             # label (too rare, ...) is pulled in with its support
     "sneakers" = ["trainers", "running shoes"]
 
     [add]                                    # a new label made of these terms, whatever
@@ -101,11 +102,13 @@ class Overrides:
             table = self._add(table, name, [as_term(t) for t in terms], next_label, support)
             next_label += 1
         for target, sources in self.merge.items():
-            into = self._resolve(table, target)
+            table, into = self._label_or_pulled_in(table, target, support, next_label)
+            next_label += 1
             name = self._name_of(table, into)
             for source in sources:
-                rows = table["label"] == self._resolve(table, source)
-                table.loc[rows, ["label", "how"]] = [into, "merged"]
+                table, label = self._label_or_pulled_in(table, source, support, next_label)
+                next_label += 1
+                table.loc[table["label"] == label, ["label", "how"]] = [into, "merged"]
             table.loc[table["label"] == into, "display_name"] = name  # even if a source was more frequent
         for name in self.delete:
             rows = table["label"] == self._resolve(table, name)
@@ -127,6 +130,27 @@ class Overrides:
         table = pd.concat([table, extra], ignore_index=True) if missing else table
         table.loc[table["label"] == label, "display_name"] = name
         return table
+
+    @classmethod
+    def _label_or_pulled_in(cls, table: pd.DataFrame, name: str, support: pd.Series,
+                            new_label: int) -> tuple[pd.DataFrame, int]:
+        """The label ``name`` refers to. A term of the listings in no label (dropped as rare, by npmi, ...)
+        is pulled in with its support as a label of its own, numbered ``new_label``: the user named it."""
+        key = as_term(name)
+        if cls._names_a_label(table, name) or not support.get(key, 0):
+            return table, cls._resolve(table, name)
+        present = table["term"] == key
+        if present.any():
+            table.loc[present, ["label", "how", "similarity"]] = [new_label, "override", 1.0]
+            return table, new_label
+        row = pd.DataFrame({"term": [key], "support": [int(support[key])], "label": new_label, "how": "override",
+                            "similarity": 1.0, "display_name": None})
+        return pd.concat([table, row], ignore_index=True), new_label
+
+    @staticmethod
+    def _names_a_label(table: pd.DataFrame, name: str) -> bool:
+        return bool((table["display_name"] == name).any()
+                    or ((table["term"] == as_term(name)) & (table["label"] >= 0)).any())
 
     @staticmethod
     def _name_of(table: pd.DataFrame, label: int) -> str:

@@ -332,6 +332,7 @@ class VocabularyBuilder(BaseEstimator):
         kept_label_ids = assignment.loc[kept.index, "label_id"].to_numpy(int)
         centroid = weighted_centroids(vectors, kept["support"].to_numpy(), kept_label_ids, len(labels))
 
+        dropped = dropped[~dropped["term"].isin(assignment["term"])]  # pulled in again by an override
         dropped_rows = dropped.assign(label_id=pd.NA, similarity=np.nan, how="dropped:" + dropped["reason"])
         per_term = pd.concat([assignment[["term", "label_id", "similarity", "how"]],
                               dropped_rows[["term", "label_id", "similarity", "how"]]], ignore_index=True)

@@ -684,11 +684,24 @@ def _validate_and_keep_best(run: RunState, setup: RunSetup) -> None:
         from tqdm.auto import tqdm
 
         tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in run.last_eval.items()))
-    name, value = ("val_map", metrics["val_map"]) if metrics.get("val_map") is not None else (
-        "neg_val_loss", -metrics["val_loss"])
+    name, value = best_metric(metrics, setup.tasks)
     if run.best is None or value > run.best["value"]:
         run.best = {"metric": name, "value": value, "step": run.step}
         _save(run, setup, BEST)
+
+
+def best_metric(metrics: dict[str, Any], tasks: list[Task]) -> tuple[str, float]:
+    """The validation figure ``best.pt`` is chosen by, higher being better: one of a trained task
+    (weight > 0), since an untrained head's scores are noise. The labels task's mAP, else the first
+    trained softmax task's top-1, else the weighted loss (in which untrained tasks weigh nothing)."""
+    trained = [task for task in tasks if task.weight > 0]
+    if any(task.name == LABELS_TASK for task in trained) and metrics.get("val_map") is not None:
+        return "val_map", metrics["val_map"]
+    for task in trained:
+        top1 = metrics.get(f"val_top1_{task.name}")
+        if task.kind == "softmax" and top1 is not None:
+            return f"val_top1_{task.name}", top1
+    return "neg_val_loss", -metrics["val_loss"]
 
 
 @torch.no_grad()

@@ -505,7 +505,8 @@ def _train_parser(sub) -> None:
                        formatter_class=_api_help(lambda: _stage_defaults("train")),
                        description="Train a timm backbone with an embedding head and task heads on a shards folder: "
                                    "the multi-label task over the vocabulary, plus softmax tasks over carried "
-                                   "columns. Writes last.pt, best.pt (best validation score of a trained task), metrics.jsonl, "
+                                   "columns. Writes last.pt, best.pt (best validation score of a trained task), "
+                                   "metrics.jsonl, "
                                    "config.json and manifest.json to --out. Under 'torchrun --nproc_per_node N -m "
                                    "weaklabel.cli train ...' it trains with DDP.", epilog=EPILOG)
     p.add_argument("shards", help="shards folder written by 'weaklabel shards'")

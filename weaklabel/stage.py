@@ -87,6 +87,25 @@ def dataclass_options(cls: type, exclude: set[str]) -> OptionTypes:
             for f in dataclasses.fields(cls) if f.name not in exclude | PER_CALL}
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``n`` and the noun in the number it takes: "1 shard", "3 shards" (``nouns``: an irregular plural)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {nouns or noun + 's'}"
+
+
+def by_reason(rejected: Mapping[str, int]) -> str:
+    """" (duplicate_id 1, not_found 2)": the reasons that rejected any row, "" when none did."""
+    reasons = ", ".join(f"{reason} {n}" for reason, n in rejected.items() if n)
+    return f" ({reasons})" if reasons else ""
+
+
+def listings_read(counts: Mapping[str, Any]) -> str:
+    """How the listing rows a stage read were accounted for (rows_in = rows_out + rejected), as its summaries
+    and reports say it: "301 listings read: 299 kept, 2 rejected (malformed_line 1, duplicate_id 1)"."""
+    rejected = counts["rejected"]
+    return (f"{plural(counts['rows_in'], 'listing')} read: {counts['rows_out']} kept, "
+            f"{sum(rejected.values())} rejected{by_reason(rejected)}")
+
+
 def _plain(value: Any) -> Any:
     """Defaults as a TOML file would give them: tuples as lists, paths as strings."""
     if isinstance(value, tuple):

@@ -36,7 +36,7 @@ from ..artifacts import (
 from ..datasets.loader import ShardInfo
 from ..folders import Outputs, output_folder
 from ..search import Neighbours, exact_search
-from ..stage import Inputs, OptionTypes, Stage, signature_options
+from ..stage import Inputs, OptionTypes, Stage, plural, signature_options
 from ..tiers import label_tiers, rarest_tier, value_tiers
 from ..training.embed import embed, load_encoder
 from ..training.losses import task_scores
@@ -454,9 +454,17 @@ def eval_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
             overall, tail = scores["overall"], scores.get("tiers", {}).get("tail")
             lines.append((f"{model}, " if len(models) > 1 else "") + f"relevance '{relevance}': "
                          f"R@1 {_three(overall['recall@1'])}, R@10 {_three(overall['recall@10'])}, "
-                         f"mAP@10 {_three(overall['map@10'])} over {overall['queries']} queries"
+                         f"mAP@10 {_three(overall['map@10'])} over {_queries(overall)}"
                          + (f"; tail R@1 {_three(tail['recall@1'])}" if tail and tail.get("queries") else ""))
     return lines
+
+
+def _queries(summary: dict[str, Any]) -> str:
+    """"175 of 185 queries (10 without a relevant item)": the queries averaged, of all."""
+    averaged, without = summary["queries"], summary["queries_without_relevant"]
+    if not without:
+        return plural(averaged, "query", "queries")
+    return f"{averaged} of {averaged + without} queries ({without} without a relevant item)"
 
 
 def _three(value: float | None) -> str:

@@ -296,7 +296,8 @@ def _check_carried(shards: Path, relevance: Sequence[str]) -> None:
     for name in relevance:
         if name != LABELS and name not in carried:
             raise ValueError(f"relevance {name!r}: the shards carry no such column; carried columns: "
-                             f"{carried or 'none'} (write the shards with --carry {name})")
+                             f"{carried or 'none'} (write the shards with --carry {name}, or carry under [shards] in a "
+                             "pipeline file)")
 
 
 def _relevance(context: Context, name: str, query: pd.DataFrame,
@@ -306,7 +307,8 @@ def _relevance(context: Context, name: str, query: pd.DataFrame,
         if name not in frame.columns:
             carried = [c for c in frame.columns if c not in FRAME_COLUMNS]
             raise ValueError(f"relevance {name!r}: the embeddings have no such column; carried columns: "
-                             f"{carried or 'none'} (write the shards with --carry {name})")
+                             f"{carried or 'none'} (write the shards with --carry {name}, or carry under [shards] in a "
+                             "pipeline file)")
     if name == LABELS:
         relevance = LabelRelevance(list(query[LABELS]), list(gallery[LABELS]), len(context.label_tiers))
         return relevance, rarest_tier(list(query[LABELS]), context.label_tiers)

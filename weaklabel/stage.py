@@ -8,7 +8,8 @@ without importing the others.
 
 A stage's options are the keys of its pipeline-file section, with the defaults and types of its
 Python API (``options()``); ``check`` validates a whole section before any stage runs, so a
-mistake in ``[shards]`` stops ``weaklabel run`` before vocab starts.
+mistake in ``[shards]`` stops ``weaklabel run`` before vocab starts. :func:`listings_read`, :func:`by_reason`
+and :func:`plural` word the counts that every summary states the same way (in = kept + rejected, by reason).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
 
 
 def by_reason(rejected: Mapping[str, int]) -> str:
-    """" (duplicate_id 1, not_found 2)": the reasons that rejected any row, "" when none did."""
+    """The reasons that rejected any row, as ' (duplicate_id 1, not_found 2)'; '' when none did."""
     reasons = ", ".join(f"{reason} {n}" for reason, n in rejected.items() if n)
     return f" ({reasons})" if reasons else ""
 

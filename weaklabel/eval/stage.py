@@ -462,7 +462,7 @@ def eval_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def _queries(summary: dict[str, Any]) -> str:
-    """"175 of 185 queries (10 without a relevant item)": the queries averaged, of all."""
+    """The queries averaged, of all: "175 of 185 queries (10 without a relevant item)"."""
     averaged, without = summary["queries"], summary["queries_without_relevant"]
     if not without:
         return plural(averaged, "query", "queries")

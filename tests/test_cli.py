@@ -41,3 +41,14 @@ def test_help_shows_the_apis_defaults(stage: str):
         if isinstance(default, (int, float, str)) and not isinstance(default, bool) and default != "":
             text = f"{default:g}" if isinstance(default, float) else str(default)
             assert f"(default: {text})" in help_text or f"default: {text})" in help_text, (action.dest, text)
+
+
+def test_an_error_starts_a_line_of_its_own_after_a_progress_bar(tmp_path, capsys):
+    from weaklabel.cli import main
+
+    (tmp_path / "a.csv").write_text("id,title\n1,mug\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("id,name\n2,cup\n", encoding="utf-8")
+    assert main(["vocab", str(tmp_path), "--text", "title", "--image", "", "--out", str(tmp_path / "v")]) == 1
+    err = capsys.readouterr().err
+    assert "reading listings" in err and "\nerror: " in err and err.count("error: ") == 1
+    assert err.endswith("\n") and "\r" not in err.split("\nerror: ")[1]  # nothing drawn after the error

@@ -409,7 +409,19 @@ def test_quiet_embedder_draws_no_model_loading_bar(capfd):
 
     capfd.readouterr()
     assert TextEmbedder(use_cache=False, progress=False).encode(["mug"]).shape == (1, 384)
-    assert "Loading weights" not in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "Batches" not in err
+
+
+def test_the_embedding_bar_is_named_and_the_batches_are_sentence_transformers_own(capfd):
+    from weaklabel.labeling.embeddings import TextEmbedder
+
+    texts = ["mug", "a large ceramic coffee mug", "tea", "linen shirt with long sleeves", "rug"]
+    embedder = TextEmbedder(use_cache=False, progress=True, desc="embed terms", batch_size=2)
+    vectors = embedder.encode(texts)
+    assert "embed terms: 100%" in capfd.readouterr().err
+    direct = embedder.model.encode(texts, batch_size=2, normalize_embeddings=True, show_progress_bar=False)
+    np.testing.assert_array_equal(vectors, direct)
 
 
 def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):

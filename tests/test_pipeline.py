@@ -357,10 +357,11 @@ def test_the_summary_says_n_a_for_undefined_metrics(tmp_path: Path):
 
     undefined = dict.fromkeys(("recall@1", "recall@10", "map@10"))
     metrics = {"models": {"run": {"retrieval": {"true_type": {
-        "overall": {**undefined, "queries": 0},
-        "tiers": {"tail": {**undefined, "queries": 0}}}}}}}
+        "overall": {**undefined, "queries": 0, "queries_without_relevant": 7},
+        "tiers": {"tail": {**undefined, "queries": 0, "queries_without_relevant": 2}}}}}}}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
-    assert eval_summary(tmp_path, {}) == ["relevance 'true_type': R@1 n/a, R@10 n/a, mAP@10 n/a over 0 queries"]
+    assert eval_summary(tmp_path, {}) == [("relevance 'true_type': R@1 n/a, R@10 n/a, mAP@10 n/a over 0 of 7 queries "
+                                           "(7 without a relevant item)")]
     metrics["models"]["other"] = metrics["models"]["run"]
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     assert eval_summary(tmp_path, {})[1].startswith("other, relevance 'true_type': R@1 n/a")

@@ -62,10 +62,12 @@ def hostile_vocabulary() -> Vocabulary:
 
 
 def test_vocab_report_escapes_names_aliases_and_boilerplate(tmp_path: Path):
-    write_vocab_report(hostile_vocabulary(), tmp_path / "report.html")
+    read = {"rows_in": 1236, "rows_out": 1234, "rejected": {"malformed_line": 1, "missing_id": 0, "duplicate_id": 1}}
+    write_vocab_report(hostile_vocabulary(), tmp_path / "report.html", read)
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert_shown_as_text(html, times=4)  # label name, alias, boilerplate group, dropped term
-    assert "1234 listings" in html and "<b>2 labels</b>" in html and "(head 1, torso 0, tail 1)" in html
+    assert "1236 listings read: 1234 kept, 2 rejected (malformed_line 1, duplicate_id 1)." in html
+    assert "1234 kept listings" in html and "<b>2 labels</b>" in html and "(head 1, torso 0, tail 1)" in html
     assert "description: 1 patterns, 12,345 words removed from 6,789 listings" in html
     assert html.count("data:image/png;base64,") == 1
 
@@ -81,7 +83,7 @@ def model(value: float, labels: list[str]) -> dict:
                  for i, name in enumerate(labels)]
     classification = {"labels": {"map_macro": value, "map_micro": value, "per_label": per_label,
                                  "tiers": {t: {"map_macro": value} for t in TIERS}}}
-    return {"retrieval": retrieval, "classification": classification, "probes": {},
+    return {"queries": 12, "gallery": 12, "retrieval": retrieval, "classification": classification, "probes": {},
             "efficiency": {"throughput": 2469.1356 * value}}  # 1,234.6 img/s for the best
 
 
@@ -102,6 +104,7 @@ def test_eval_report_escapes_model_names_label_names_and_image_ids():
     assert '<td class="rel"><img src="data:image/jpeg;base64,BB"' in html and '<div class="cap">0.912</div>' in html
     assert '<div class="missing">absent<br>(not in the shards)</div>' in html
     assert "<p>No query has a relevant item.</p>" in html and html.count("data:image/png;base64,") == 2
+    assert "Queries: the 12 images of the <b>val</b> split" in html and "<th>queries averaged</th>" in html
 
 
 def test_metric_values_format_as_in_the_terminal_table():

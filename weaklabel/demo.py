@@ -61,7 +61,7 @@ workers = 1
 eval_every = 100                       # validation loss and mAP every 100 steps
 
 [eval]
-split = "test"                         # queries: the 200 test images, searched among themselves
+split = "test"                         # queries: the test split's images, searched among themselves
 relevance = ["labels", "true_type"]    # relevant = shares a weak label; = has the same true type
 """
 

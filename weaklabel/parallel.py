@@ -82,12 +82,12 @@ def run_partitions(
         raise ValueError(f"workers must be >= 1, got {workers}")
     bar = tqdm(total=len(partitions), desc=desc, unit="part", disable=not progress)
     if scheduler is None and (workers == 1 or len(partitions) <= 1):
-        results = []
-        for partition in partitions:
-            results.append(func(partition))
-            bar.update()
-        bar.close()
-        return results
+        with bar:  # closed before an error, which then starts a line of its own
+            results = []
+            for partition in partitions:
+                results.append(func(partition))
+                bar.update()
+            return results
     from distributed import Client, as_completed
 
     cluster = local_cluster(min(workers, len(partitions))) if scheduler is None else None

@@ -8,7 +8,8 @@ without importing the others.
 
 A stage's options are the keys of its pipeline-file section, with the defaults and types of its
 Python API (``options()``); ``check`` validates a whole section before any stage runs, so a
-mistake in ``[shards]`` stops ``weaklabel run`` before vocab starts.
+mistake in ``[shards]`` stops ``weaklabel run`` before vocab starts. :func:`listings_read`, :func:`by_reason`
+and :func:`plural` word the counts that every summary states the same way (in = kept + rejected, by reason).
 """
 
 from __future__ import annotations
@@ -85,6 +86,25 @@ def dataclass_options(cls: type, exclude: set[str]) -> OptionTypes:
     return {f.name: (_plain(f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default),
                      hints[f.name])
             for f in dataclasses.fields(cls) if f.name not in exclude | PER_CALL}
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``n`` and the noun in the number it takes: "1 shard", "3 shards" (``nouns``: an irregular plural)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {nouns or noun + 's'}"
+
+
+def by_reason(rejected: Mapping[str, int]) -> str:
+    """The reasons that rejected any row, as ' (duplicate_id 1, not_found 2)'; '' when none did."""
+    reasons = ", ".join(f"{reason} {n}" for reason, n in rejected.items() if n)
+    return f" ({reasons})" if reasons else ""
+
+
+def listings_read(counts: Mapping[str, Any]) -> str:
+    """How the listing rows a stage read were accounted for (rows_in = rows_out + rejected), as its summaries
+    and reports say it: "301 listings read: 299 kept, 2 rejected (malformed_line 1, duplicate_id 1)"."""
+    rejected = counts["rejected"]
+    return (f"{plural(counts['rows_in'], 'listing')} read: {counts['rows_out']} kept, "
+            f"{sum(rejected.values())} rejected{by_reason(rejected)}")
 
 
 def _plain(value: Any) -> Any:

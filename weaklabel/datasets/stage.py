@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..stage import Inputs, OptionTypes, Stage, signature_options
+from ..stage import Inputs, OptionTypes, Stage, by_reason, plural, signature_options
 from .writer import checked_options, write_shards
 
 
@@ -23,14 +23,14 @@ def _run(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, 
 
 
 def shards_line(manifest: dict[str, Any]) -> str:
-    """Samples per split, shards, and every listing that is not a sample, by reason."""
+    """Every listing read, accounted for: written (per split, in how many shards), duplicate images, rejected by
+    reason (rows_in = written + duplicates + rejected)."""
     counts, splits = manifest["counts"], manifest["outputs"]["splits"]
     shards = sum(len(split["shards"]) for split in splits.values())
-    reasons = ", ".join(f"{reason} {n}" for reason, n in counts["rejected"].items() if n)
-    return (f"{counts['written']} of {counts['rows_in']} listings written ("
-            + ", ".join(f"{name} {split['samples']}" for name, split in splits.items())
-            + f") in {shards} shards; {counts['duplicates']} duplicate images; {counts['rejected_total']} rejected"
-            + (f" ({reasons})" if reasons else ""))
+    per_split = ", ".join(f"{name} {split['samples']}" for name, split in splits.items())
+    return (f"{plural(counts['rows_in'], 'listing')} read: {counts['written']} written ({per_split}) in "
+            f"{plural(shards, 'shard')}, {plural(counts['duplicates'], 'duplicate image')}, "
+            f"{counts['rejected_total']} rejected{by_reason(counts['rejected'])}")
 
 
 def shards_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:

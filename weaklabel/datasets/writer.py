@@ -247,7 +247,8 @@ def _input_columns(path: Path, carry: Sequence[str]) -> list[str]:
     names = pq.ParquetFile(path).schema_arrow.names
     missing = [column for column in (*INPUT_COLUMNS, *carry) if column not in names]
     if missing:
-        raise ValueError(f"{path.parent} lacks column(s) {missing} (named by --carry?); its columns are {names}")
+        raise ValueError(f"{path.parent} lacks column(s) {missing} (named by carry: --carry, or carry under [shards] "
+                         f"in a pipeline file?); its columns are {names}")
     return [*INPUT_COLUMNS, *carry]
 
 

@@ -235,6 +235,7 @@ def report_html(metrics: Mapping[str, Any], examples: Mapping[str, Sequence[Mapp
     return render(
         "eval_report.html",
         split=metrics["split"],
+        queries=next(iter(metrics["models"].values()))["queries"],  # every model embeds the same split
         shards=str(metrics["shards"]),
         gallery=metrics["gallery_split"] or f"{metrics['split']} (the query itself excluded)",
         relevance=metrics["relevance"],

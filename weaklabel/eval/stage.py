@@ -36,7 +36,7 @@ from ..artifacts import (
 from ..datasets.loader import ShardInfo
 from ..folders import Outputs, output_folder
 from ..search import Neighbours, exact_search
-from ..stage import Inputs, OptionTypes, Stage, signature_options
+from ..stage import Inputs, OptionTypes, Stage, plural, signature_options
 from ..tiers import label_tiers, rarest_tier, value_tiers
 from ..training.embed import embed, load_encoder
 from ..training.losses import task_scores
@@ -295,7 +295,8 @@ def _check_carried(shards: Path, relevance: Sequence[str]) -> None:
     for name in relevance:
         if name != LABELS and name not in carried:
             raise ValueError(f"relevance {name!r}: the shards carry no such column; carried columns: "
-                             f"{carried or 'none'} (write the shards with --carry {name})")
+                             f"{carried or 'none'} (write the shards with --carry {name}, or carry under [shards] in a "
+                             "pipeline file)")
 
 
 def _relevance(context: Context, name: str, query: pd.DataFrame,
@@ -305,7 +306,8 @@ def _relevance(context: Context, name: str, query: pd.DataFrame,
         if name not in frame.columns:
             carried = [c for c in frame.columns if c not in FRAME_COLUMNS]
             raise ValueError(f"relevance {name!r}: the embeddings have no such column; carried columns: "
-                             f"{carried or 'none'} (write the shards with --carry {name})")
+                             f"{carried or 'none'} (write the shards with --carry {name}, or carry under [shards] in a "
+                             "pipeline file)")
     if name == LABELS:
         relevance = LabelRelevance(list(query[LABELS]), list(gallery[LABELS]), len(context.label_tiers))
         return relevance, rarest_tier(list(query[LABELS]), context.label_tiers)
@@ -453,9 +455,17 @@ def eval_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
             overall, tail = scores["overall"], scores.get("tiers", {}).get("tail")
             lines.append((f"{model}, " if len(models) > 1 else "") + f"relevance '{relevance}': "
                          f"R@1 {_three(overall['recall@1'])}, R@10 {_three(overall['recall@10'])}, "
-                         f"mAP@10 {_three(overall['map@10'])} over {overall['queries']} queries"
+                         f"mAP@10 {_three(overall['map@10'])} over {_queries(overall)}"
                          + (f"; tail R@1 {_three(tail['recall@1'])}" if tail and tail.get("queries") else ""))
     return lines
+
+
+def _queries(summary: dict[str, Any]) -> str:
+    """The queries averaged, of all: "175 of 185 queries (10 without a relevant item)"."""
+    averaged, without = summary["queries"], summary["queries_without_relevant"]
+    if not without:
+        return plural(averaged, "query", "queries")
+    return f"{averaged} of {averaged + without} queries ({without} without a relevant item)"
 
 
 def _three(value: float | None) -> str:

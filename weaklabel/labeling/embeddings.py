@@ -61,11 +61,12 @@ class TextEmbedder:
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         progress: bool = False,
+        desc: str = "embed texts",
     ):
         self.model_path = resolve_model(model)
         self.batch_size = batch_size
         self.device = device
-        self.progress = progress
+        self.progress, self.desc = progress, desc
         self.cache = (EmbeddingCache(Path(cache_dir or default_cache_dir()) / _model_key(self.model_path))
                       if use_cache else None)
         self._model = None
@@ -104,15 +105,21 @@ class TextEmbedder:
         return int(dimension())
 
     def _compute(self, texts: list[str]) -> np.ndarray:
+        """Embeddings in the batches sentence-transformers would make (longest texts first), under a bar named
+        :attr:`desc` (its own bar is a bare "Batches")."""
+        from tqdm.auto import tqdm
+
         self.n_computed += len(texts)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=self.progress,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        longest_first = np.argsort([-len(text) for text in texts])  # sentence-transformers' order: the same batches
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        starts = range(0, len(texts), self.batch_size)
+        with tqdm(starts, desc=self.desc, unit="batch", disable=not (self.progress and texts)) as bar:
+            for start in bar:
+                rows = longest_first[start : start + self.batch_size]
+                vectors[rows] = self.model.encode([texts[i] for i in rows], batch_size=self.batch_size,
+                                                  normalize_embeddings=True, convert_to_numpy=True,
+                                                  show_progress_bar=False)
+        return vectors
 
 
 class EmbeddingCache:

@@ -3,6 +3,7 @@ found, the dropped terms. The page is ``templates/vocab_report.html``; this modu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..reports import figure_data_uri, render
+from ..stage import listings_read
 from ..tiers import TIERS
 from .vocabulary import Vocabulary
 
@@ -39,11 +41,13 @@ def support_plot(before: list[int], after: list[int]) -> str:
     return figure_data_uri(fig)
 
 
-def write_vocab_report(vocabulary: Vocabulary, path: str | Path) -> None:
-    """Write the vocabulary's standalone ``report.html``."""
+def write_vocab_report(vocabulary: Vocabulary, path: str | Path, listing_counts: Mapping[str, Any]) -> None:
+    """Write the vocabulary's standalone ``report.html``; ``listing_counts`` are the counts of the listings read
+    (rows_in, rows_out, rejected by reason), stated as the console summary states them."""
     stats, labels = vocabulary.stats, vocabulary.labels
     page = render(
         "vocab_report.html",
+        listings_read=listings_read(listing_counts),
         counts={key: stats.get(key, 0) for key in COUNTS},
         label_count=len(labels),
         tiers=labels["tier"].value_counts().reindex(TIERS, fill_value=0).to_dict(),

@@ -36,7 +36,7 @@ from ..listings import (
     read_listings,
 )
 from ..parallel import run_partitions
-from ..stage import Inputs, OptionTypes, Stage, signature_options
+from ..stage import Inputs, OptionTypes, Stage, listings_read, signature_options
 from .assign import LabelAssigner
 from .report import write_vocab_report
 from .vocabulary import Vocabulary, VocabularyBuilder
@@ -68,7 +68,7 @@ def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRol
             folder.clear()
             vocabulary.save(out)
             write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_LISTINGS_SCHEMA)
-            write_vocab_report(vocabulary, out / "report.html")
+            write_vocab_report(vocabulary, out / "report.html", listings.counts)
         config = {k: v for k, v in builder.get_params().items() if k not in ("roles", "progress", "overrides")}
         overrides = params.get("overrides")
         config["overrides"] = str(overrides) if isinstance(overrides, (str, Path)) else overrides
@@ -280,9 +280,10 @@ def _run_vocab(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: 
 
 
 def vocab_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
-    """What a vocab run found, for a person: labels and tiers, other languages, boilerplate."""
+    """What a vocab run found, for a person: the listings read, labels and tiers, other languages, boilerplate."""
     counts, tiers = manifest["counts"], manifest["outputs"].get("tiers", {})
-    lines = [(f"{manifest['outputs']['labels']} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
+    lines = [listings_read(counts),
+             (f"{manifest['outputs']['labels']} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
              f"tail {tiers.get('tail', 0)}) from {counts['candidates']} candidate terms over {counts['listings']} "
              "listings")]
     lines += [f"{language} detected ({', '.join(words[:5])}, ...): its stopwords are boundaries too"
@@ -317,7 +318,8 @@ def _run_assign(inputs: Inputs, out: Path, options: dict[str, Any], *, progress:
 
 def assign_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
     counts = manifest["counts"]
-    return [(f"{counts['listings_labelled']} listings labelled ({counts['coverage']:.1%}), "
+    return [listings_read(counts),
+            (f"{counts['listings_labelled']} listings labelled ({counts['coverage']:.1%}), "
             f"{counts['listings_unlabelled']} without a label, {counts['labels_per_listing_mean']:.2f} labels each")]
 
 

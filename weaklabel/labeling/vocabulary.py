@@ -293,7 +293,7 @@ class VocabularyBuilder(BaseEstimator):
         if candidates.empty:
             raise ValueError(self._no_labels_message(counts.n_listings, 0))
         embedder = TextEmbedder(self.model, batch_size=self.batch_size, device=self.device,
-                                cache_dir=self.cache_dir, progress=self.progress)
+                                cache_dir=self.cache_dir, progress=self.progress, desc="embed terms")
         with timer("embed_terms"):
             embeddings = embedder.encode(candidates["term"].tolist())
         with timer("cluster"):

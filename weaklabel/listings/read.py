@@ -42,8 +42,8 @@ def read_listings(
     concatenated in file order; duplicate ids across files are rejected too.
     """
     files = list_listing_files(source)
-    bar = tqdm(files, desc="reading listings", unit="file", disable=not progress)
-    return concat_listings([read_listing_file(path, roles) for path in bar])
+    with tqdm(files, desc="reading listings", unit="file", disable=not progress) as bar:  # closed before an error
+        return concat_listings([read_listing_file(path, roles) for path in bar])
 
 
 _DELIMITERS = {".csv": ",", ".tsv": "\t"}

@@ -85,12 +85,13 @@ def generate_listings(n: int, out_dir: str | Path, *, seed: int = 0, image_size:
     rows = [listing_row(seed, i) for i in range(n)]
     if images:
         (out / "images").mkdir(exist_ok=True)
-        for i, row in enumerate(tqdm(rows, desc="images", unit="img", disable=not progress)):
-            row["image"] = f"images/{row['id']}.jpg"
-            rng = np.random.default_rng([seed, i])
-            img = render_image(row["true_type"], row["true_colour"], row["true_material"],
-                               image_size, rng)
-            img.save(out / row["image"], format="JPEG", quality=JPEG_QUALITY)
+        with tqdm(rows, desc="images", unit="img", disable=not progress) as bar:  # closed before an error
+            for i, row in enumerate(bar):
+                row["image"] = f"images/{row['id']}.jpg"
+                rng = np.random.default_rng([seed, i])
+                img = render_image(row["true_type"], row["true_colour"], row["true_material"],
+                                   image_size, rng)
+                img.save(out / row["image"], format="JPEG", quality=JPEG_QUALITY)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     df.to_csv(out / "listings.csv", index=False, encoding="utf-8", lineterminator="\n")
     return df

@@ -110,7 +110,7 @@ def _embed_shards(model: Encoder, folder: Path, split: str, transform: Any, conf
     ids: list[str] = []
     vectors: list[np.ndarray] = []
     metas: list[dict[str, Any]] = []
-    with tqdm(total=total, unit="img", disable=not progress) as bar:
+    with tqdm(total=total, desc=f"embed {split}", unit="img", disable=not progress) as bar:
         for images, _, meta in loader:
             vectors.append(embed_batch(model, images))
             ids += [str(m.get("id")) for m in meta]
@@ -156,7 +156,7 @@ def _embed_folder(model: Encoder, folder: Path, transform: Any, batch_size: int,
     ids: list[str] = []
     vectors: list[np.ndarray] = []
     failed: list[str] = []
-    with tqdm(total=len(paths), unit="img", disable=not progress) as bar:
+    with tqdm(total=len(paths), desc="embed images", unit="img", disable=not progress) as bar:
         for images, good, bad in loader:
             if images is not None:
                 vectors.append(embed_batch(model, images))

@@ -522,7 +522,7 @@ def _train_steps(run: RunState, setup: RunSetup) -> bool:
     window = LossWindow(len(setup.tasks) + 1, setup.device)
     total_steps = setup.schedule["total_steps"]
     run.model.train()
-    with tqdm(total=total_steps, initial=min(run.step, total_steps), unit="step", dynamic_ncols=True,
+    with tqdm(total=total_steps, initial=min(run.step, total_steps), desc="train", unit="step", dynamic_ncols=True,
               disable=not (config.progress and setup.dist.main), file=sys.stderr) as bar:
         while not run.finished(config):
             if batches.between_epochs:

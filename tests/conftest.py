@@ -72,12 +72,15 @@ def example_shards(example_labeled, example_data, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
-    faster and steadier for tiny models on small, busy machines."""
+    faster and steadier for tiny models on small, busy machines. OMP_NUM_THREADS too: training,
+    embedding and evaluation set torch's threads themselves, never above it."""
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        yield
     torch.set_num_threads(threads)
 
 

@@ -138,6 +138,7 @@ def test_cli_run_writes_the_run_folder(cli_run: Path, tiny: Path):
     assert config["model"] == "resnet10t" and config["tasks"] == ["true_type:softmax:0.5"]
     assert config["resolved"]["total_steps"] == 10 and config["resolved"]["device"] == "cpu"
     assert config["resolved"]["keep_freed_memory"] is glibc_without_user_malloc_settings()
+    assert config["resolved"]["workers"] == 0 and config["resolved"]["threads"] == 1  # OMP_NUM_THREADS=1 here
     manifest = json.loads((cli_run / "manifest.json").read_text())
     assert manifest["stage"] == "train" and manifest["counts"]["steps"] == 10
     assert manifest["counts"]["images_seen"] == 80 and manifest["inputs"][0]["path"] == str(tiny)

@@ -561,7 +561,7 @@ def _train_parser(sub) -> None:
     d.add_argument("--color-jitter", default=argparse.SUPPRESS, type=float, metavar="X",
                    help="brightness/contrast/saturation jitter; 0 for none (default: %(default)s)")
     d.add_argument("--workers", default=argparse.SUPPRESS, type=int, metavar="N",
-                   help="DataLoader worker processes per rank (default: %(default)s)")
+                   help="DataLoader worker processes per rank; torch gets the cores left (default: from the cores)")
     o = p.add_argument_group("optimization")
     o.add_argument("--epochs", default=argparse.SUPPRESS, type=int, metavar="N",
                    help="passes over the train split (default: %(default)s)")
@@ -624,7 +624,7 @@ def _embed_parser(sub) -> None:
     p.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE",
                    help="cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--workers", type=int, default=argparse.SUPPRESS, metavar="N",
-                   help="DataLoader worker processes (default: %(default)s)")
+                   help="DataLoader worker processes; torch gets the cores left (default: from the cores)")
     p.add_argument("--no-ema", action="store_true",
                    help="use the trained weights even when EMA weights exist (default: off)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -699,7 +699,7 @@ def _eval_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="images per batch when embedding (default: %(default)s)")
     p.add_argument("--workers", type=int, default=argparse.SUPPRESS, metavar="N",
-                   help="DataLoader worker processes (default: %(default)s)")
+                   help="DataLoader worker processes; torch gets the cores left (default: from the cores)")
     p.add_argument("--no-efficiency", action="store_false", dest="efficiency", default=argparse.SUPPRESS,
                    help="skip the parameters/GMACs/latency/throughput/memory measurements (default: measured)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")

@@ -57,7 +57,6 @@ embed_dim = 128
 batch_size = 32
 steps = 300                            # the training budget: 300 x 32 images, about 6 epochs
 lr = 0.002
-workers = 1
 eval_every = 100                       # validation loss and mAP every 100 steps
 
 [eval]

@@ -38,6 +38,7 @@ from ..folders import Outputs, output_folder
 from ..search import Neighbours, exact_search
 from ..stage import Inputs, OptionTypes, Stage, plural, signature_options
 from ..tiers import label_tiers, rarest_tier, value_tiers
+from ..training.cores import plan_cpu
 from ..training.embed import embed, load_encoder
 from ..training.losses import task_scores
 from ..training.models import EmbeddingModel, Task
@@ -92,7 +93,7 @@ class Context:
 def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None = None,
              out: str | Path | None = None, *, split: str = "val", gallery_split: str | None = None,
              embeddings: Sequence[str | Path] = (), relevance: Sequence[str] = (LABELS,), device: str = "auto",
-             batch_size: int = 64, workers: int = 0, efficiency: bool = True, progress: bool = False,
+             batch_size: int = 64, workers: int | None = None, efficiency: bool = True, progress: bool = False,
              overwrite: bool = False) -> dict[str, Any]:
     """Evaluate checkpoints and/or embeddings files on a shards split; write ``out/metrics.json``,
     ``out/queries.parquet``, ``out/report.html``, cached embeddings under ``out/embeddings/``; return the metrics.
@@ -147,7 +148,7 @@ def _listed(values: Sequence[Any] | str | Path) -> list[Any]:
 
 
 def _context(shards: str | Path, out: str | Path, split: str, gallery_split: str | None, relevance: Sequence[str],
-             device: str, batch_size: int, workers: int, progress: bool) -> Context:
+             device: str, batch_size: int, workers: int | None, progress: bool) -> Context:
     info = ShardInfo.load(shards)
     for name in (split, gallery_split):
         if name is not None:
@@ -157,8 +158,9 @@ def _context(shards: str | Path, out: str | Path, split: str, gallery_split: str
         raise ValueError(f"relevance must name at least one definition, each once; got {list(relevance)}")
     out = Path(out)
     (out / "embeddings").mkdir(parents=True, exist_ok=True)
+    resolved_device = _resolve_device(device)
     return Context(Path(shards), out, info, split, gallery_split, relevance, label_tiers(shards),
-                   _resolve_device(device), batch_size, workers, progress)
+                   resolved_device, batch_size, plan_cpu(workers, resolved_device).workers, progress)
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:

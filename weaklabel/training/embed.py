@@ -22,6 +22,7 @@ from PIL import Image, ImageOps
 
 from ..artifacts import write_embeddings
 from .checkpoint import load_checkpoint
+from .cores import plan_cpu
 from .models import Encoder, Task
 from .sampling import eval_transform
 
@@ -64,16 +65,19 @@ def image_transform(config: dict[str, Any]) -> Any:
 
 
 def embed(checkpoint: str | Path, source: str | Path, out: str | Path, *, split: str = "val", batch_size: int = 64,
-          device: str = "auto", workers: int = 0, ema: bool | None = None, progress: bool = False) -> dict[str, Any]:
+          device: str = "auto", workers: int | None = None, ema: bool | None = None,
+          progress: bool = False) -> dict[str, Any]:
     """Embed every image of a shards folder's ``split`` or of an image folder (recursively) into ``out``.
 
     Returns ``{"rows", "dim", "source", "failed"}``; ``failed`` lists image files that could not be
-    read (they are left out).
+    read (they are left out). ``workers`` None chooses the DataLoader workers from the cores (see :mod:`.cores`).
     """
     source, out = Path(source), Path(out)
     if not source.is_dir():
         raise FileNotFoundError(f"{source} is neither a shards folder nor an image folder")
-    model, config = load_encoder(checkpoint, _device(device), ema=ema)
+    device = _device(device)
+    workers = plan_cpu(workers, device).workers
+    model, config = load_encoder(checkpoint, device, ema=ema)
     transform = image_transform(config)
     if (source / "_info.json").is_file():
         ids, vectors, extra, failed = _embed_shards(model, source, split, transform, config, batch_size, workers,

@@ -55,6 +55,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from .cores import CpuPlan, plan_cpu
 from .losses import (
     MULTILABEL_LOSSES,
     per_sample_loss,
@@ -115,7 +116,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
-    workers: int = 4
+    workers: int | None = None  # None: from the cores (see .cores)
     seed: int = 0
     deterministic: bool = False
     eval_every: int | None = None
@@ -138,7 +139,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
         for name in ("epochs", "workers", "shuffle_buffer"):
-            if getattr(self, name) < 0:
+            if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
         if self.steps is not None and self.steps < 0:
             raise ValueError(f"steps must be >= 0, not {self.steps}")
@@ -324,6 +325,7 @@ class RunSetup:
     out: Path
     device: torch.device
     amp_dtype: torch.dtype | None  # bf16 autocast, or None for fp32
+    cpu: CpuPlan
     info: ShardInfo
     tasks: list[Task]
     image: dict[str, Any]  # the checkpoint's "image" entry: what the eval transform needs
@@ -339,13 +341,14 @@ def _train(shards: Path, out: Path, resume: bool, overwrite: bool, options: dict
     resumed = checkpoint is not None
     config = resolve_config(options, checkpoint)
     device, amp_dtype, allocator_tuned = _runtime(config, dist)
+    cpu = plan_cpu(config.workers, device)
     timer = Timer()
     with timer("setup"):
         info = ShardInfo.load(shards)
         tasks = _run_tasks(shards, info, config, checkpoint)
         model = _build_model(config, tasks, device, fresh=checkpoint is None, say=say)
         image = image_settings(model.backbone, config.image_size, pretrained=config.pretrained)
-        data = _build_data(shards, info, tasks, config, image, dist)
+        data = _build_data(shards, info, tasks, config, image, dist, cpu.workers)
         optimizer = create_optimizer(model, config, device)
         # updated without a step number: a constant decay, no warmup
         ema = ModelEmaV3(model, decay=config.ema).requires_grad_(False) if config.ema else None
@@ -353,7 +356,7 @@ def _train(shards: Path, out: Path, resume: bool, overwrite: bool, options: dict
         if checkpoint is not None:
             run.restore(checkpoint)
             del checkpoint  # its tensors are copied into the model and optimizer
-        setup = RunSetup(config, dist, shards, out, device, amp_dtype, info, tasks, image, data,
+        setup = RunSetup(config, dist, shards, out, device, amp_dtype, cpu, info, tasks, image, data,
                          _schedule(config, data.steps_per_epoch), _wrap(model, config, dist, device))
     resolved = _resolved_config(setup, allocator_tuned)
     if folder is not None:  # the main rank: a resumed run keeps its files, a new one removes an earlier run's
@@ -449,7 +452,7 @@ def _build_model(config: TrainConfig, tasks: list[Task], device: torch.device, *
 
 
 def _build_data(shards: Path, info: ShardInfo, tasks: list[Task], config: TrainConfig, image: dict[str, Any],
-                dist: Distributed) -> TrainData:
+                dist: Distributed, workers: int) -> TrainData:
     repeat = RepeatFactors.from_shards(shards, config.repeat_threshold) if config.balance else None
     carry = {t.name: list(t.classes) for t in tasks[1:]}
     augment = train_transform(config.image_size, mean=image["mean"], std=image["std"], crop_scale=config.crop_scale,
@@ -458,7 +461,7 @@ def _build_data(shards: Path, info: ShardInfo, tasks: list[Task], config: TrainC
                                image_size=config.image_size, shuffle_buffer=config.shuffle_buffer, seed=config.seed,
                                repeat=repeat)
     # its own generator: starting an epoch's iterator must not draw from the global RNG (resume)
-    loader = make_loader(train_data, config.batch_size, config.workers, drop_last=True,
+    loader = make_loader(train_data, config.batch_size, workers, drop_last=True,
                          generator=torch.Generator().manual_seed(config.seed))
     val_loader = None
     if "val" in info.splits and info.num_samples.get("val"):
@@ -466,13 +469,13 @@ def _build_data(shards: Path, info: ShardInfo, tasks: list[Task], config: TrainC
                                 transform=eval_transform(config.image_size, mean=image["mean"], std=image["std"],
                                                          interpolation=image["interpolation"],
                                                          crop_pct=image["crop_pct"]))
-        val_loader = make_loader(val_data, config.batch_size, config.workers, persistent_workers=False,
+        val_loader = make_loader(val_data, config.batch_size, workers, persistent_workers=False,
                                  generator=torch.Generator().manual_seed(config.seed))
-    epoch_batches = batches_per_epoch(train_data.num_samples, dist.world_size, config.workers, config.batch_size)
+    epoch_batches = batches_per_epoch(train_data.num_samples, dist.world_size, workers, config.batch_size)
     steps_per_epoch = epoch_batches // config.accum_steps
     if steps_per_epoch == 0:
         raise ValueError(f"the train split ({train_data.num_samples} samples over {dist.world_size} rank(s) and "
-                         f"{max(config.workers, 1)} worker(s)) gives no full batch of {config.batch_size}"
+                         f"{max(workers, 1)} worker(s)) gives no full batch of {config.batch_size}"
                          + (f" x {config.accum_steps} accumulation steps" if config.accum_steps > 1 else ""))
     return TrainData(train_data, loader, val_loader, steps_per_epoch)
 
@@ -502,6 +505,7 @@ def _resolved_config(setup: RunSetup, allocator_tuned: bool) -> dict[str, Any]:
     return asdict(setup.config) | {"resolved": {
         "device": str(setup.device), "precision": "bf16" if setup.amp_dtype else "fp32",
         "keep_freed_memory": allocator_tuned, "world_size": setup.dist.world_size,
+        "cores": setup.cpu.cores, "threads": setup.cpu.threads, "workers": setup.cpu.workers,
         "total_steps": setup.schedule["total_steps"], "warmup_steps": setup.schedule["warmup_steps"],
         "steps_per_epoch": setup.data.steps_per_epoch, "train_samples_per_epoch": setup.data.train.num_samples,
         "image_mean": setup.image["mean"], "image_std": setup.image["std"],
@@ -650,7 +654,7 @@ def _end_epoch(run: RunState, setup: RunSetup, batches: EpochBatches) -> None:
     run.optimizer.zero_grad(set_to_none=True)
     if run.step == batches.first_step and batches.skipped == 0:
         raise ValueError(f"epoch {run.epoch} gave no batch; the train split is too small for batch size "
-                         f"{setup.config.batch_size} with {max(setup.config.workers, 1)} worker(s)")
+                         f"{setup.config.batch_size} with {max(setup.cpu.workers, 1)} worker(s)")
     run.epoch += 1
     run.batch_in_epoch = 0
     if not setup.config.eval_every:

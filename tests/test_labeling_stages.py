@@ -300,7 +300,8 @@ def test_assign_keep_limits_passthrough(example_data, example_vocab, tmp_path):
                                       "price", "listings.csv"])  # repeatable, so it never swallows the listings
     assert args.keep == ["true_type", "price"] and args.listings == ["listings.csv"]
     with pytest.raises(ValueError, match="no_such_column"):
-        assign_labels(example_data / "listings.csv", example_vocab, tmp_path, keep=["no_such_column"], progress=False)
+        assign_labels(example_data / "listings.csv", example_vocab, tmp_path / "other", keep=["no_such_column"],
+                      progress=False)
 
 
 def test_unmatched_listing_is_kept_and_fallback_labels_it(example_vocab):

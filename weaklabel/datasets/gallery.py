@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..artifacts import write_text
 from ..reports import jpeg_data_uri, render
-from ..tiers import label_tiers
+from ..tiers import tiers_by_support
 from .format import IMAGE_EXTENSIONS, shard_samples
 
 GALLERY = "gallery.html"
@@ -79,12 +79,19 @@ def shard_names(splits: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def shown_labels(folder: Path, samples_per_label: Mapping[int, int]) -> list[GalleryLabel]:
-    """The ``MAX_LABELS`` labels of ``labels.parquet`` with the most support (ties by id), without thumbnails yet."""
-    table = pq.read_table(folder / LABELS_FILE, columns=["label_id", "name", "aliases", "support"]).to_pandas()
-    tiers = label_tiers(folder)
+    """The ``MAX_LABELS`` labels of ``labels.parquet`` with the most support (ties by id), without thumbnails yet.
+
+    A labels table without aliases or support (a hand-made one) shows none, and ranks by the samples."""
+    table = pq.read_table(folder / LABELS_FILE).to_pandas()
+    if "aliases" not in table:
+        table["aliases"] = [[] for _ in range(len(table))]
+    if "support" not in table:
+        table["support"] = [samples_per_label.get(int(label), 0) for label in table["label_id"]]
+    if "tier" not in table:
+        table["tier"] = tiers_by_support(table["support"].to_numpy())
     top = table.sort_values(["support", "label_id"], ascending=[False, True]).head(MAX_LABELS)
     return [GalleryLabel(int(row.label_id), str(row.name), [str(a) for a in row.aliases], int(row.support),
-                         str(tiers[row.label_id]), samples_per_label.get(int(row.label_id), 0))
+                         str(row.tier), samples_per_label.get(int(row.label_id), 0))
             for row in top.itertuples()]
 
 

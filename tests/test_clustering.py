@@ -84,6 +84,16 @@ def test_typo_joins_a_much_more_frequent_word_one_edit_away():
     assert out["skirts"][0] != out["shirts"][0]
 
 
+def test_swapped_neighbours_join_without_similarity_other_typos_need_it():
+    out, _ = run([
+        ("necklace", 85, unit((0, 1))),
+        ("neckalce", 7, unit((1, 1))),  # two letters swapped, an orthogonal embedding (MiniLM gives 0.38)
+        ("necklase", 7, unit((2, 1))),  # one letter replaced, orthogonal: not taken as a typo
+    ], min_label_support=10, attach_threshold=0.9, typo_min_similarity=0.5, min_typo_length=6)
+    assert out["neckalce"] == (out["necklace"][0], "typo")
+    assert out["necklase"][0] != out["necklace"][0]
+
+
 def test_clustering_off_makes_each_frequent_term_a_label():
     terms = pd.Series(["a", "b", "c"])
     result = cluster_terms(terms, np.array([20.0, 15.0, 2.0]), np.eye(3, DIM, dtype=np.float32),

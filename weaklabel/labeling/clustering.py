@@ -17,7 +17,8 @@ different garments) at 0.87. So the clustering works in steps, the safest first:
 3. **Typos** – a rare group whose key is one edit away from a frequent group's key (found with
    shared deletion keys, as SymSpell does) joins it when the frequent group is at least
    ``typo_support_ratio`` times more common and their embeddings are at least
-   ``typo_min_similarity`` similar ("tshrit" → "tshirt", but not "skirt" → "shirt").
+   ``typo_min_similarity`` similar ("tshrit" → "tshirt", but not "skirt" → "shirt"); two swapped
+   neighbouring letters ("neckalce" → "necklace") need no similarity.
 4. **Attachment** – any other rare group joins its nearest label when their similarity is at
    least ``attach_threshold``.
 5. **Rare clusters** – the remaining rare groups link to each other at
@@ -219,13 +220,26 @@ def _typo_targets(keys, group_support, group_emb, frequent, rare, params) -> np.
     g_rare = pairs["group_rare"].to_numpy()
     g_freq = pairs["group_frequent"].to_numpy()
     sim = np.einsum("ij,ij->i", group_emb[g_rare], group_emb[g_freq])
-    ok = (sim >= params.typo_min_similarity) & (
+    # two swapped neighbours ("neckalce") embed far from the word (subword pieces differ), yet are
+    # the commonest slip of a typist: they need no similarity
+    swapped = np.fromiter((_swapped_neighbours(keys[r], keys[f]) for r, f in zip(g_rare, g_freq, strict=True)),
+                          bool, len(g_rare))
+    ok = ((sim >= params.typo_min_similarity) | swapped) & (
         group_support[g_freq] >= params.typo_support_ratio * group_support[g_rare])
     best = pd.DataFrame({"rare": g_rare[ok], "frequent": g_freq[ok], "sim": sim[ok]})
     best = best.sort_values(["rare", "sim"], ascending=[True, False]).drop_duplicates("rare")
     position = pd.Series(np.arange(len(rare)), index=rare)
     target[position[best["rare"]].to_numpy()] = best["frequent"].to_numpy()
     return target
+
+
+def _swapped_neighbours(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with two neighbouring characters swapped."""
+    if len(a) != len(b):
+        return False
+    differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    return (len(differ) == 2 and differ[1] == differ[0] + 1
+            and a[differ[0]] == b[differ[1]] and a[differ[1]] == b[differ[0]])
 
 
 def _deletion_keys(keys: np.ndarray, groups: np.ndarray, min_length: int) -> pd.DataFrame:

@@ -547,6 +547,8 @@ def _train_steps(run: RunState, setup: RunSetup) -> bool:
             bar.update(1)
             if run.step % config.log_every == 0 or run.finished(config):
                 _log_train(run, setup, window, lr, bar)
+            if run.finished(config):
+                bar.close()  # before the last validation's line, so the bar is not drawn again below it
             if config.eval_every and run.step % config.eval_every == 0:
                 _validate_and_keep_best(run, setup)
             if run.step % config.checkpoint_every == 0:

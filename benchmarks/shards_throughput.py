@@ -127,9 +127,10 @@ def compare(title: str, labeled: Path, images_root: Path, work: Path, args: argp
     return ours
 
 
-def weaklabel_run(labeled: Path, images_root: Path, out: Path, workers: int) -> tuple[int, float, str]:
+def weaklabel_run(labeled: Path, images_root: Path, out: Path, workers: int, **options) -> tuple[int, float, str]:
     """(images processed, seconds, phase timings) of the stage: on a fresh local Dask cluster of
-    ``workers`` processes, set up as ``weaklabel.parallel`` does; in this process for 1."""
+    ``workers`` processes, set up as ``weaklabel.parallel`` does; in this process for 1. ``options``
+    go to ``write_shards`` too."""
     from contextlib import nullcontext
 
     from weaklabel.datasets import write_shards
@@ -142,7 +143,7 @@ def weaklabel_run(labeled: Path, images_root: Path, out: Path, workers: int) -> 
         manifest = write_shards(labeled, out, images_root=images_root, size=SIZE, resize_mode="keep_ratio",
                                 image_format="jpg", quality=QUALITY, keep_unlabelled=True, max_samples=PER_SHARD,
                                 fetch_threads=THREADS, workers=workers, progress=False,
-                                scheduler=cluster.scheduler_address if workers > 1 else None)
+                                scheduler=cluster.scheduler_address if workers > 1 else None, **options)
     seconds = time.perf_counter() - start
     phases = ", ".join(f"{k} {v:.1f}" for k, v in {"cluster start": started, **manifest["timings_s"]}.items())
     return manifest["counts"]["written"] + manifest["counts"]["duplicates"], seconds, phases

@@ -28,7 +28,7 @@ from weaklabel.tiers import TIERS, label_tiers, rarest_tier
 from weaklabel.training import load_encoder, train
 
 MODEL_KEYS = {"source", "kind", "model", "queries", "gallery", "dim", "retrieval", "classification", "probes",
-              "efficiency"}
+              "efficiency", "near_duplicates_left_out"}
 SUMMARY_KEYS = {*METRICS, "queries", "queries_without_relevant"}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -385,9 +385,9 @@ def test_duplicate_images_are_written_once(labeled: Path, example_data: Path, tm
     duplicates = pd.read_parquet(tmp_path / "out" / "duplicates.parquet")
     winner = rows["id"][first]
     splits = read_manifest(tmp_path / "out")["config"]["splits"]
-    assert duplicates.to_dict("records") == [
-        {"id": rows["id"][second], "duplicate_of": winner, "split": split_of(winner, splits)},
-        {"id": rows["id"][third], "duplicate_of": winner, "split": split_of(winner, splits)}]
+    copy = {"duplicate_of": winner, "split": split_of(winner, splits), "kind": "exact", "distance": 0,
+            "written": False}
+    assert duplicates.to_dict("records") == [{"id": rows["id"][second], **copy}, {"id": rows["id"][third], **copy}]
     written = [json.loads(s["json"])["id"] for shard in read_samples(tmp_path / "out").values() for s in shard]
     assert winner in written and rows["id"][second] not in written and rows["id"][third] not in written
     assert manifest["counts"]["duplicates"] == 2

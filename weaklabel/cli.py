@@ -437,6 +437,14 @@ def _shards_parser(sub) -> None:
     out.add_argument("--keep-unlabelled", action="store_true", default=argparse.SUPPRESS,
                      help="write listings without labels too (empty labels, no cls) instead of rejecting them "
                           "(default: off)")
+    out.add_argument("--near-duplicates", choices=("group", "drop", "off"), default=argparse.SUPPRESS,
+                     help="near-copies of an image (re-encoded, resized, mirrored, recoloured; not cropped): "
+                          "group writes them in the split of their group's first listing, drop writes only that "
+                          "one, off finds byte-identical copies only; duplicates.parquet records every copy "
+                          "(default: %(default)s)")
+    out.add_argument("--near-similarity", type=float, metavar="X", default=argparse.SUPPRESS,
+                     help="the least cosine similarity of the perceptual signatures (low DCT frequencies) of two "
+                          "near-copies; lower finds more copies and more false ones (default: %(default)s)")
     out.add_argument("--max-samples", type=int, metavar="N", default=argparse.SUPPRESS,
                      help="samples per shard at most (default: %(default)s)")
     out.add_argument("--max-bytes", type=int, metavar="N", default=argparse.SUPPRESS,
@@ -702,6 +710,10 @@ def _eval_parser(sub) -> None:
                    help="DataLoader worker processes; torch gets the cores left (default: from the cores)")
     p.add_argument("--no-efficiency", action="store_false", dest="efficiency", default=argparse.SUPPRESS,
                    help="skip the parameters/GMACs/latency/throughput/memory measurements (default: measured)")
+    p.add_argument("--exclude-near-duplicates", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                   help="leave each query's near-copies (its group in the shards' duplicates.parquet) out of its "
+                        "gallery and its relevant items, as the query itself is; the summary says how many "
+                        "(default: on)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_eval)
 

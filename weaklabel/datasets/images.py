@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from . import near
 from .reasons import Rejected
 
 RESIZE_MODES = ("keep_ratio", "center_crop", "border", "none")
@@ -51,6 +52,7 @@ SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 or 2
 WHITE = (255, 255, 255)
 MAX_SIDE = {"jpg": 65_500, "webp": 16_383}  # what libjpeg and libwebp can encode; png has no practical limit
 HIGH_DEPTH_GREY = ("I", "F")
+NEAR_PIXELS = 2 * near.HASH_SIDE  # a passed-through JPEG is decoded at least this big to be fingerprinted
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
 
 
@@ -86,6 +88,7 @@ class EncodedImage:
     width: int
     height: int
     passed_through: bool
+    fingerprint: bytes | None = None  # of the output pixels (:mod:`.near`), when asked for
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,11 @@ class Geometry:
         return (self.square, self.square) if self.square else self.scaled
 
 
-def process_image(data: bytes, options: ImageOptions) -> EncodedImage:
-    """Bytes of an image file → the output image, or :class:`Rejected` (decode_error, too_small...)."""
+def process_image(data: bytes, options: ImageOptions, *, fingerprint: bool = False) -> EncodedImage:
+    """Bytes of an image file → the output image, or :class:`Rejected` (decode_error, too_small...).
+
+    ``fingerprint``: also compute the near-duplicate fingerprint of the output pixels (a passed-through
+    JPEG is decoded at the smallest DCT scale that still gives the fingerprint enough pixels)."""
     image = _open(data)
     width, height = _upright_size(image)
     if width * height > options.max_pixels:
@@ -113,10 +119,11 @@ def process_image(data: bytes, options: ImageOptions) -> EncodedImage:
     _check_output(width, height, geometry, options)
     try:
         if geometry is None and _can_pass_through(image, options):
-            _prove_decodable(image)
-            return EncodedImage(data, options.image_format, width, height, passed_through=True)
+            _prove_decodable(image, NEAR_PIXELS if fingerprint else 1)
+            return EncodedImage(data, options.image_format, width, height, passed_through=True,
+                                fingerprint=near.fingerprint(image.convert("RGB")) if fingerprint else None)
         pixels = _apply(_decode(image, geometry), geometry)
-        return _encode(pixels, options)
+        return _encode(pixels, options, near.fingerprint(pixels) if fingerprint else None)
     except DECODE_ERRORS as error:
         raise Rejected("decode_error", f"{type(error).__name__}: {error}") from None
 
@@ -176,10 +183,11 @@ def _can_pass_through(image: Image.Image, options: ImageOptions) -> bool:
             and _orientation(image) == 1 and getattr(image, "n_frames", 1) == 1)
 
 
-def _prove_decodable(image: Image.Image) -> None:
-    """Decode before trusting bytes we pass through; JPEGs at 1/8 scale, which is nearly free."""
+def _prove_decodable(image: Image.Image, least_side: int) -> None:
+    """Decode before trusting bytes we pass through; JPEGs at the smallest DCT scale (down to 1/8, nearly
+    free) whose sides stay at least ``least_side``."""
     if image.format == "JPEG":
-        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+        image.draft("RGB", (max(least_side, image.width // 8), max(least_side, image.height // 8)))
     image.load()
 
 
@@ -242,10 +250,11 @@ def _apply(image: Image.Image, geometry: Geometry | None) -> Image.Image:
     return canvas
 
 
-def _encode(image: Image.Image, options: ImageOptions) -> EncodedImage:
+def _encode(image: Image.Image, options: ImageOptions, fingerprint: bytes | None) -> EncodedImage:
     buffer = io.BytesIO()
     if options.image_format == "png":
         image.save(buffer, "PNG")
     else:
         image.save(buffer, FORMATS[options.image_format], quality=options.quality)
-    return EncodedImage(buffer.getvalue(), options.image_format, image.width, image.height, passed_through=False)
+    return EncodedImage(buffer.getvalue(), options.image_format, image.width, image.height, passed_through=False,
+                        fingerprint=fingerprint)

@@ -45,6 +45,7 @@ INDEX_SCHEMA = pa.schema([
     ("detail", pa.string()), ("sha256", pa.string()), ("key", pa.string()), ("ext", pa.string()),
     ("offset", pa.int64()), ("length", pa.int64()), ("sample_bytes", pa.int64()), ("meta", pa.binary()),
     ("cls", pa.string()), ("labels", pa.list_(pa.int32())), ("passed_through", pa.bool_()),
+    ("fingerprint", pa.binary()),
 ])
 
 
@@ -58,6 +59,7 @@ class Job:
     keep_unlabelled: bool
     carry: tuple[str, ...]
     threads: int
+    fingerprint: bool  # compute each image's near-duplicate fingerprint
 
     @property
     def work(self) -> Path:
@@ -167,7 +169,7 @@ def _encode_row(job: Job, fetched: bytes | Rejected) -> _Outcome:
     if isinstance(fetched, Rejected):
         return _Outcome(fetched.reason, fetched.detail)
     try:
-        image = process_image(fetched, job.image)
+        image = process_image(fetched, job.image, fingerprint=job.fingerprint)
     except Rejected as rejected:
         return _Outcome(rejected.reason, rejected.detail)
     except Exception as error:  # noqa: BLE001 - as in _fetch_row (a MemoryError included)
@@ -193,7 +195,8 @@ def _record(row: dict[str, Any], outcome: _Outcome, names: Mapping[int, str], ca
     members = sample_members(key, image.ext, image.data, meta_bytes, cls)
     return {**record, "sha256": outcome.sha256, "key": key, "ext": image.ext, "offset": offset,
             "length": len(image.data), "sample_bytes": sum(member_bytes(n, len(d)) for n, d in members),
-            "meta": meta_bytes, "cls": cls, "labels": labels, "passed_through": image.passed_through}
+            "meta": meta_bytes, "cls": cls, "labels": labels, "passed_through": image.passed_through,
+            "fingerprint": image.fingerprint}
 
 
 def _names_of(labels: Sequence[int], names: Mapping[int, str]) -> list[str]:

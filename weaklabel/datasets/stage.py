@@ -24,13 +24,20 @@ def _run(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, 
 
 def shards_line(manifest: dict[str, Any]) -> str:
     """Every listing read, accounted for: written (per split, in how many shards), duplicate images, rejected by
-    reason (rows_in = written + duplicates + rejected)."""
+    reason (rows_in = written + duplicates + rejected); then the near-copies, written or dropped."""
     counts, splits = manifest["counts"], manifest["outputs"]["splits"]
     shards = sum(len(split["shards"]) for split in splits.values())
     per_split = ", ".join(f"{name} {split['samples']}" for name, split in splits.items())
-    return (f"{plural(counts['rows_in'], 'listing')} read: {counts['written']} written ({per_split}) in "
+    line = (f"{plural(counts['rows_in'], 'listing')} read: {counts['written']} written ({per_split}) in "
             f"{plural(shards, 'shard')}, {plural(counts['duplicates'], 'duplicate image')}, "
             f"{counts['rejected_total']} rejected{by_reason(counts['rejected'])}")
+    near = counts.get("near_duplicates") or {}
+    if near.get("groups"):
+        kept = (f"{near['written']} written in their group's split" if near["written"]
+                else f"{near['dropped']} dropped, among the duplicates")
+        line += (f"; {plural(near['written'] + near['dropped'], 'near-duplicate image')} in "
+                 f"{plural(near['groups'], 'group')} ({kept})")
+    return line
 
 
 def shards_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
@@ -72,9 +73,18 @@ def _check_metadata(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
         problems.append("counts.written differs from the samples of the splits")
     for name, expected in (("rejected", counts["rejected_total"]), ("duplicates", counts["duplicates"])):
         path = folder / f"{name}.parquet"
-        if not path.is_file() or pq.ParquetFile(path).metadata.num_rows != expected:
-            problems.append(f"{name}.parquet does not hold {expected} rows")
+        if not path.is_file() or _unwritten_rows(path) != expected:
+            problems.append(f"{name}.parquet does not hold {expected} rows of listings left unwritten")
     return problems
+
+
+def _unwritten_rows(path: Path) -> int:
+    """Rows of a rejected or duplicates table whose listing was not written (duplicates.parquet also
+    records the near-copies that were written, in their group's split)."""
+    table = pq.read_table(path)
+    if "written" not in table.column_names:
+        return table.num_rows
+    return table.num_rows - int(pc.sum(table.column("written")).as_py() or 0)
 
 
 def _read_json(path: Path) -> Any:

@@ -13,7 +13,9 @@ result deterministic (the same shards for any number of workers) and resumable:
    belongs to a finished partition.
 2. **plan** (driver, reads only the small indexes): in input order the first listing with given
    image bytes wins and later ones become duplicates, *before* splitting, so one image never
-   lands in two splits; winners get their split from a hash of their id; each split is cut into
+   lands in two splits; the winners' near-copies are grouped by their fingerprints (:mod:`.near`),
+   and every group gets its split from a hash of its first listing's id, so near-copies never
+   straddle splits either (``near_duplicates="drop"`` writes only the first); each split is cut into
    shards by ``max_samples`` and ``max_bytes`` (tar sizes are known exactly in advance).
 3. **shards** (shard by shard, :func:`.partitions.write_shard`): samples are copied from the work
    files into ``{split}-NNNNNN.tar.tmp`` (hashed while written), renamed when complete. This is
@@ -40,7 +42,7 @@ import logging
 import math
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,7 @@ from ..artifacts import (
 )
 from ..folders import OutputFolder, Outputs, output_folder
 from ..parallel import run_partitions
-from . import partitions
+from . import near, partitions
 from .card import CARD, dataset_card
 from .fetch import DEFAULT_USER_AGENT, FetchOptions
 from .format import (
@@ -95,7 +97,8 @@ MIN_PARTITION_ROWS = 100  # ...but not so fine that per-partition overhead domin
 
 REJECTED_IMAGES_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.string()), ("reason", pa.string()),
                              ("detail", pa.string())])
-DUPLICATES_SCHEMA = pa.schema([("id", pa.string()), ("duplicate_of", pa.string()), ("split", pa.string())])
+DUPLICATES_SCHEMA = pa.schema([("id", pa.string()), ("duplicate_of", pa.string()), ("split", pa.string()),
+                               ("kind", pa.string()), ("distance", pa.float64()), ("written", pa.bool_())])
 
 
 def write_shards(
@@ -118,6 +121,8 @@ def write_shards(
     allow_outside_root: bool = False,
     fetch_threads: int = 16,
     keep_unlabelled: bool = False,
+    near_duplicates: str = "group",
+    near_similarity: float = near.MIN_SIMILARITY,
     splits: str | Mapping[str, float] = DEFAULT_SPLITS,
     carry: Sequence[str] = (),
     max_samples: int = 10_000,
@@ -132,20 +137,27 @@ def write_shards(
 
     ``overwrite``: write even if ``out`` holds files this stage did not write (they are kept).
 
+    ``near_duplicates``: ``"group"`` writes near-copies (:mod:`.near`) in the split of their group's
+    first listing; ``"drop"`` writes only that first one (the others are recorded as duplicates);
+    ``"off"`` finds byte-identical copies only. ``near_similarity``: the least similarity (cosine, of
+    their perceptual signatures) of two near-copies.
+
     Image options mean what img2dataset's do (see :mod:`weaklabel.datasets.images`); fetch
     options are described in :mod:`weaklabel.datasets.fetch`; rejection reasons in
     :data:`weaklabel.datasets.reasons.REASONS`.
     """
     image, fetcher, split_fractions, carry = checked_options(
         {k: v for k, v in locals().items() if k not in ("labeled", "out", "progress", "overwrite")})
+    near_options = NearOptions(near_duplicates, near_similarity)
     labeled, out = Path(labeled).resolve(), Path(out).resolve()
     upstream = read_manifest(labeled, "assign")
     files = labeled_parts(labeled)
     columns = _input_columns(files[0], carry)
     config = {"labeled": str(labeled), "vocab": upstream["config"]["vocab"], **asdict(image), **asdict(fetcher),
-              "keep_unlabelled": keep_unlabelled, "splits": split_fractions, "carry": list(carry),
+              "keep_unlabelled": keep_unlabelled, "near_duplicates": near_duplicates,
+              "near_similarity": near_similarity, "splits": split_fractions, "carry": list(carry),
               "max_samples": max_samples, "max_bytes": max_bytes, "partition_rows": partition_rows}
-    job = Job(str(out), fetcher, image, keep_unlabelled, carry, fetch_threads)
+    job = Job(str(out), fetcher, image, keep_unlabelled, carry, fetch_threads, near_options.mode != "off")
     timer = Timer()
     with output_folder(out, OUTPUTS, overwrite=overwrite) as folder:
         with timer("read"):
@@ -154,7 +166,7 @@ def write_shards(
             resumed = run_partitions(partial(partitions.process_partition, job), range(n_partitions), workers=workers,
                                      scheduler=scheduler, progress=progress, desc="images")
         with timer("plan"):
-            frame, planned = _plan(job.work, n_partitions, split_fractions, max_samples, max_bytes)
+            frame, planned = _plan(job.work, n_partitions, split_fractions, near_options, max_samples, max_bytes)
         with timer("shards"):
             shards = run_partitions(partial(partitions.write_shard, job), planned, workers=workers if scheduler else 1,
                                     scheduler=scheduler, progress=progress, desc="shards")
@@ -182,6 +194,7 @@ def checked_options(options: Mapping[str, Any]) -> tuple[ImageOptions, FetchOpti
                            given["backoff"], given["max_download_bytes"], given["user_agent"],
                            given["allow_outside_root"])
     _check_counts(**{name: given[name] for name in ("fetch_threads", "max_samples", "max_bytes", "partition_rows")})
+    NearOptions(given["near_duplicates"], given["near_similarity"])
     carry = tuple(given["carry"])
     _check_carry(carry)
     return image, fetcher, parse_splits(given["splits"]), carry
@@ -278,13 +291,28 @@ def _check_unique(ids: pa.ChunkedArray) -> None:
 # phase 2: plan (driver)
 # ------------------------------------------------------------------------------------------------
 
-PLAN_COLUMNS = ["row", "id", "image", "status", "detail", "sha256", "key", "sample_bytes", "labels", "passed_through"]
+PLAN_COLUMNS = ["row", "id", "image", "status", "detail", "sha256", "key", "sample_bytes", "labels", "passed_through",
+                "fingerprint"]
 
 
-def _plan(work: Path, n_partitions: int, splits: Mapping[str, float], max_samples: int,
+@dataclass(frozen=True)
+class NearOptions:
+    """How near-duplicate images are handled (``write_shards``' ``near_duplicates`` and ``near_similarity``)."""
+
+    mode: str = "group"
+    similarity: float = near.MIN_SIMILARITY
+
+    def __post_init__(self) -> None:
+        if self.mode not in near.NEAR_MODES:
+            raise ValueError(f"near_duplicates must be one of {near.NEAR_MODES}, got {self.mode!r}")
+        if not 0 < self.similarity <= 1:
+            raise ValueError(f"near_similarity must be in (0, 1], got {self.similarity}")
+
+
+def _plan(work: Path, n_partitions: int, splits: Mapping[str, float], near_options: NearOptions, max_samples: int,
           max_bytes: int) -> tuple[pd.DataFrame, list[ShardPlan]]:
-    """Every input row with its fate (status, split, duplicate_of), and the shards to write."""
-    frame = _assign_splits(_read_indexes(work, n_partitions), splits)
+    """Every input row with its fate (status, split, duplicate_of, kind), and the shards to write."""
+    frame = _assign_splits(_read_indexes(work, n_partitions), splits, near_options)
     written = frame[frame["status"].eq("ok")]
     shards: list[ShardPlan] = []
     for name in splits:
@@ -292,21 +320,47 @@ def _plan(work: Path, n_partitions: int, splits: Mapping[str, float], max_sample
     return frame, shards
 
 
-def _assign_splits(frame: pd.DataFrame, splits: Mapping[str, float]) -> pd.DataFrame:
-    """Deduplicate by image bytes in input order, then split the winners by id; a duplicate is
-    marked with the id and split of the listing whose image it repeats."""
+def _assign_splits(frame: pd.DataFrame, splits: Mapping[str, float], near_options: NearOptions) -> pd.DataFrame:
+    """Deduplicate by image bytes in input order, group the winners' near-copies, then split each group
+    by its first listing's id. A duplicate or near-copy is marked with the id of the listing it copies
+    (``duplicate_of``), its ``kind`` (exact or near), ``distance`` (1 - similarity; 0 for an exact copy)
+    and that listing's split."""
     _reject_key_collisions(frame)
     ok = frame["status"].eq("ok")
-    duplicate = ok & frame["sha256"].where(ok).duplicated(keep="first")
-    winners = frame[ok & ~duplicate]
-    split = pd.Series([split_of(i, splits) for i in winners["id"]], index=winners.index, dtype=object)
-    by_sha = winners.assign(split=split).set_index("sha256")
+    exact = ok & frame["sha256"].where(ok).duplicated(keep="first")
+    winners = frame.index[ok & ~exact]
+    leader = _near_leaders(frame.loc[winners, "fingerprint"], near_options)
+    leader_ids = frame.loc[leader, "id"].to_numpy()
+    split = pd.Series([split_of(i, splits) for i in leader_ids], index=winners, dtype=object)
     frame["split"] = split.reindex(frame.index)
-    frame["duplicate_of"] = None
-    frame.loc[duplicate, "duplicate_of"] = frame.loc[duplicate, "sha256"].map(by_sha["id"])
-    frame.loc[duplicate, "split"] = frame.loc[duplicate, "sha256"].map(by_sha["split"])
-    frame.loc[duplicate, "status"] = "duplicate"
+    frame["duplicate_of"], frame["kind"] = None, None
+    frame["distance"] = np.nan
+    copies = winners[leader != winners]
+    leaders_of_copies = leader[leader != winners]
+    frame.loc[copies, "duplicate_of"] = frame.loc[leaders_of_copies, "id"].to_numpy()
+    frame.loc[copies, "kind"] = "near"
+    frame.loc[copies, "distance"] = near.pair_distance(_fingerprints(frame.loc[copies, "fingerprint"]),
+                                                       _fingerprints(frame.loc[leaders_of_copies, "fingerprint"]))
+    if near_options.mode == "drop":
+        frame.loc[copies, "status"] = "duplicate"
+    by_sha = frame.loc[winners].set_index("sha256")
+    frame.loc[exact, "duplicate_of"] = frame.loc[exact, "sha256"].map(by_sha["id"])
+    frame.loc[exact, "split"] = frame.loc[exact, "sha256"].map(by_sha["split"])
+    frame.loc[exact, ["kind", "distance", "status"]] = ["exact", 0.0, "duplicate"]
     return frame
+
+
+def _near_leaders(fingerprints: pd.Series, near_options: NearOptions) -> np.ndarray:
+    """For each row of ``fingerprints`` (index labels, in input order), the label of its group's first."""
+    labels = fingerprints.index.to_numpy()
+    if near_options.mode == "off" or len(labels) < 2:
+        return labels
+    pairs = near.near_pairs(_fingerprints(fingerprints), near_options.similarity)
+    return labels[near.leaders(len(labels), pairs)]
+
+
+def _fingerprints(column: pd.Series) -> np.ndarray:
+    return np.frombuffer(b"".join(column.tolist()), dtype=np.uint8).reshape(len(column), near.FINGERPRINT_BYTES)
 
 
 def _reject_key_collisions(frame: pd.DataFrame) -> None:
@@ -366,7 +420,7 @@ def _write_metadata(out: Path, frame: pd.DataFrame, shards: list[dict[str, Any]]
     rejected = frame[~frame["status"].isin(["ok", "duplicate"])]
     write_parquet(rejected.rename(columns={"status": "reason"})[REJECTED_IMAGES_SCHEMA.names], out / "rejected.parquet",
                   REJECTED_IMAGES_SCHEMA)
-    duplicates = frame[frame["status"].eq("duplicate")]
+    duplicates = frame[frame["kind"].notna()].assign(written=lambda f: f["status"].eq("ok"))
     write_parquet(duplicates[DUPLICATES_SCHEMA.names], out / "duplicates.parquet", DUPLICATES_SCHEMA)
     by_split = {name: [s for s in shards if s["name"].startswith(f"{name}-")] for name in splits}
     write_json(out / "_info.json", timm_info(out.name, by_split))
@@ -392,9 +446,14 @@ def _histogram(labels: pd.Series) -> dict[str, int]:
 
 
 def _counts(frame: pd.DataFrame) -> dict[str, Any]:
-    """rows_in == written + duplicates + sum(rejected): every input row is accounted for."""
+    """rows_in == written + duplicates + sum(rejected): every input row is accounted for. Near-copies
+    are counted apart too: those written (in their group's split) and those dropped (among duplicates)."""
     status = frame["status"].value_counts()
     rejected = {reason: int(status.get(reason, 0)) for reason in REASONS}
+    near_copies = frame[frame["kind"].eq("near")]
     return {"rows_in": len(frame), "written": int(status.get("ok", 0)), "duplicates": int(status.get("duplicate", 0)),
+            "near_duplicates": {"groups": int(near_copies["duplicate_of"].nunique()),
+                                "written": int(near_copies["status"].eq("ok").sum()),
+                                "dropped": int(near_copies["status"].eq("duplicate").sum())},
             "rejected": rejected, "rejected_total": sum(rejected.values()),
             "passed_through": int(frame.loc[frame["status"].eq("ok"), "passed_through"].sum())}

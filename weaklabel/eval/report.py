@@ -253,7 +253,15 @@ def report_html(metrics: Mapping[str, Any], examples: Mapping[str, Sequence[Mapp
         neighbours_shown=max((len(e["neighbours"]) for grid in examples.values() for e in grid), default=0),
         grids={name: grid_rows(grid, thumbnails) for name, grid in examples.items()},
         label_gallery=label_gallery,
+        near_duplicates=_near_duplicates(metrics),
     )
+
+
+def _near_duplicates(metrics: Mapping[str, Any]) -> Mapping[str, int] | None:
+    """What the search left out as near-copies of queries (None when it left nothing out)."""
+    if not metrics.get("exclude_near_duplicates"):
+        return None
+    return next(iter(metrics["models"].values())).get("near_duplicates_left_out")
 
 
 def write_report(path: str | Path, metrics: Mapping[str, Any], examples: Mapping[str, Sequence[Mapping[str, Any]]],

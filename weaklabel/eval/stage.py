@@ -43,6 +43,7 @@ from ..training.embed import embed, load_encoder
 from ..training.losses import task_scores
 from ..training.models import EmbeddingModel, Task
 from .classification import multilabel_metrics, softmax_metrics
+from .near_duplicates import drop_pairs, extra_neighbours, group_pairs, near_duplicate_groups
 from .probes import probe_report
 from .retrieval import (
     MAX_K,
@@ -88,13 +89,14 @@ class Context:
     batch_size: int
     workers: int
     progress: bool
+    near_groups: dict[str, str]  # near-copy id → its group's first id; empty: none left out
 
 
 def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None = None,
              out: str | Path | None = None, *, split: str = "val", gallery_split: str | None = None,
              embeddings: Sequence[str | Path] = (), relevance: Sequence[str] = (LABELS,), device: str = "auto",
-             batch_size: int = 64, workers: int | None = None, efficiency: bool = True, progress: bool = False,
-             overwrite: bool = False) -> dict[str, Any]:
+             batch_size: int = 64, workers: int | None = None, efficiency: bool = True,
+             exclude_near_duplicates: bool = True, progress: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate checkpoints and/or embeddings files on a shards split; write ``out/metrics.json``,
     ``out/queries.parquet``, ``out/report.html``, cached embeddings under ``out/embeddings/``; return the metrics.
 
@@ -102,6 +104,8 @@ def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None =
     (an equal value). ``gallery_split``: search that split instead of the evaluated one (which is
     otherwise its own gallery, each query excluded). Embeddings files are evaluated on retrieval
     and probes only. See the README's "Evaluating encoders" for every metric and the schema.
+    ``exclude_near_duplicates``: leave each query's near-copies (its group in the shards'
+    ``duplicates.parquet``) out of its gallery and of its relevant items, as the query itself is.
     ``overwrite``: write even if ``out`` holds files this stage did not write (they are kept).
     """
     if shards is None or out is None:
@@ -115,7 +119,8 @@ def evaluate(checkpoints: Sequence[str | Path] = (), shards: str | Path | None =
     if checkpoints:  # images are embedded from the shards: their carried columns are known before that
         _check_carried(Path(shards), relevance)
     with output_folder(out, OUTPUTS, overwrite=overwrite) as folder:
-        context = _context(shards, out, split, gallery_split, relevance, device, batch_size, workers, progress)
+        context = _context(shards, out, split, gallery_split, relevance, device, batch_size, workers, progress,
+                           exclude_near_duplicates)
         folder.remove_manifest()  # until the new one is written; the cached embeddings stay
         return _evaluate_models(context, checkpoints, embeddings, efficiency)
 
@@ -136,7 +141,7 @@ def _evaluate_models(context: Context, checkpoints: list[Path], embeddings: list
         queries.append(model_queries.assign(model=name))
     metrics = {"version": SCHEMA_VERSION, "weaklabel_version": __version__, "shards": str(context.shards),
                "split": context.split, "gallery_split": context.gallery_split, "relevance": list(context.relevance),
-               "k": MAX_K, "models": models}
+               "k": MAX_K, "exclude_near_duplicates": bool(context.near_groups), "models": models}
     _write_outputs(context, metrics, examples, pd.concat(queries, ignore_index=True), [*checkpoints, *embeddings],
                    timer)
     return metrics
@@ -148,7 +153,8 @@ def _listed(values: Sequence[Any] | str | Path) -> list[Any]:
 
 
 def _context(shards: str | Path, out: str | Path, split: str, gallery_split: str | None, relevance: Sequence[str],
-             device: str, batch_size: int, workers: int | None, progress: bool) -> Context:
+             device: str, batch_size: int, workers: int | None, progress: bool, exclude_near_duplicates: bool
+             ) -> Context:
     info = ShardInfo.load(shards)
     for name in (split, gallery_split):
         if name is not None:
@@ -160,7 +166,8 @@ def _context(shards: str | Path, out: str | Path, split: str, gallery_split: str
     (out / "embeddings").mkdir(parents=True, exist_ok=True)
     resolved_device = _resolve_device(device)
     return Context(Path(shards), out, info, split, gallery_split, relevance, label_tiers(shards),
-                   resolved_device, batch_size, plan_cpu(workers, resolved_device).workers, progress)
+                   resolved_device, batch_size, plan_cpu(workers, resolved_device).workers, progress,
+                   near_duplicate_groups(shards) if exclude_near_duplicates else {})
 
 
 def unique_names(paths: Sequence[Path]) -> list[str]:
@@ -211,6 +218,8 @@ def _evaluate_checkpoint(context: Context, name: str, checkpoint: Path,
     gallery = _cached_embeddings(context, name, checkpoint, context.gallery_split) if context.gallery_split else None
     _say(context, f"{name}: retrieval")
     result, examples, queries = _retrieval_and_probes(context, query, gallery, _task_columns(config))
+    if context.near_groups:
+        _say(context, f"{name}: {near_duplicates_line(result['near_duplicates_left_out'])}")
     _say(context, f"{name}: classification")
     result["classification"] = classification_report(model, config, query, context.label_tiers)
     if efficiency:
@@ -264,13 +273,16 @@ def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded |
     """Metrics, example neighbours and the per-query table (one row per query and relevance)."""
     searched = gallery if gallery is not None else query
     exclude = None if gallery is not None else np.arange(len(query.frame))
-    neighbours = exact_search(query.vectors, searched.vectors, MAX_K, exclude=exclude, device=context.device)
+    copies = group_pairs(query.frame["id"], searched.frame["id"], context.near_groups, exclude)
+    neighbours = exact_search(query.vectors, searched.vectors, MAX_K + extra_neighbours(copies), exclude=exclude,
+                              device=context.device)
+    neighbours = drop_pairs(neighbours, copies, MAX_K)
     retrieval: dict[str, Any] = {}
     examples: list[dict[str, Any]] = []
     queries: list[pd.DataFrame] = []
     for index, name in enumerate(context.relevance):
         relevance, tiers = _relevance(context, name, query.frame, searched.frame)
-        n_relevant = relevance.counts(exclude)
+        n_relevant = relevance.counts(exclude) - _relevant_copies(relevance, copies, len(query.frame))
         values = per_query(judge(relevance, neighbours.indices), n_relevant)
         retrieval[name] = report_from_values(values, n_relevant, tiers)
         answerable = n_relevant > 0  # the others are left out of the averages, so they get no value
@@ -285,8 +297,15 @@ def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded |
             query_codes, gallery_codes, _ = encode_values(query.frame[column], searched.frame[column])
             probes[column] = probe_report(neighbours.indices, neighbours.scores, query.vectors, query_codes,
                                           gallery_codes, None if gallery is None else gallery.vectors)
-    sizes = {"queries": len(query.frame), "gallery": len(searched.frame), "dim": int(query.vectors.shape[1])}
+    sizes = {"queries": len(query.frame), "gallery": len(searched.frame), "dim": int(query.vectors.shape[1]),
+             "near_duplicates_left_out": {"items": len(copies), "queries": int(copies["query"].nunique())}}
     return {**sizes, "retrieval": retrieval, "probes": probes}, examples, pd.concat(queries, ignore_index=True)
+
+
+def _relevant_copies(relevance: Relevance, copies: pd.DataFrame, n_queries: int) -> np.ndarray:
+    """Per query, the relevant gallery items left out as its near-copies."""
+    query, item = copies["query"].to_numpy(), copies["item"].to_numpy()
+    return np.bincount(query[relevance.pairs(query, item)], minlength=n_queries).astype(np.int64)
 
 
 def _check_carried(shards: Path, relevance: Sequence[str]) -> None:
@@ -450,8 +469,12 @@ def _run(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, 
 def eval_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
     """One line per model and relevance: Recall@1/10 and mAP@10 overall, Recall@1 on the tail tier."""
     path = folder / "metrics.json"
-    models = json.loads(path.read_text()).get("models", {}) if path.is_file() else {}
+    metrics_file = json.loads(path.read_text()) if path.is_file() else {}
+    models = metrics_file.get("models", {})
     lines = []
+    left_out = next(iter(models.values()), {}).get("near_duplicates_left_out")
+    if metrics_file.get("exclude_near_duplicates") and left_out:
+        lines.append(near_duplicates_line(left_out))
     for model, metrics in models.items():
         for relevance, scores in metrics.get("retrieval", {}).items():
             overall, tail = scores["overall"], scores.get("tiers", {}).get("tail")
@@ -460,6 +483,12 @@ def eval_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
                          f"mAP@10 {_three(overall['map@10'])} over {_queries(overall)}"
                          + (f"; tail R@1 {_three(tail['recall@1'])}" if tail and tail.get("queries") else ""))
     return lines
+
+
+def near_duplicates_line(left_out: dict[str, int]) -> str:
+    """How many near-copies of queries were kept out of their galleries."""
+    return (f"left {plural(left_out['items'], 'near-duplicate')} of {plural(left_out['queries'], 'query', 'queries')} "
+            "out of the gallery (their group in the shards' duplicates.parquet)")
 
 
 def _queries(summary: dict[str, Any]) -> str:

@@ -1,0 +1,65 @@
+"""Keeping a query's near-copies out of its gallery.
+
+The shards stage groups near-duplicate images (re-encoded, resized, mirrored, recoloured copies of one
+photo) and writes each group into one split, recorded in ``duplicates.parquet`` (``kind`` near,
+``written``). Within a split, a query whose copy sits in the gallery is found by any encoder: retrieval
+would flatter every model. So each query's group-mates are left out of its search, as the query
+itself is, and out of its count of relevant items.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ..search import Neighbours
+
+DUPLICATES = "duplicates.parquet"
+
+
+def near_duplicate_groups(shards: str | Path) -> dict[str, str]:
+    """Each written near-copy's id → the id of its group's first listing (empty for shards written
+    without near-duplicate groups, or before they existed)."""
+    path = Path(shards) / DUPLICATES
+    if not path.is_file() or "written" not in pq.ParquetFile(path).schema_arrow.names:
+        return {}
+    table = pq.read_table(path, columns=["id", "duplicate_of", "kind", "written"]).to_pandas()
+    near = table[table["kind"].eq("near") & table["written"]]
+    return dict(zip(near["id"].astype(str), near["duplicate_of"].astype(str)))
+
+
+def group_pairs(query_ids: pd.Series, gallery_ids: pd.Series, groups: dict[str, str],
+                exclude: np.ndarray | None) -> pd.DataFrame:
+    """(query row, gallery row) pairs in one near-duplicate group, the query's own row (``exclude``) left
+    aside; sorted by query row."""
+    def leaders(ids: pd.Series) -> pd.DataFrame:
+        ids = ids.astype(str).to_numpy()
+        leader = np.array([groups.get(i, i) for i in ids], dtype=object)
+        return pd.DataFrame({"row": np.arange(len(ids)), "leader": leader})
+
+    if not groups:
+        return pd.DataFrame({"query": np.zeros(0, np.int64), "item": np.zeros(0, np.int64)})
+    pairs = leaders(query_ids).merge(leaders(gallery_ids), on="leader", suffixes=("_query", "_item"))
+    pairs = pairs.rename(columns={"row_query": "query", "row_item": "item"})[["query", "item"]]
+    if exclude is not None:
+        pairs = pairs[pairs["item"].to_numpy() != np.asarray(exclude)[pairs["query"].to_numpy()]]
+    return pairs.sort_values(["query", "item"], ignore_index=True).astype(np.int64)
+
+
+def extra_neighbours(pairs: pd.DataFrame) -> int:
+    """How many more neighbours to search for, so that ``k`` remain once the pairs are left out."""
+    return int(pairs["query"].value_counts().max()) if len(pairs) else 0
+
+
+def drop_pairs(neighbours: Neighbours, pairs: pd.DataFrame, k: int) -> Neighbours:
+    """``neighbours`` without the pairs' gallery items, each query's list cut to ``k``."""
+    indices, scores = neighbours.indices.copy(), neighbours.scores.copy()
+    for query, items in pairs.groupby("query")["item"]:
+        keep = ~np.isin(indices[query], items.to_numpy())
+        kept = int(keep.sum())
+        indices[query, :kept], scores[query, :kept] = indices[query, keep], scores[query, keep]
+        indices[query, kept:], scores[query, kept:] = -1, -np.inf
+    return Neighbours(indices[:, :k], scores[:, :k])

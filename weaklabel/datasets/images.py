@@ -88,7 +88,7 @@ class EncodedImage:
     width: int
     height: int
     passed_through: bool
-    fingerprint: bytes | None = None  # of the output pixels (:mod:`.near`), when asked for
+    fingerprint: bytes | None = None  # near-duplicate fingerprint (:mod:`.near`), when asked for
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,9 @@ class Geometry:
 def process_image(data: bytes, options: ImageOptions, *, fingerprint: bool = False) -> EncodedImage:
     """Bytes of an image file → the output image, or :class:`Rejected` (decode_error, too_small...).
 
-    ``fingerprint``: also compute the near-duplicate fingerprint of the output pixels (a passed-through
-    JPEG is decoded at the smallest DCT scale that still gives the fingerprint enough pixels)."""
+    ``fingerprint``: also compute the near-duplicate fingerprint, of the output pixels, or of the decoded
+    image when the output has a side under ``NEAR_PIXELS`` (a tiny output would blur it); a
+    passed-through JPEG is decoded at the smallest DCT scale that still gives it enough pixels."""
     image = _open(data)
     width, height = _upright_size(image)
     if width * height > options.max_pixels:
@@ -122,8 +123,10 @@ def process_image(data: bytes, options: ImageOptions, *, fingerprint: bool = Fal
             _prove_decodable(image, NEAR_PIXELS if fingerprint else 1)
             return EncodedImage(data, options.image_format, width, height, passed_through=True,
                                 fingerprint=near.fingerprint(image.convert("RGB")) if fingerprint else None)
-        pixels = _apply(_decode(image, geometry), geometry)
-        return _encode(pixels, options, near.fingerprint(pixels) if fingerprint else None)
+        decoded = _decode(image, geometry, NEAR_PIXELS if fingerprint else 1)
+        pixels = _apply(decoded, geometry)
+        signature = near.fingerprint(pixels if min(pixels.size) >= NEAR_PIXELS else decoded) if fingerprint else None
+        return _encode(pixels, options, signature)
     except DECODE_ERRORS as error:
         raise Rejected("decode_error", f"{type(error).__name__}: {error}") from None
 
@@ -191,10 +194,12 @@ def _prove_decodable(image: Image.Image, least_side: int) -> None:
     image.load()
 
 
-def _decode(image: Image.Image, geometry: Geometry | None) -> Image.Image:
-    """Upright RGB pixels; JPEGs that will shrink are decoded at the smallest DCT scale that suffices."""
+def _decode(image: Image.Image, geometry: Geometry | None, least_side: int) -> Image.Image:
+    """Upright RGB pixels; JPEGs that will shrink are decoded at the smallest DCT scale that suffices,
+    with sides of at least ``least_side``."""
     if geometry is not None and image.format == "JPEG":
-        target = geometry.scaled[::-1] if _orientation(image) in SWAPS_AXES else geometry.scaled
+        scaled = geometry.scaled[::-1] if _orientation(image) in SWAPS_AXES else geometry.scaled
+        target = (max(scaled[0], least_side), max(scaled[1], least_side))
         if target[0] < image.width and target[1] < image.height:
             image.draft("RGB", target)
     if _orientation(image) != 1:  # exif_transpose copies even when there is nothing to turn

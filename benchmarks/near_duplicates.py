@@ -99,10 +99,14 @@ def generated_copies(n_bases: int, seed: int) -> None:
     uncropped_recall = (truth & decided & pair_uncropped).sum() / (truth & pair_uncropped).sum()
     print(f"    recall without the crops: {uncropped_recall:.4f}")
     originals = {o: i for i, (o, k) in enumerate(zip(origin, kinds)) if k == "original"}
+    prints = np.stack(prints)
     for kind in COPY_KINDS:
         rows = np.flatnonzero(kinds == kind)
         grouped = np.mean([leader[i] == leader[originals[origin[i]]] for i in rows]) if len(rows) else float("nan")
-        print(f"    {kind:9s} {len(rows):4d} copies, grouped with their original: {grouped:.2f}")
+        similarity = 1 - near.pair_distance(prints[rows], prints[[originals[o] for o in origin[rows]]])
+        low, median = np.quantile(similarity, [0.05, 0.5]) if len(rows) else (float("nan"),) * 2
+        print(f"    {kind:9s} {len(rows):4d} copies, grouped with their original: {grouped:.2f}; similarity to it: "
+              f"median {median:.4f}, 5th percentile {low:.4f}")
 
 
 def fashion_groups(fashion: Path, work: Path, workers: int) -> None:
@@ -128,6 +132,25 @@ def fashion_groups(fashion: Path, work: Path, workers: int) -> None:
     groups = near["duplicate_of"].nunique()
     print(f"(b) fashion: {images} images in {seconds:.0f} s; {exact} exact duplicates; {groups} near-duplicate "
           f"groups holding {len(members)} images; groups spanning splits: {spanning} (target 0: {met(spanning == 0)})")
+    similarity_bands(fashion)
+
+
+def similarity_bands(fashion: Path) -> None:
+    """How many fashion pairs lie just under and over the threshold (under it, mostly different
+    products shot on one template; judge by looking at them)."""
+    import numpy as np
+
+    from weaklabel.datasets import near
+    from weaklabel.datasets.images import ImageOptions, process_image
+
+    paths = sorted((fashion / "images").glob("*.jpg"))
+    prints = np.stack([np.frombuffer(process_image(p.read_bytes(), ImageOptions(), fingerprint=True).fingerprint,
+                                     np.uint8) for p in paths])
+    similarity = 1 - near.near_pairs(prints, min_similarity=0.99)["distance"].to_numpy()
+    edges = [0.99, 0.995, 0.998, 0.999, 1.0001]
+    counts = np.histogram(similarity, bins=edges)[0]
+    print("    fashion pairs by similarity: " + ", ".join(f"{low}-{min(high, 1.0)}: {n}"
+                                                       for low, high, n in zip(edges, edges[1:], counts)))
 
 
 def cost(n: int, work: Path, workers: int, repeats: int) -> None:

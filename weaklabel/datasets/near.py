@@ -4,9 +4,9 @@ A marketplace reuses photos: re-encoded, resized, mirrored or lightly recoloured
 Byte-identical copies are found by their sha256; these are found by what they look like.
 
 **The fingerprint** (:func:`fingerprint`, ``FINGERPRINT_BYTES`` = 512 bytes, from the pixels the
-resizer already holds, about 0.15 ms an image): the 16 x 16 lowest-frequency DCT coefficients of a
-32 x 32 grey thumbnail, the constant term zeroed, as float16: the frequency content of a pHash, kept
-as numbers rather than cut into bits.
+resizer already holds, about 0.13 ms an image): the 16 x 16 lowest-frequency DCT coefficients of a
+32 x 32 grey thumbnail (Lanczos), the constant term zeroed, as float16: the frequency content of a
+pHash, kept as numbers rather than cut into bits.
 
 **A pair decision** (:func:`near_pairs`): two images are copies when the cosine similarity of their
 signatures, or of one's and the other's mirror image (a mirror flips the sign of the odd horizontal
@@ -14,20 +14,19 @@ frequencies), is at least ``min_similarity`` (default ``MIN_SIMILARITY``, 0.998)
 
 Why numbers and not the usual 64- or 256-bit hash: on product photos shot on one template (models
 in one pose, wallets on white), bit hashes put different products within a few bits of each other
-(the 64-bit pHash gives distinct flip-flops the same hash), while the similarity still tells most of
-them apart: on the fashion catalogue, different shirts of one photo session 9 to 12 bits apart of 256
-have a similarity of 0.995 to 0.997; re-encoded, resized, mirrored and recoloured copies 0.998 and
-more (``benchmarks/near_duplicates.py``). What stays above 0.998 besides copies is one product's
-colourways shot on one template (a brown and a black wallet): grouping those keeps retrieval honest
-too, since an encoder that saw one finds the other as easily as a copy. Crops are not found: a crop
-of even 3% moves every frequency (similarity 0.80 to 0.96), as far as two photos of one template.
+(the 64-bit pHash gives distinct flip-flops the same hash); the similarity keeps most of them under
+0.998, where re-encoded, resized, mirrored and recoloured copies lie above it. The signature is grey:
+one product's colourways shot on one template pass, and are grouped, which keeps retrieval honest
+too (an encoder that saw one finds the other about as easily as a copy). Crops are not found: a crop
+of 3 to 10% moves every frequency further than different products of one template are apart. The
+figures are printed by ``benchmarks/near_duplicates.py`` and quoted in the README.
 
 **No all-pairs comparison.** Candidates come from buckets: the signs of the signature's coefficients
 against their median make a 256-bit hash, cut into 10 windows of 24 bits; two images are candidates
-when their hashes (plain or mirrored) have an equal window at the same place (16-bit windows find
-no more copies and give 12 times the candidates on the fashion catalogue). Inside a
+when their hashes (plain or mirrored) have an equal window at the same place (16-bit windows found
+no more generated copies and gave 12 times the candidates on the fashion catalogue). Inside a
 bucket, images meet their next ``NEIGHBOURS`` in input order only, so a bucket of thousands of
-blank images costs linear work. Work and memory grow with the number of images, not its square.
+look-alikes costs linear work. Work and memory grow with the number of images, not its square.
 
 **Groups** (:func:`leaders`) are stars, not chains: each image joins the earliest image it copies
 that leads a group itself, so similar-looking products cannot link up through small steps.

@@ -17,6 +17,7 @@ from test_shards import FAST, derive, labeled_rows, labelled_positions, read_sam
 from weaklabel.datasets import near, verify_shards, write_shards
 from weaklabel.datasets.images import ImageOptions, process_image
 from weaklabel.eval import evaluate
+from weaklabel.eval.near_duplicates import group_pairs
 from weaklabel.synthetic.copies import near_copy, scene
 
 UNCROPPED = ("reencode", "resize", "mirror", "recolour")
@@ -58,22 +59,58 @@ def test_a_passed_through_jpeg_gets_the_fingerprint_of_its_pixels():
     assert process_image(buffer.getvalue(), ImageOptions(size=256)).fingerprint is None
 
 
-def test_groups_are_stars_around_their_first_listing_not_chains():
-    chain = pd.DataFrame({"a": [0, 1, 3], "b": [1, 2, 4]})
-    assert near.leaders(5, chain).tolist() == [0, 0, 2, 3, 3]
-    star = pd.DataFrame({"a": [0, 0, 1], "b": [1, 2, 2]})
-    assert near.leaders(3, star).tolist() == [0, 0, 0]
+@pytest.mark.parametrize("mode", ["center_crop", "border", "keep_ratio"])
+def test_a_copy_left_unresized_matches_its_resized_original(mode):
+    """With resize_only_if_bigger the small copy is neither cropped nor padded: the fingerprint is
+    taken of the scaled image, before any crop or border."""
+    photo = scene(np.random.default_rng(4), size=600).crop((0, 100, 600, 500))
+    options = ImageOptions(size=256, resize_mode=mode, resize_only_if_bigger=True)
+    prints = []
+    for image in (photo, photo.resize((240, 160), Image.Resampling.LANCZOS)):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=90)
+        prints.append(np.frombuffer(process_image(buffer.getvalue(), options, fingerprint=True).fingerprint, np.uint8))
+    assert near.pair_distance(prints[0], prints[1])[0] < 1 - near.MIN_SIMILARITY
+
+
+def test_the_option_changes_no_output_pixels():
+    buffer = io.BytesIO()
+    scene(np.random.default_rng(6), size=300).save(buffer, "JPEG", quality=90)
+    for size in (32, 48, 64, 100):
+        options = ImageOptions(size=size, resize_mode="border")
+        plain, fingerprinted = (process_image(buffer.getvalue(), options, fingerprint=f) for f in (False, True))
+        assert plain.data == fingerprinted.data
+
+
+def test_a_query_is_never_its_own_near_copy():
+    ids = pd.Series(["q1", "q2", "m"])
+    pairs = group_pairs(ids, ids, {"m": "q1"}, exclude=None)  # a gallery split named as the query split
+    assert sorted(zip(pairs["query"], pairs["item"])) == [(0, 2), (2, 0)]
+
+
+def test_copies_of_copies_form_one_group_each_member_with_its_closest_partner():
+    pairs = pd.DataFrame({"a": [0, 1, 3], "b": [1, 2, 4], "distance": [0.001, 0.0005, 0.0]})
+    first, partner, distance = near.groups(6, pairs)
+    assert first.tolist() == [0, 0, 0, 3, 3, 5]
+    assert partner.tolist() == [1, 2, 1, 4, 3, -1]
+    assert distance[:5].tolist() == [0.001, 0.0005, 0.0005, 0.0, 0.0] and np.isnan(distance[5])
+
+
+def test_identical_signatures_are_copies_even_at_similarity_one():
+    prints = fingerprints([scene(np.random.default_rng(2))] * 2)
+    pairs = near.near_pairs(prints, min_similarity=1.0)
+    assert list(zip(pairs["a"], pairs["b"])) == [(0, 1)] and pairs["distance"].tolist() == [0.0]
 
 
 def test_a_bucket_of_look_alikes_costs_linear_work():
     base = np.frombuffer(fingerprints([scene(np.random.default_rng(1))])[0].tobytes(), np.float16).astype(np.float32)
     noise = np.random.default_rng(0).normal(0, 1e-3 * np.abs(base).max(), (600, base.size)).astype(np.float32)
     prints = (base + noise).astype(np.float16).view(np.uint8)
+    windows = near.HASH_BITS // near.WINDOW_BITS
     pairs = near.near_pairs(prints)
-    assert 0 < len(pairs) <= len(prints) * near.NEIGHBOURS * near.WINDOWS < len(prints) * (len(prints) - 1) // 2
-    leader = near.leaders(len(prints), pairs)
-    copies = np.flatnonzero(leader != np.arange(len(prints)))
-    assert len(copies) and set(zip(leader[copies], copies)) <= set(zip(pairs["a"], pairs["b"]))
+    assert 0 < len(pairs) <= len(prints) * near.NEIGHBOURS * windows < len(prints) * (len(prints) - 1) // 2
+    first, _, _ = near.groups(len(prints), pairs)
+    assert (first == 0).all()  # one group: copies of copies stay together
 
 
 # ------------------------------------------------------------------------------------------------
@@ -116,6 +153,7 @@ def test_near_copies_are_grouped_into_their_originals_split(with_copies, example
     duplicates = pd.read_parquet(out / "duplicates.parquet")
     near_rows = duplicates[duplicates["kind"].eq("near")]
     assert dict(zip(near_rows["id"], near_rows["duplicate_of"])) == truth
+    assert dict(zip(near_rows["id"], near_rows["group"])) == truth
     assert (near_rows["distance"] < 1 - near.MIN_SIMILARITY).all() and near_rows["written"].eq(mode == "group").all()
     splits = written_splits(out)
     for copy, original in truth.items():

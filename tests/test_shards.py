@@ -386,7 +386,7 @@ def test_duplicate_images_are_written_once(labeled: Path, example_data: Path, tm
     winner = rows["id"][first]
     splits = read_manifest(tmp_path / "out")["config"]["splits"]
     copy = {"duplicate_of": winner, "split": split_of(winner, splits), "kind": "exact", "distance": 0,
-            "written": False}
+            "group": winner, "written": False}
     assert duplicates.to_dict("records") == [{"id": rows["id"][second], **copy}, {"id": rows["id"][third], **copy}]
     written = [json.loads(s["json"])["id"] for shard in read_samples(tmp_path / "out").values() for s in shard]
     assert winner in written and rows["id"][second] not in written and rows["id"][third] not in written

@@ -107,9 +107,10 @@ class Geometry:
 def process_image(data: bytes, options: ImageOptions, *, fingerprint: bool = False) -> EncodedImage:
     """Bytes of an image file → the output image, or :class:`Rejected` (decode_error, too_small...).
 
-    ``fingerprint``: also compute the near-duplicate fingerprint, of the output pixels, or of the decoded
-    image when the output has a side under ``NEAR_PIXELS`` (a tiny output would blur it); a
-    passed-through JPEG is decoded at the smallest DCT scale that still gives it enough pixels."""
+    ``fingerprint``: also compute the near-duplicate fingerprint of the scaled image, before any crop or
+    border (so a copy left unresized by ``resize_only_if_bigger`` still matches), or of the decoded
+    image when the scaled one has a side under ``NEAR_PIXELS`` (a tiny one would blur it). JPEGs are
+    decoded with sides of at least ``NEAR_PIXELS`` either way, so the option never changes the output."""
     image = _open(data)
     width, height = _upright_size(image)
     if width * height > options.max_pixels:
@@ -120,13 +121,13 @@ def process_image(data: bytes, options: ImageOptions, *, fingerprint: bool = Fal
     _check_output(width, height, geometry, options)
     try:
         if geometry is None and _can_pass_through(image, options):
-            _prove_decodable(image, NEAR_PIXELS if fingerprint else 1)
+            _prove_decodable(image, NEAR_PIXELS if fingerprint else 1)  # its pixels are not stored
             return EncodedImage(data, options.image_format, width, height, passed_through=True,
                                 fingerprint=near.fingerprint(image.convert("RGB")) if fingerprint else None)
-        decoded = _decode(image, geometry, NEAR_PIXELS if fingerprint else 1)
-        pixels = _apply(decoded, geometry)
-        signature = near.fingerprint(pixels if min(pixels.size) >= NEAR_PIXELS else decoded) if fingerprint else None
-        return _encode(pixels, options, signature)
+        decoded = _decode(image, geometry)
+        scaled = _scale(decoded, geometry)
+        signature = near.fingerprint(scaled if min(scaled.size) >= NEAR_PIXELS else decoded) if fingerprint else None
+        return _encode(_square(scaled, geometry), options, signature)
     except DECODE_ERRORS as error:
         raise Rejected("decode_error", f"{type(error).__name__}: {error}") from None
 
@@ -194,12 +195,12 @@ def _prove_decodable(image: Image.Image, least_side: int) -> None:
     image.load()
 
 
-def _decode(image: Image.Image, geometry: Geometry | None, least_side: int) -> Image.Image:
+def _decode(image: Image.Image, geometry: Geometry | None) -> Image.Image:
     """Upright RGB pixels; JPEGs that will shrink are decoded at the smallest DCT scale that suffices,
-    with sides of at least ``least_side``."""
+    with sides of at least ``NEAR_PIXELS`` (enough for a fingerprint)."""
     if geometry is not None and image.format == "JPEG":
         scaled = geometry.scaled[::-1] if _orientation(image) in SWAPS_AXES else geometry.scaled
-        target = (max(scaled[0], least_side), max(scaled[1], least_side))
+        target = (max(scaled[0], NEAR_PIXELS), max(scaled[1], NEAR_PIXELS))
         if target[0] < image.width and target[1] < image.height:
             image.draft("RGB", target)
     if _orientation(image) != 1:  # exif_transpose copies even when there is nothing to turn
@@ -238,13 +239,16 @@ def _grey_to_8_bits(image: Image.Image) -> Image.Image:
     return image.point(lambda value: value * scale + offset + 0.5).convert("L")  # + 0.5: round, not truncate
 
 
-def _apply(image: Image.Image, geometry: Geometry | None) -> Image.Image:
-    if geometry is None:
+def _scale(image: Image.Image, geometry: Geometry | None) -> Image.Image:
+    if geometry is None or image.size == geometry.scaled:
         return image
-    if image.size != geometry.scaled:
-        shrinking = geometry.scaled[0] < image.width
-        image = image.resize(geometry.scaled, Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC)
-    if geometry.square is None:
+    shrinking = geometry.scaled[0] < image.width
+    return image.resize(geometry.scaled, Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC)
+
+
+def _square(image: Image.Image, geometry: Geometry | None) -> Image.Image:
+    """The scaled image cut (center_crop) or padded (border) to its square, when the mode asks for one."""
+    if geometry is None or geometry.square is None:
         return image
     side = geometry.square
     if geometry.crop:

@@ -14,7 +14,7 @@ result deterministic (the same shards for any number of workers) and resumable:
 2. **plan** (driver, reads only the small indexes): in input order the first listing with given
    image bytes wins and later ones become duplicates, *before* splitting, so one image never
    lands in two splits; the winners' near-copies are grouped by their fingerprints (:mod:`.near`),
-   and every group gets its split from a hash of its first listing's id, so near-copies never
+   and every group gets its split from a hash of its first listing's id, so the copies found never
    straddle splits either (``near_duplicates="drop"`` writes only the first); each split is cut into
    shards by ``max_samples`` and ``max_bytes`` (tar sizes are known exactly in advance).
 3. **shards** (shard by shard, :func:`.partitions.write_shard`): samples are copied from the work
@@ -98,7 +98,8 @@ MIN_PARTITION_ROWS = 100  # ...but not so fine that per-partition overhead domin
 REJECTED_IMAGES_SCHEMA = pa.schema([("id", pa.string()), ("image", pa.string()), ("reason", pa.string()),
                              ("detail", pa.string())])
 DUPLICATES_SCHEMA = pa.schema([("id", pa.string()), ("duplicate_of", pa.string()), ("split", pa.string()),
-                               ("kind", pa.string()), ("distance", pa.float64()), ("written", pa.bool_())])
+                               ("kind", pa.string()), ("distance", pa.float64()), ("group", pa.string()),
+                               ("written", pa.bool_())])
 
 
 def write_shards(
@@ -322,41 +323,41 @@ def _plan(work: Path, n_partitions: int, splits: Mapping[str, float], near_optio
 
 def _assign_splits(frame: pd.DataFrame, splits: Mapping[str, float], near_options: NearOptions) -> pd.DataFrame:
     """Deduplicate by image bytes in input order, group the winners' near-copies, then split each group
-    by its first listing's id. A duplicate or near-copy is marked with the id of the listing it copies
-    (``duplicate_of``), its ``kind`` (exact or near), ``distance`` (1 - similarity; 0 for an exact copy)
-    and that listing's split."""
+    by its first listing's id. A copy is marked with its ``kind`` (exact or near), the id of the
+    listing it copies (``duplicate_of``: the image it repeats, or its most similar group-mate),
+    their ``distance`` (1 - similarity; 0 for an exact copy), its ``group`` (the id of the group's
+    first listing) and the group's split."""
     _reject_key_collisions(frame)
     ok = frame["status"].eq("ok")
     exact = ok & frame["sha256"].where(ok).duplicated(keep="first")
     winners = frame.index[ok & ~exact]
-    leader = _near_leaders(frame.loc[winners, "fingerprint"], near_options)
-    leader_ids = frame.loc[leader, "id"].to_numpy()
-    split = pd.Series([split_of(i, splits) for i in leader_ids], index=winners, dtype=object)
-    frame["split"] = split.reindex(frame.index)
-    frame["duplicate_of"], frame["kind"] = None, None
-    frame["distance"] = np.nan
-    copies = winners[leader != winners]
-    leaders_of_copies = leader[leader != winners]
-    frame.loc[copies, "duplicate_of"] = frame.loc[leaders_of_copies, "id"].to_numpy()
+    first, partner, distance = _near_groups(frame.loc[winners, "fingerprint"], near_options)
+    group_ids = frame.loc[winners[first], "id"].to_numpy()
+    frame["split"] = pd.Series([split_of(i, splits) for i in group_ids], index=winners, dtype=object)
+    frame["group"] = pd.Series(group_ids, index=winners, dtype=object)
+    frame["duplicate_of"], frame["kind"], frame["distance"] = None, None, np.nan
+    grouped = first != np.arange(len(winners))
+    copies = winners[grouped]
+    frame.loc[copies, "duplicate_of"] = frame.loc[winners[partner[grouped]], "id"].to_numpy()
     frame.loc[copies, "kind"] = "near"
-    frame.loc[copies, "distance"] = near.pair_distance(_fingerprints(frame.loc[copies, "fingerprint"]),
-                                                       _fingerprints(frame.loc[leaders_of_copies, "fingerprint"]))
+    frame.loc[copies, "distance"] = distance[grouped]
     if near_options.mode == "drop":
         frame.loc[copies, "status"] = "duplicate"
     by_sha = frame.loc[winners].set_index("sha256")
     frame.loc[exact, "duplicate_of"] = frame.loc[exact, "sha256"].map(by_sha["id"])
     frame.loc[exact, "split"] = frame.loc[exact, "sha256"].map(by_sha["split"])
+    frame.loc[exact, "group"] = frame.loc[exact, "sha256"].map(by_sha["group"])
     frame.loc[exact, ["kind", "distance", "status"]] = ["exact", 0.0, "duplicate"]
     return frame
 
 
-def _near_leaders(fingerprints: pd.Series, near_options: NearOptions) -> np.ndarray:
-    """For each row of ``fingerprints`` (index labels, in input order), the label of its group's first."""
-    labels = fingerprints.index.to_numpy()
-    if near_options.mode == "off" or len(labels) < 2:
-        return labels
-    pairs = near.near_pairs(_fingerprints(fingerprints), near_options.similarity)
-    return labels[near.leaders(len(labels), pairs)]
+def _near_groups(fingerprints: pd.Series, near_options: NearOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`.near.groups` of the rows of ``fingerprints`` (positions, in input order); every row its
+    own group when near-duplicates are off."""
+    n = len(fingerprints)
+    if near_options.mode == "off" or n < 2:
+        return np.arange(n), np.full(n, -1, dtype=np.int64), np.full(n, np.nan)
+    return near.groups(n, near.near_pairs(_fingerprints(fingerprints), near_options.similarity))
 
 
 def _fingerprints(column: pd.Series) -> np.ndarray:
@@ -452,7 +453,7 @@ def _counts(frame: pd.DataFrame) -> dict[str, Any]:
     rejected = {reason: int(status.get(reason, 0)) for reason in REASONS}
     near_copies = frame[frame["kind"].eq("near")]
     return {"rows_in": len(frame), "written": int(status.get("ok", 0)), "duplicates": int(status.get("duplicate", 0)),
-            "near_duplicates": {"groups": int(near_copies["duplicate_of"].nunique()),
+            "near_duplicates": {"groups": int(near_copies["group"].nunique()),
                                 "written": int(near_copies["status"].eq("ok").sum()),
                                 "dropped": int(near_copies["status"].eq("duplicate").sum())},
             "rejected": rejected, "rejected_total": sum(rejected.values()),

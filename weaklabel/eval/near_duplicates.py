@@ -24,26 +24,29 @@ def near_duplicate_groups(shards: str | Path) -> dict[str, str]:
     """Each written near-copy's id → the id of its group's first listing (empty for shards written
     without near-duplicate groups, or before they existed)."""
     path = Path(shards) / DUPLICATES
-    if not path.is_file() or "written" not in pq.ParquetFile(path).schema_arrow.names:
+    if not path.is_file() or "group" not in pq.ParquetFile(path).schema_arrow.names:
         return {}
-    table = pq.read_table(path, columns=["id", "duplicate_of", "kind", "written"]).to_pandas()
+    table = pq.read_table(path, columns=["id", "group", "kind", "written"]).to_pandas()
     near = table[table["kind"].eq("near") & table["written"]]
-    return dict(zip(near["id"].astype(str), near["duplicate_of"].astype(str)))
+    return dict(zip(near["id"].astype(str), near["group"].astype(str)))
 
 
 def group_pairs(query_ids: pd.Series, gallery_ids: pd.Series, groups: dict[str, str],
                 exclude: np.ndarray | None) -> pd.DataFrame:
     """(query row, gallery row) pairs in one near-duplicate group, the query's own row (``exclude``) left
     aside; sorted by query row."""
-    def leaders(ids: pd.Series) -> pd.DataFrame:
+    def group_of(ids: pd.Series) -> pd.DataFrame:
         ids = ids.astype(str).to_numpy()
-        leader = np.array([groups.get(i, i) for i in ids], dtype=object)
-        return pd.DataFrame({"row": np.arange(len(ids)), "leader": leader})
+        group = np.array([groups.get(i, i) for i in ids], dtype=object)
+        return pd.DataFrame({"row": np.arange(len(ids)), "group": group})
 
     if not groups:
         return pd.DataFrame({"query": np.zeros(0, np.int64), "item": np.zeros(0, np.int64)})
-    pairs = leaders(query_ids).merge(leaders(gallery_ids), on="leader", suffixes=("_query", "_item"))
+    pairs = group_of(query_ids).merge(group_of(gallery_ids), on="group", suffixes=("_query", "_item"))
     pairs = pairs.rename(columns={"row_query": "query", "row_item": "item"})[["query", "item"]]
+    same_listing = (query_ids.astype(str).to_numpy()[pairs["query"].to_numpy()]
+                    == gallery_ids.astype(str).to_numpy()[pairs["item"].to_numpy()])
+    pairs = pairs[~same_listing]  # the query itself (a gallery of the query split) is no near-copy of it
     if exclude is not None:
         pairs = pairs[pairs["item"].to_numpy() != np.asarray(exclude)[pairs["query"].to_numpy()]]
     return pairs.sort_values(["query", "item"], ignore_index=True).astype(np.int64)

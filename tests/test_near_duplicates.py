@@ -17,7 +17,7 @@ from test_shards import FAST, derive, labeled_rows, labelled_positions, read_sam
 from weaklabel.datasets import near, verify_shards, write_shards
 from weaklabel.datasets.images import ImageOptions, process_image
 from weaklabel.eval import evaluate
-from weaklabel.eval.near_duplicates import group_pairs
+from weaklabel.eval.near_duplicates import group_pairs, search_without_copies
 from weaklabel.synthetic.copies import near_copy, scene
 
 UNCROPPED = ("reencode", "resize", "mirror", "recolour")
@@ -86,6 +86,21 @@ def test_a_query_is_never_its_own_near_copy():
     ids = pd.Series(["q1", "q2", "m"])
     pairs = group_pairs(ids, ids, {"m": "q1"}, exclude=None)  # a gallery split named as the query split
     assert sorted(zip(pairs["query"], pairs["item"])) == [(0, 2), (2, 0)]
+
+
+def test_the_search_leaves_exactly_the_copies_out():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(30, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = pd.Series([f"i{n}" for n in range(30)])
+    groups = {f"i{n}": "i0" for n in range(1, 6)} | {"i11": "i10"}
+    copies = group_pairs(ids, ids, groups, exclude=np.arange(30))
+    found = search_without_copies(vectors, vectors, 5, np.arange(30), copies, "cpu")
+    group_of = np.array([groups.get(i, i) for i in ids])
+    for query in range(30):
+        scores = vectors @ vectors[query]
+        scores[group_of == group_of[query]] = -np.inf  # itself and its group-mates
+        assert found.indices[query].tolist() == np.argsort(-scores, kind="stable")[:5].tolist()
 
 
 def test_copies_of_copies_form_one_group_each_member_with_its_closest_partner():

@@ -10,12 +10,13 @@ itself is, and out of its count of relevant items.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..search import Neighbours
+from ..search import Neighbours, exact_search
 
 DUPLICATES = "duplicates.parquet"
 
@@ -52,12 +53,24 @@ def group_pairs(query_ids: pd.Series, gallery_ids: pd.Series, groups: dict[str, 
     return pairs.sort_values(["query", "item"], ignore_index=True).astype(np.int64)
 
 
-def extra_neighbours(pairs: pd.DataFrame) -> int:
-    """How many more neighbours to search for, so that ``k`` remain once the pairs are left out."""
-    return int(pairs["query"].value_counts().max()) if len(pairs) else 0
+def search_without_copies(queries: np.ndarray, gallery: np.ndarray, k: int, exclude: np.ndarray | None,
+                          copies: pd.DataFrame, device: Any) -> Neighbours:
+    """Each query's ``k`` nearest gallery rows (``exact_search``), its near-copies (``copies``, from
+    :func:`group_pairs`) left out. Only the queries that have copies search deeper, by as many rows
+    as the most copies any of them has, so a large group costs its own queries only."""
+    neighbours = exact_search(queries, gallery, k, exclude=exclude, device=device)
+    if not len(copies):
+        return neighbours
+    rows = np.unique(copies["query"].to_numpy())
+    deeper = exact_search(queries[rows], gallery, k + int(copies["query"].value_counts().max()),
+                          exclude=None if exclude is None else np.asarray(exclude)[rows], device=device)
+    deeper = _drop_pairs(deeper, copies.assign(query=np.searchsorted(rows, copies["query"].to_numpy())), k)
+    indices, scores = neighbours.indices.copy(), neighbours.scores.copy()
+    indices[rows], scores[rows] = deeper.indices, deeper.scores
+    return Neighbours(indices, scores)
 
 
-def drop_pairs(neighbours: Neighbours, pairs: pd.DataFrame, k: int) -> Neighbours:
+def _drop_pairs(neighbours: Neighbours, pairs: pd.DataFrame, k: int) -> Neighbours:
     """``neighbours`` without the pairs' gallery items, each query's list cut to ``k``."""
     indices, scores = neighbours.indices.copy(), neighbours.scores.copy()
     for query, items in pairs.groupby("query")["item"]:

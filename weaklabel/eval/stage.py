@@ -35,7 +35,7 @@ from ..artifacts import (
 )
 from ..datasets.loader import ShardInfo
 from ..folders import Outputs, output_folder
-from ..search import Neighbours, exact_search
+from ..search import Neighbours
 from ..stage import Inputs, OptionTypes, Stage, plural, signature_options
 from ..tiers import label_tiers, rarest_tier, value_tiers
 from ..training.cores import plan_cpu
@@ -43,7 +43,7 @@ from ..training.embed import embed, load_encoder
 from ..training.losses import task_scores
 from ..training.models import EmbeddingModel, Task
 from .classification import multilabel_metrics, softmax_metrics
-from .near_duplicates import drop_pairs, extra_neighbours, group_pairs, near_duplicate_groups
+from .near_duplicates import group_pairs, near_duplicate_groups, search_without_copies
 from .probes import probe_report
 from .retrieval import (
     MAX_K,
@@ -274,9 +274,7 @@ def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded |
     searched = gallery if gallery is not None else query
     exclude = None if gallery is not None else np.arange(len(query.frame))
     copies = group_pairs(query.frame["id"], searched.frame["id"], context.near_groups, exclude)
-    neighbours = exact_search(query.vectors, searched.vectors, MAX_K + extra_neighbours(copies), exclude=exclude,
-                              device=context.device)
-    neighbours = drop_pairs(neighbours, copies, MAX_K)
+    neighbours = search_without_copies(query.vectors, searched.vectors, MAX_K, exclude, copies, context.device)
     retrieval: dict[str, Any] = {}
     examples: list[dict[str, Any]] = []
     queries: list[pd.DataFrame] = []

@@ -41,8 +41,9 @@ Each sample holds `KEY.{image_format}` (the image), `KEY.json` (`id`, `labels`, 
 `width`, `height`{carried}) and `KEY.cls` (the top label id; absent for a listing without labels).
 `manifest.json` records how the folder was made; `rejected.parquet` and `duplicates.parquet` account
 for every listing that is not a sample. `duplicates.parquet` also lists the near-copies of an image
-(`kind` near: re-encoded, resized, mirrored or recoloured photos) with the listing whose group they
-belong to (`duplicate_of`), all in that listing's split; `written` says whether each is a sample.
+(`kind` near: re-encoded, resized, mirrored or recoloured photos) with their group (the id of its
+first listing), in whose split they all are, and the group-mate each is most similar to (`duplicate_of`);
+`written` says whether each is a sample.
 
 Load it with `webdataset.WebDataset("{next(iter(splits), "train")}-000000.tar")`,
 `datasets.load_dataset("path/to/this/folder")`, `timm.data.create_dataset("wds/shards", root=..., split=...)`

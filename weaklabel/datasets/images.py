@@ -52,7 +52,7 @@ SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 or 2
 WHITE = (255, 255, 255)
 MAX_SIDE = {"jpg": 65_500, "webp": 16_383}  # what libjpeg and libwebp can encode; png has no practical limit
 HIGH_DEPTH_GREY = ("I", "F")
-NEAR_PIXELS = 2 * near.HASH_SIDE  # a passed-through JPEG is decoded at least this big to be fingerprinted
+NEAR_PIXELS = 2 * near.HASH_SIDE  # JPEGs are decoded at least this big, enough for a fingerprint
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
 
 

@@ -147,9 +147,8 @@ def write_shards(
     options are described in :mod:`weaklabel.datasets.fetch`; rejection reasons in
     :data:`weaklabel.datasets.reasons.REASONS`.
     """
-    image, fetcher, split_fractions, carry = checked_options(
+    image, fetcher, near_options, split_fractions, carry = checked_options(
         {k: v for k, v in locals().items() if k not in ("labeled", "out", "progress", "overwrite")})
-    near_options = NearOptions(near_duplicates, near_similarity)
     labeled, out = Path(labeled).resolve(), Path(out).resolve()
     upstream = read_manifest(labeled, "assign")
     files = labeled_parts(labeled)
@@ -184,9 +183,10 @@ def write_shards(
     return manifest
 
 
-def checked_options(options: Mapping[str, Any]) -> tuple[ImageOptions, FetchOptions, dict[str, float], tuple[str, ...]]:
-    """``write_shards``' options (the given ones over its defaults) validated: the image and fetch
-    options, the split fractions and the carried columns; a bad one raises ValueError."""
+def checked_options(options: Mapping[str, Any]
+                    ) -> tuple[ImageOptions, FetchOptions, NearOptions, dict[str, float], tuple[str, ...]]:
+    """``write_shards``' options (the given ones over its defaults) validated: the image, fetch and
+    near-duplicate options, the split fractions and the carried columns; a bad one raises ValueError."""
     given = {name: p.default for name, p in inspect.signature(write_shards).parameters.items()
              if p.default is not p.empty} | dict(options)
     image = ImageOptions(given["size"], given["resize_mode"], given["resize_only_if_bigger"], given["image_format"],
@@ -195,10 +195,10 @@ def checked_options(options: Mapping[str, Any]) -> tuple[ImageOptions, FetchOpti
                            given["backoff"], given["max_download_bytes"], given["user_agent"],
                            given["allow_outside_root"])
     _check_counts(**{name: given[name] for name in ("fetch_threads", "max_samples", "max_bytes", "partition_rows")})
-    NearOptions(given["near_duplicates"], given["near_similarity"])
+    near_options = NearOptions(given["near_duplicates"], given["near_similarity"])
     carry = tuple(given["carry"])
     _check_carry(carry)
-    return image, fetcher, parse_splits(given["splits"]), carry
+    return image, fetcher, near_options, parse_splits(given["splits"]), carry
 
 
 def _check_counts(**values: int) -> None:

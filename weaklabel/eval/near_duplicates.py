@@ -32,24 +32,21 @@ def near_duplicate_groups(shards: str | Path) -> dict[str, str]:
     return dict(zip(near["id"].astype(str), near["group"].astype(str)))
 
 
-def group_pairs(query_ids: pd.Series, gallery_ids: pd.Series, groups: dict[str, str],
-                exclude: np.ndarray | None) -> pd.DataFrame:
-    """(query row, gallery row) pairs in one near-duplicate group, the query's own row (``exclude``) left
-    aside; sorted by query row."""
-    def group_of(ids: pd.Series) -> pd.DataFrame:
-        ids = ids.astype(str).to_numpy()
-        group = np.array([groups.get(i, i) for i in ids], dtype=object)
-        return pd.DataFrame({"row": np.arange(len(ids)), "group": group})
-
+def group_pairs(query_ids: pd.Series, gallery_ids: pd.Series, groups: dict[str, str]) -> pd.DataFrame:
+    """(query row, gallery row) pairs of two different listings in one near-duplicate group, sorted by
+    query row. A listing is never its own near-copy, so where the gallery is the query split each
+    query's own row stays aside (the search excludes it already)."""
     if not groups:
         return pd.DataFrame({"query": np.zeros(0, np.int64), "item": np.zeros(0, np.int64)})
+    query_ids, gallery_ids = query_ids.astype(str).to_numpy(), gallery_ids.astype(str).to_numpy()
+
+    def group_of(ids: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"row": np.arange(len(ids)), "group": [groups.get(i, i) for i in ids]})
+
     pairs = group_of(query_ids).merge(group_of(gallery_ids), on="group", suffixes=("_query", "_item"))
-    pairs = pairs.rename(columns={"row_query": "query", "row_item": "item"})[["query", "item"]]
-    same_listing = (query_ids.astype(str).to_numpy()[pairs["query"].to_numpy()]
-                    == gallery_ids.astype(str).to_numpy()[pairs["item"].to_numpy()])
-    pairs = pairs[~same_listing]  # the query itself (a gallery of the query split) is no near-copy of it
-    if exclude is not None:
-        pairs = pairs[pairs["item"].to_numpy() != np.asarray(exclude)[pairs["query"].to_numpy()]]
+    query, item = pairs["row_query"].to_numpy(), pairs["row_item"].to_numpy()
+    other = query_ids[query] != gallery_ids[item]
+    pairs = pd.DataFrame({"query": query[other], "item": item[other]})
     return pairs.sort_values(["query", "item"], ignore_index=True).astype(np.int64)
 
 

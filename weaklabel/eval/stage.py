@@ -273,7 +273,7 @@ def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded |
     """Metrics, example neighbours and the per-query table (one row per query and relevance)."""
     searched = gallery if gallery is not None else query
     exclude = None if gallery is not None else np.arange(len(query.frame))
-    copies = group_pairs(query.frame["id"], searched.frame["id"], context.near_groups, exclude)
+    copies = group_pairs(query.frame["id"], searched.frame["id"], context.near_groups)
     neighbours = search_without_copies(query.vectors, searched.vectors, MAX_K, exclude, copies, context.device)
     retrieval: dict[str, Any] = {}
     examples: list[dict[str, Any]] = []

@@ -295,7 +295,8 @@ def test_weak_labels_predict_the_true_type(example_labeled, example_vocab):
 
 def test_assign_keep_limits_passthrough(example_data, example_vocab, tmp_path):
     assign_labels(example_data / "listings.csv", example_vocab, tmp_path, keep=["true_type"], progress=False)
-    assert list(read_labeled(tmp_path).columns) == ["id", "image", "labels", "scores", "evidence", "true_type"]
+    assert list(read_labeled(tmp_path).columns) == ["id", "image", "labels", "scores", "evidence", "facets",
+                                                   "true_type"]
     args = build_parser().parse_args(["assign", "--vocab", "v", "--out", "o", "--keep", "true_type", "--keep",
                                       "price", "listings.csv"])  # repeatable, so it never swallows the listings
     assert args.keep == ["true_type", "price"] and args.listings == ["listings.csv"]

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..facets import FACETS_FIELD
 from .fetch import FetchOptions, fetch
 from .format import member_bytes, sample_key, sample_members, top_label, write_tar
 from .images import EncodedImage, ImageOptions, process_image
@@ -189,6 +190,8 @@ def _record(row: dict[str, Any], outcome: _Outcome, names: Mapping[int, str], ca
     labels, scores = list(row["labels"] or []), [round(float(s), 6) for s in row["scores"] or []]
     meta = {"id": row["id"], "labels": labels, "label_names": _names_of(labels, names), "scores": scores,
             "width": image.width, "height": image.height, **{c: _json_value(row[c]) for c in carry}}
+    if row.get(FACETS_FIELD) is not None:
+        meta[FACETS_FIELD] = [int(label) for label in row[FACETS_FIELD]]
     meta_bytes = json.dumps(meta, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
     key = sample_key(row["id"])
     cls = str(top_label(labels, scores)) if labels else None

@@ -65,6 +65,7 @@ from ..artifacts import (
     write_parquet,
     write_text,
 )
+from ..facets import FACETS_FIELD
 from ..folders import OutputFolder, Outputs, output_folder
 from ..parallel import run_partitions
 from . import near, partitions
@@ -91,7 +92,7 @@ OUTPUTS = Outputs("shards", frozenset({"_info.json", "rejected.parquet", "duplic
                                        GALLERY}),
                   patterns=(r"\w+-\d{6}\.tar", r"\w+\.index\.json"), folders=(WORK,), markers=(WORK,))
 INPUT_COLUMNS = ("id", "image", "labels", "scores")
-SAMPLE_FIELDS = ("id", "labels", "label_names", "scores", "width", "height")
+SAMPLE_FIELDS = ("id", "labels", "label_names", "scores", "width", "height", FACETS_FIELD)
 MIN_PARTITIONS = 16  # small inputs are cut finer so every worker gets work...
 MIN_PARTITION_ROWS = 100  # ...but not so fine that per-partition overhead dominates
 
@@ -263,7 +264,8 @@ def _input_columns(path: Path, carry: Sequence[str]) -> list[str]:
     if missing:
         raise ValueError(f"{path.parent} lacks column(s) {missing} (named by carry: --carry, or carry under [shards] "
                          f"in a pipeline file?); its columns are {names}")
-    return [*INPUT_COLUMNS, *carry]
+    facets = [FACETS_FIELD] if FACETS_FIELD in names else []  # labels from a vocabulary with facets
+    return [*INPUT_COLUMNS, *facets, *carry]
 
 
 def _chunks(files: Sequence[Path], columns: list[str], rows: int) -> Iterator[pa.Table]:

@@ -28,7 +28,12 @@ How a listing gets its labels:
 4. **Selection.** Labels scoring at least ``min_score`` are kept, best first (equal scores by
    label id), at most ``top_k``; the ``evidence`` of each is the field and term of its strongest
    match. The first label is the listing's most informative one: the shards' ``cls``.
-5. **Fallback (optional).** A listing left with no label gets the labels nearest to its text
+5. **Facets.** When the vocabulary has facets (sets of alternative labels: product type, colour,
+   ...; see :mod:`weaklabel.labeling.facets`), each listing gets at most one label per facet: its
+   best-scoring selected label of that facet (equal scores by label id), whose ``evidence`` says
+   which term decided it. The ``facets`` column holds one label id per facet, -1 for none, in the
+   order of :func:`weaklabel.facets.facet_members`.
+6. **Fallback (optional).** A listing left with no label gets the labels nearest to its text
    embedding when their cosine similarity reaches ``fallback_threshold`` (evidence field
    ``embedding``, no term).
 
@@ -50,6 +55,7 @@ from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ..facets import FACETS_FIELD, NO_LABEL, facet_members
 from ..listings import ColumnRoles, Listings
 from ..perf import gc_paused
 from .embeddings import TextEmbedder
@@ -134,6 +140,11 @@ class LabelAssigner(TransformerMixin, BaseEstimator):
                                   for t, n in zip(self.terms_, names[self.term_label_])], dtype=bool)
         self.containment_ = _absorption(self.terms_, self.term_index_, table["support"].to_numpy(np.float64),
                                         spelled_apart, self.absorb_ratio)
+        members = facet_members(vocabulary.labels)
+        self.facet_of_ = np.full(len(vocabulary.labels), NO_LABEL, np.int64)
+        for position, ids in enumerate(members.values()):
+            self.facet_of_[ids] = position
+        self.n_facets_ = len(members)
         self.n_fallback_ = 0
         return self
 
@@ -168,7 +179,10 @@ class LabelAssigner(TransformerMixin, BaseEstimator):
                 labels = _Matches.concat([labels, self._fallback(frame, unlabelled)])
                 labels = _sort(labels)
         field_names = np.array([f.column for f in self.roles_.fields] + ["embedding"], dtype=object)
-        return _to_arrow(labels, len(frame), field_names, self.terms_)
+        table = _to_arrow(labels, len(frame), field_names, self.terms_)
+        if self.n_facets_:
+            table = table.append_column(FACETS_FIELD, _facet_labels(labels, self.facet_of_, self.n_facets_, len(frame)))
+        return table
 
     def _match_field(self, frame: pd.DataFrame, field_index: int) -> _Matches:
         field = self.roles_.fields[field_index]
@@ -259,6 +273,19 @@ def _sort(matches: _Matches, top_k: int | None = None) -> _Matches:
     rank = np.arange(len(m.row)) - np.repeat(group_start, np.diff(np.r_[group_start, len(m.row)]))
     keep = rank < top_k
     return _Matches(*(getattr(m, name)[keep] for name in _Matches.__dataclass_fields__))
+
+
+def _facet_labels(m: _Matches, facet_of: np.ndarray, n_facets: int, n_rows: int) -> pa.ListArray:
+    """Per listing, one label id per facet: its best-scoring selected label there (equal scores by
+    label id), -1 for none. ``m`` is sorted by listing, score descending, label id."""
+    chosen = np.full((n_rows, n_facets), NO_LABEL, np.int32)
+    facet = facet_of[m.label]
+    faceted = np.flatnonzero(facet >= 0)
+    rows, facets = m.row[faceted], facet[faceted]
+    _, first = np.unique(rows * n_facets + facets, return_index=True)  # the first of each pair is its best
+    chosen[rows[first], facets[first]] = m.label[faceted][first]
+    offsets = pa.array(np.arange(n_rows + 1, dtype=np.int32) * n_facets)
+    return pa.ListArray.from_arrays(offsets, pa.array(chosen.reshape(-1)))
 
 
 def _to_arrow(m: _Matches, n_rows: int, field_names: np.ndarray, terms: np.ndarray) -> pa.Table:

@@ -15,9 +15,17 @@ An overrides file is TOML (a dict with the same keys works from Python)::
     [add]                                    # a new label made of these terms, whatever
     "tea towel" = ["tea towel", "dish towel"]   # their support or earlier clustering
 
+    [facets]                                 # a facet of these labels, under this name; the
+    colour = ["black", "white", "navy"]      # labels that behave like them join it
+
+and, with ``delete`` before any table, ``unfaceted = ["printed"]``: labels kept out of every facet.
+
 A label is named by its name or by any of its terms. Edits are applied in the order add,
-merge, delete, rename. A name that matches nothing, or an added term that is no term of the
-listings, is an error, so no edit is silently lost.
+merge, delete, rename; facets are seeded once the labels are final (see
+:mod:`weaklabel.labeling.facets`): naming a facet's labels names it, naming labels of two facets
+merges them, naming some of a facet's labels under another name splits them off or moves them.
+A name that matches nothing, or an added term that is no term of the listings, is an error, so
+no edit is silently lost.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-KEYS = {"delete", "rename", "merge", "add"}
+KEYS = {"delete", "rename", "merge", "add", "facets", "unfaceted"}
 
 
 class OverridesError(ValueError):
@@ -50,6 +58,8 @@ class Overrides:
     rename: dict[str, str] = field(default_factory=dict)
     merge: dict[str, list[str]] = field(default_factory=dict)
     add: dict[str, list[str]] = field(default_factory=dict)
+    facets: dict[str, list[str]] = field(default_factory=dict)
+    unfaceted: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, source: str | Path | dict | None) -> Overrides:
@@ -83,7 +93,26 @@ class Overrides:
                    for key, names in _table(data, "merge", where).items()},
             add={key: _names(terms, f"{where}: [add] {key!r}", "the terms of the new label", least=1)
                  for key, terms in _table(data, "add", where).items()},
+            facets={key: _names(names, f"{where}: [facets] {key!r}", "the labels of the facet", least=1)
+                    for key, names in _table(data, "facets", where).items()},
+            unfaceted=_names(data.get("unfaceted", []), f"{where}: unfaceted", "label names"),
         )
+
+    def facet_seeds(self, labels: pd.DataFrame, terms: pd.DataFrame) -> tuple[dict[str, list[int]], set[int]]:
+        """The ``[facets]`` seeds as label ids per facet name, and the ``unfaceted`` label ids, resolved
+        against the final vocabulary; a label named in two seeds, or in a seed and ``unfaceted``, is an error."""
+        table = _final_term_table(labels, terms)
+        seeds = {name: sorted({self._resolve(table, label) for label in names}) for name, names in self.facets.items()}
+        unfaceted = {self._resolve(table, label) for label in self.unfaceted}
+        named: dict[int, str] = {}
+        for facet, ids in seeds.items():
+            for label in ids:
+                if label in named or label in unfaceted:
+                    other = f"[facets] {named[label]!r}" if label in named else "unfaceted"
+                    raise OverridesError(f"overrides: label {labels['name'].iloc[label]!r} is named both by "
+                                         f"[facets] {facet!r} and by {other}; a label is in one facet at most")
+                named[label] = facet
+        return seeds, unfaceted
 
     def added_terms(self) -> set[str]:
         """Terms named in ``add``: they bypass the candidate filters."""
@@ -175,6 +204,16 @@ class Overrides:
         close = difflib.get_close_matches(key, known, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise OverridesError(f"overrides name {name!r}, which is no label or labelled term of this vocabulary{hint}")
+
+
+def _final_term_table(labels: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
+    """A fitted vocabulary's terms in the shape ``_resolve`` reads: each label's name and terms."""
+    kept = terms[terms["label_id"].notna()].drop_duplicates("term")
+    table = pd.DataFrame({"term": kept["term"].to_numpy(), "label": kept["label_id"].astype(int).to_numpy(),
+                          "display_name": None})
+    names = pd.DataFrame({"term": labels["name"].to_numpy(), "label": labels["label_id"].to_numpy(int),
+                          "display_name": labels["name"].to_numpy()})
+    return pd.concat([names, table], ignore_index=True)
 
 
 def no_terms_message(absent: list[str]) -> str:

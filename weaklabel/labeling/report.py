@@ -20,6 +20,7 @@ ALIASES_SHOWN = 20
 DROPPED_EXAMPLES = 15
 BOILERPLATE_ROWS = 100
 COUNTS = ("listings", "distinct_terms", "candidates", "labelled_terms")
+FACET_LABELS_SHOWN = 15
 
 
 def support_plot(before: list[int], after: list[int]) -> str:
@@ -53,6 +54,7 @@ def write_vocab_report(vocabulary: Vocabulary, path: str | Path, listing_counts:
         tiers=labels["tier"].value_counts().reindex(TIERS, fill_value=0).to_dict(),
         support_plot=support_plot(stats.get("support_before", []), labels["support"].tolist()),
         top_labels=[_label_row(label) for label in labels.head(TOP_LABELS).itertuples()],
+        facets=_facet_rows(vocabulary.facets, labels),
         boilerplate_removed=stats.get("boilerplate", {}),
         boilerplate=_boilerplate_rows(vocabulary.boilerplate.to_frame()),
         dropped=_dropped_rows(vocabulary.terms, stats.get("dropped_terms", {})),
@@ -63,6 +65,19 @@ def write_vocab_report(vocabulary: Vocabulary, path: str | Path, listing_counts:
 def _label_row(label: Any) -> list[Any]:
     aliases = ", ".join(label.aliases[:ALIASES_SHOWN]) + (" …" if len(label.aliases) > ALIASES_SHOWN else "")
     return [label.label_id, label.name, label.support, label.tier, aliases]
+
+
+def _facet_rows(facets: pd.DataFrame, labels: pd.DataFrame) -> list[list[Any]]:
+    """Per facet: id, name, how it came, coverage, collision, and its labels with their support."""
+    rows = []
+    for facet in facets.itertuples():
+        members = labels.iloc[list(facet.labels)]
+        shown = ", ".join(f"{name} ({support:,})" for name, support in
+                          zip(members["name"].head(FACET_LABELS_SHOWN), members["support"].head(FACET_LABELS_SHOWN)))
+        more = f" … ({len(members)} labels)" if len(members) > FACET_LABELS_SHOWN else ""
+        rows.append([facet.facet_id, facet.name, "seeded" if facet.seeded else "found", f"{facet.coverage:.1%}",
+                     f"{facet.collision:.1%}", shown + more])
+    return rows
 
 
 def _boilerplate_rows(boilerplate: pd.DataFrame) -> list[list[Any]]:

@@ -42,7 +42,8 @@ from .report import write_vocab_report
 from .vocabulary import Vocabulary, VocabularyBuilder
 
 VOCAB_OUTPUTS = Outputs("vocab", frozenset({"labels.parquet", "terms.parquet", "label_embeddings.npy",
-                                            "boilerplate.parquet", "rejected.parquet", "report.html"}))
+                                            "boilerplate.parquet", "facets.parquet", "rejected.parquet",
+                                            "report.html"}))
 ASSIGN_OUTPUTS = Outputs("assign", frozenset({"rejected.parquet", LABELED_LABELS}), folders=(LABELED_PARTS,))
 
 
@@ -51,6 +52,7 @@ def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRol
     """Read listings, fit a :class:`VocabularyBuilder` with ``params``, and write the vocab folder.
 
     The folder holds ``labels.parquet``, ``terms.parquet``, ``label_embeddings.npy``, ``boilerplate.parquet``,
+    ``facets.parquet``,
     ``rejected.parquet``, ``report.html`` and ``manifest.json``, written last: a run killed while
     writing leaves no manifest, which readers refuse. ``overwrite``: write even if ``out`` holds
     files this stage did not write (they are kept).
@@ -286,6 +288,8 @@ def vocab_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
              (f"{manifest['outputs']['labels']} labels (head {tiers.get('head', 0)}, torso {tiers.get('torso', 0)}, "
              f"tail {tiers.get('tail', 0)}) from {counts['candidates']} candidate terms over {counts['listings']} "
              "listings")]
+    if counts.get("facets"):
+        lines.append(f"{counts['facets']} facets of alternative labels (see facets.parquet and report.html)")
     lines += [f"{language} detected ({', '.join(words[:5])}, ...): its stopwords are boundaries too"
               for language, words in counts.get("languages_detected", {}).items()]
     lines += [f"boilerplate in {column}: {found['patterns']} repeated sentences or templates, {found['words']:,} "

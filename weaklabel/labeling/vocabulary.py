@@ -19,11 +19,13 @@ import pyarrow as pa
 from sklearn.base import BaseEstimator
 
 from ..artifacts import Timer, read_manifest, write_parquet
+from ..facets import FACET_COLUMN
 from ..listings import ColumnRoles, Listings
 from ..tiers import assign_tiers
 from .boilerplate import Boilerplate
 from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
+from .facets import FACETS_SCHEMA, FacetParams, discover_facets, listing_label_matrix
 from .overrides import Overrides, OverridesError, most_frequent_first, no_terms_message
 from .terms import TermCounts, phrases, select_candidates
 from .text import (
@@ -43,6 +45,7 @@ LABELS_SCHEMA = pa.schema(
         ("support", pa.int64()),
         ("tier", pa.string()),
         ("informativeness", pa.float32()),
+        ("facet", pa.string()),
     ]
 )
 TERMS_SCHEMA = pa.schema(
@@ -74,7 +77,7 @@ BOILERPLATE_SCHEMA = pa.schema(
 class Vocabulary:
     """Labels, the terms that map to them, and the settings needed to find those terms again."""
 
-    labels: pd.DataFrame  # label_id, name, aliases, support, tier, informativeness
+    labels: pd.DataFrame  # label_id, name, aliases, support, tier, informativeness, facet
     terms: pd.DataFrame  # term, field, support, ends, alone, label_id (<NA> when dropped), similarity, how
     label_embeddings: np.ndarray  # n_labels x dim, L2-normalized, row i = label_id i
     analyzer: dict[str, Any]  # ngram_range, stopwords
@@ -82,6 +85,7 @@ class Vocabulary:
     roles: ColumnRoles | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     boilerplate: Boilerplate = field(default_factory=lambda: Boilerplate({}))
+    facets: pd.DataFrame = field(default_factory=lambda: FACETS_SCHEMA.empty_table().to_pandas())
 
     @property
     def names(self) -> list[str]:
@@ -104,6 +108,7 @@ class Vocabulary:
         write_parquet(self.terms, folder / "terms.parquet", TERMS_SCHEMA)
         np.save(folder / "label_embeddings.npy", self.label_embeddings.astype(np.float32))
         write_parquet(self.boilerplate.to_frame(), folder / "boilerplate.parquet", BOILERPLATE_SCHEMA)
+        write_parquet(self.facets, folder / "facets.parquet", FACETS_SCHEMA)
 
     def config(self) -> dict[str, Any]:
         """What assignment needs besides the tables (stored in the manifest's config)."""
@@ -126,12 +131,16 @@ class Vocabulary:
             raise ValueError(f"{folder} lacks boilerplate.parquet (written by 'weaklabel vocab' since version 0.2): "
                              "rebuild the vocabulary")
         labels["aliases"] = labels["aliases"].map(list)
+        if FACET_COLUMN not in labels:  # built before facets: no label is in one
+            labels[FACET_COLUMN] = None
+        facets_path = folder / "facets.parquet"
+        facets = pd.read_parquet(facets_path) if facets_path.is_file() else FACETS_SCHEMA.empty_table().to_pandas()
         terms = pd.read_parquet(folder / "terms.parquet")
         terms["label_id"] = terms["label_id"].astype("Int32")
         roles = ColumnRoles.from_dict(config["roles"]) if config.get("roles") else None
         boilerplate = Boilerplate.from_frame(pd.read_parquet(folder / "boilerplate.parquet"))
         return cls(labels, terms, np.load(folder / "label_embeddings.npy"), config["analyzer"], config.get("model"),
-                   roles, boilerplate=boilerplate)
+                   roles, boilerplate=boilerplate, facets=facets)
 
 
 class VocabularyBuilder(BaseEstimator):
@@ -163,6 +172,10 @@ class VocabularyBuilder(BaseEstimator):
         field and count no terms in them (see :mod:`weaklabel.labeling.boilerplate`); assignment
         skips them too. ``fit_counts`` takes counts as they are.
     boilerplate_group: a column (seller, shop) within which repeated sentences are also looked for.
+    facets: group labels into facets, sets of alternatives (see :mod:`weaklabel.labeling.facets`);
+        ``fit_counts`` finds none (facets need listings). facet_min_support, facet_max_collision,
+        facet_min_similarity, facet_merge_similarity, facet_min_coverage, facet_sample: its knobs,
+        documented there.
     """
 
     def __init__(
@@ -195,6 +208,13 @@ class VocabularyBuilder(BaseEstimator):
         head_prior: float = 20.0,
         boilerplate: bool = True,
         boilerplate_group: str | None = None,
+        facets: bool = True,
+        facet_min_support: int = 20,
+        facet_max_collision: float = 0.1,
+        facet_min_similarity: float = 0.1,
+        facet_merge_similarity: float = 0.05,
+        facet_min_coverage: float = 0.01,
+        facet_sample: int = 200_000,
         progress: bool = False,
     ):
         self.roles = roles
@@ -224,6 +244,13 @@ class VocabularyBuilder(BaseEstimator):
         self.head_prior = head_prior
         self.boilerplate = boilerplate
         self.boilerplate_group = boilerplate_group
+        self.facets = facets
+        self.facet_min_support = facet_min_support
+        self.facet_max_collision = facet_max_collision
+        self.facet_min_similarity = facet_min_similarity
+        self.facet_merge_similarity = facet_merge_similarity
+        self.facet_min_coverage = facet_min_coverage
+        self.facet_sample = facet_sample
         self.progress = progress
 
     def analyzer(self) -> Analyzer:
@@ -242,6 +269,9 @@ class VocabularyBuilder(BaseEstimator):
         with self.timer_("count_terms"):
             counts = TermCounts.count(frame, self.roles, self.analyzer())
         self._fit_counts(counts, boilerplate)
+        if self.facets:
+            with self.timer_("facets"):
+                self._find_facets(frame)
         patterns = boilerplate.to_frame()["field"].value_counts()
         self.vocabulary_.stats["boilerplate"] = {
             column: {"patterns": int(patterns.get(column, 0)), "listings": found.listings, "words": found.words}
@@ -253,6 +283,29 @@ class VocabularyBuilder(BaseEstimator):
         self._validate()
         self.timer_ = Timer()
         return self._fit_counts(counts, Boilerplate({}))
+
+    def _find_facets(self, frame: pd.DataFrame) -> None:
+        """Label a sample of the listings with the fitted vocabulary and group its labels into facets."""
+        from .assign import LabelAssigner  # assignment builds on the vocabulary: imported when used
+
+        vocabulary = self.vocabulary_
+        params = self._facet_params()
+        sample = frame.sample(n=params.sample, random_state=0) if len(frame) > params.sample else frame
+        assigned = LabelAssigner(vocabulary, self.roles).fit().transform_arrow(sample)
+        label_lists = [np.asarray(v, np.int64) for v in assigned.column("labels").to_pylist()]
+        labels = vocabulary.labels
+        seeds, unfaceted = Overrides.load(self.overrides).facet_seeds(labels, vocabulary.terms)
+        found = discover_facets(listing_label_matrix(label_lists, len(labels)), labels["name"].tolist(),
+                                labels["informativeness"].to_numpy(np.float64), vocabulary.label_embeddings,
+                                params, seeds, unfaceted)
+        labels[FACET_COLUMN] = found.of_label
+        vocabulary.facets = found.table
+        vocabulary.stats["facets"] = len(found.table)
+
+    def _facet_params(self) -> FacetParams:
+        return FacetParams(min_support=self.facet_min_support, max_collision=self.facet_max_collision,
+                           min_similarity=self.facet_min_similarity, merge_similarity=self.facet_merge_similarity,
+                           min_coverage=self.facet_min_coverage, sample=self.facet_sample)
 
     def _find_boilerplate(self, frame: pd.DataFrame):
         """The boilerplate of the free-text fields, the frame with it stripped, and what was stripped per field."""
@@ -342,6 +395,7 @@ class VocabularyBuilder(BaseEstimator):
         terms = terms.sort_values(["support", "term", "field"], ascending=[False, True, True], ignore_index=True)
         terms = terms[["term", "field", "support", "ends", "alone", "label_id", "similarity", "how"]]
         labels["informativeness"] = informativeness(terms, self.roles.text_weights, len(labels), self.head_prior)
+        labels[FACET_COLUMN] = None  # facets are found once the vocabulary can label listings
         analyzer = self.analyzer()
         stopwords = analyzer.stopwords | self.detected_stopwords_
         return Vocabulary(labels, terms, centroid,
@@ -394,6 +448,7 @@ class VocabularyBuilder(BaseEstimator):
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        self._facet_params().check()
         Overrides.load(self.overrides)  # a bad overrides file stops the fit before any work
 
 

@@ -27,7 +27,7 @@ from weaklabel.eval.stage import unique_names
 from weaklabel.tiers import TIERS, label_tiers, rarest_tier
 from weaklabel.training import load_encoder, train
 
-MODEL_KEYS = {"source", "kind", "model", "queries", "gallery", "dim", "retrieval", "classification", "probes",
+MODEL_KEYS = {"source", "kind", "model", "queries", "gallery", "dim", "retrieval", "classification", "facets", "probes",
               "efficiency", "near_duplicates_left_out"}
 SUMMARY_KEYS = {*METRICS, "queries", "queries_without_relevant"}
 

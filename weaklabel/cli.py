@@ -140,7 +140,7 @@ def _cmd_vocab(args: argparse.Namespace) -> None:
     build_vocabulary(args.listings, _roles(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
                      **vocab_params(options))
     _print_summary("vocab", args.out)
-    print(f"wrote {args.out}/labels.parquet, terms.parquet, label_embeddings.npy, boilerplate.parquet, "
+    print(f"wrote {args.out}/labels.parquet, terms.parquet, label_embeddings.npy, boilerplate.parquet, facets.parquet, "
           "rejected.parquet, report.html, manifest.json")
 
 
@@ -463,6 +463,7 @@ def _shards_parser(sub) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from .training import train
+    from .training.models import FACET_PREFIX
     from .training.stage import train_options
 
     options = {key: value for key, value in _given(args, train_options()).items() if value is not None}
@@ -478,9 +479,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if result.get("stopped"):
         print(f"stopped after step {result['step']} as asked; continue with --resume")
         return
-    shown = {k: v for k, v in result.items() if isinstance(v, float)}
+    shown = {k: v for k, v in result.items() if isinstance(v, float) and FACET_PREFIX not in k}
+    facets = [v for k, v in result.items() if k.startswith(f"val_top1_{FACET_PREFIX}") and v is not None]
     print(f"trained {result['step']} steps ({result['epoch']} full epochs, {result['images_seen']} images)"
-          + "".join(f", {k} {v:.4f}" for k, v in shown.items() if k.startswith(("val_map", "val_top1", "val_loss"))))
+          + "".join(f", {k} {v:.4f}" for k, v in shown.items() if k.startswith(("val_map", "val_top1", "val_loss")))
+          + (f", mean val_top1 of {len(facets)} facet heads {sum(facets) / len(facets):.4f}" if facets else ""))
     best = ", best.pt" if (Path(args.out) / "best.pt").is_file() else " (no best.pt: the shards have no val split)"
     print(f"wrote {args.out}/last.pt{best}, metrics.jsonl, config.json, manifest.json")
 
@@ -513,10 +516,10 @@ def _train_parser(sub) -> None:
                        formatter_class=_api_help(lambda: _stage_defaults("train")),
                        description="Train a timm backbone with an embedding head and task heads on a shards folder: "
                                    "the multi-label task over the vocabulary, plus softmax tasks over carried "
-                                   "columns. Writes last.pt, best.pt (best validation score of a trained task), "
-                                   "metrics.jsonl, "
-                                   "config.json and manifest.json to --out. Under 'torchrun --nproc_per_node N -m "
-                                   "weaklabel.cli train ...' it trains with DDP.", epilog=EPILOG)
+                                   "columns and the vocabulary's facets. Writes last.pt, best.pt (best validation "
+                                   "score of a trained task), metrics.jsonl, config.json and manifest.json to "
+                                   "--out. Under 'torchrun --nproc_per_node N -m weaklabel.cli train ...' it trains "
+                                   "with DDP.", epilog=EPILOG)
     p.add_argument("shards", help="shards folder written by 'weaklabel shards'")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder")
     _add_overwrite(p, also="start a new run even if --out holds one, and ")
@@ -539,10 +542,11 @@ def _train_parser(sub) -> None:
     m.add_argument("--image-size", default=argparse.SUPPRESS, type=int, metavar="N",
                    help="training and evaluation image side in pixels (default: %(default)s)")
     t = p.add_argument_group("tasks and losses")
-    t.add_argument("--task", action="append", dest="tasks", default=argparse.SUPPRESS,
-                   metavar="COLUMN:softmax[:WEIGHT]",
-                   help="extra softmax task over a carried column, with an optional loss weight (repeatable; "
-                        "default: only the multi-label task over the vocabulary)")
+    t.add_argument("--task", "--tasks", action="append", dest="tasks", default=argparse.SUPPRESS,
+                   metavar="TASK",
+                   help="an extra task: COLUMN:softmax[:WEIGHT], a softmax task over a carried column, or "
+                        "facets[:WEIGHT], one softmax task per facet of the vocabulary (named facet:NAME); WEIGHT is "
+                        "the loss weight (repeatable; default: only the multi-label task over the vocabulary)")
     t.add_argument("--labels-weight", default=argparse.SUPPRESS, type=float, metavar="W",
                    help="loss weight of the vocabulary task (default: %(default)s)")
     t.add_argument("--loss", default=argparse.SUPPRESS, choices=("bce", "asl", "softmax"),

@@ -9,7 +9,7 @@
     take_quota            equal sample counts per rank (see below)
     shuffle_samples       a shuffle buffer of raw bytes, seeded by (seed, epoch, rank, worker)
     decode_sample         {"key", "image" (PIL RGB; large JPEGs in draft mode), "json" (dict)}
-    SampleEncoder         (transform(image), {"labels": multi-hot, column: class index, ...}[, json])
+    SampleEncoder         (transform(image), {"labels": multi-hot, column or facet task: class index, ...}[, json])
 
 **DDP.** Shards are split between ranks, not samples, so every rank reads its own files. A rank's
 shards rarely hold exactly its share of samples, and DDP stalls when one rank runs out of batches
@@ -36,19 +36,22 @@ import math
 import multiprocessing
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import count, islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import torch
 import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, default_collate
 from torchvision import transforms
+
+from ..facets import FACET_COLUMN, FACETS_FIELD, facet_members
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -59,6 +62,7 @@ __all__ = [
     "SharedEpoch",
     "TargetEncoder",
     "ToNormalizedTensor",
+    "carries_facets",
     "carry_classes",
     "collate_samples",
     "decode_sample",
@@ -93,12 +97,14 @@ Transform = Callable[[Image.Image], Any]
 
 @dataclass
 class ShardInfo:
-    """What a shards folder holds: label names (index = label id), shard paths and sample counts per split."""
+    """What a shards folder holds: label names (index = label id), shard paths and sample counts per
+    split, and the vocabulary's facets (``facet_members``: facet name -> label ids; empty without)."""
 
     folder: Path
     label_names: list[str]
     splits: dict[str, list[str]]
     num_samples: dict[str, int]
+    facets: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, folder: str | Path) -> ShardInfo:
@@ -113,7 +119,8 @@ class ShardInfo:
             raise FileNotFoundError(f"{len(missing)} shard(s) listed in {folder / INFO_FILE} are missing, "
                                     f"first {missing[0]}")
         num_samples = {name: int(entry["num_samples"]) for name, entry in info["splits"].items()}
-        return cls(folder, _read_label_names(folder), splits, num_samples)
+        label_names, facets = _read_labels(folder)
+        return cls(folder, label_names, splits, num_samples, facets)
 
     def shard_urls(self, split: str) -> list[str]:
         """The split's shard paths in shard order."""
@@ -142,15 +149,17 @@ def _shard_paths(folder: Path, entry: Mapping[str, Any]) -> list[str]:
     return [str(folder / name) for name in names]
 
 
-def _read_label_names(folder: Path) -> list[str]:
+def _read_labels(folder: Path) -> tuple[list[str], dict[str, list[int]]]:
+    """The label names by id and the facets (none when ``labels.parquet`` predates them)."""
     path = folder / LABELS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a shards folder: {LABELS_FILE} is missing")
-    table = pq.read_table(path, columns=["label_id", "name"]).to_pydict()
+    faceted = FACET_COLUMN in pq.read_schema(path).names
+    table = pq.read_table(path, columns=["label_id", "name", *([FACET_COLUMN] if faceted else [])]).to_pydict()
     by_id = dict(zip(table["label_id"], table["name"], strict=True))
     if sorted(by_id) != list(range(len(by_id))):
         raise ValueError(f"{path}: label ids must be 0..{len(by_id) - 1}, each once")
-    return [by_id[i] for i in range(len(by_id))]
+    return [by_id[i] for i in range(len(by_id))], facet_members(pd.DataFrame(table))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,21 +360,29 @@ def decode_sample(sample: Sample, draft_size: int | None = None) -> Sample:
 
 @dataclass(frozen=True)
 class TargetEncoder:
-    """A sample's json → ``{"labels": float32 multi-hot, column: int64 class index (-1 unknown)}``."""
+    """A sample's json → ``{"labels": float32 multi-hot, column: int64 class index (-1 unknown),
+    facet target: int64 class index within the facet (-1: the sample has no label of it)}``."""
 
     num_labels: int
     classes: Mapping[str, Mapping[str, int]]  # column -> {class name: index}
+    facet_classes: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # target -> {label id: index}
 
     @classmethod
-    def create(cls, num_labels: int, carry_targets: Mapping[str, Sequence[str]] | None = None) -> TargetEncoder:
+    def create(cls, num_labels: int, carry_targets: Mapping[str, Sequence[str]] | None = None,
+               facet_targets: Mapping[str, Sequence[int]] | None = None) -> TargetEncoder:
         classes = {column: {name: i for i, name in enumerate(names)}
                    for column, names in (carry_targets or {}).items()}
-        return cls(num_labels, classes)
+        facet_classes = {target: {label: i for i, label in enumerate(ids)}
+                         for target, ids in (facet_targets or {}).items()}
+        return cls(num_labels, classes, facet_classes)
 
     def __call__(self, meta: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         targets = {"labels": self.multi_hot(meta.get("labels") or [], meta.get("id"))}
         for column, index in self.classes.items():
             targets[column] = torch.tensor(index.get(_carried_value(meta, column), -1), dtype=torch.int64)
+        chosen = meta.get(FACETS_FIELD) or []  # one label id (or -1) per facet
+        for target, index in self.facet_classes.items():
+            targets[target] = torch.tensor(next((index[i] for i in chosen if i in index), -1), dtype=torch.int64)
         return targets
 
     def multi_hot(self, labels: Sequence[int], sample_id: object = None) -> torch.Tensor:
@@ -451,8 +468,8 @@ class ShardDataset(wds.DataPipeline):
 def make_dataset(folder: str | Path, split: str = "train", *, training: bool = True,
                  transform: Transform | None = None, image_size: int | None = None,
                  num_labels: int | None = None, carry_targets: Mapping[str, Sequence[str]] | None = None,
-                 shuffle_buffer: int = 1000, seed: int = 0, epoch: int = 0, resample: bool = False,
-                 return_meta: bool = False) -> ShardDataset:
+                 facet_targets: Mapping[str, Sequence[int]] | None = None, shuffle_buffer: int = 1000,
+                 seed: int = 0, epoch: int = 0, resample: bool = False, return_meta: bool = False) -> ShardDataset:
     """A streaming dataset of ``(image, targets)`` (``(image, targets, json)`` with ``return_meta``).
 
     ``transform`` maps a PIL RGB image to a tensor; by default ``default_transform(image_size or 224)``.
@@ -460,7 +477,9 @@ def make_dataset(folder: str | Path, split: str = "train", *, training: bool = T
     at reduced scale (see ``decode_sample``). ``targets["labels"]`` is a multi-hot over
     ``num_labels`` (default: the vocabulary size); each column of ``carry_targets``
     (``{"articleType": [class names]}``, see ``carry_classes``) adds an int64 class index, -1 for
-    a missing or unknown value. ``training`` shuffles shards and samples (``shuffle_buffer``
+    a missing or unknown value. Each target of ``facet_targets`` (``{"facet:colour": [label ids of
+    the facet]}``) adds an int64 class index: the position in that list of the label the sample's
+    json ``facets`` chose, -1 when none. ``training`` shuffles shards and samples (``shuffle_buffer``
     samples, 0 for none) by ``seed`` and ``epoch`` and balances ranks; see the module docstring.
     """
     info = ShardInfo.load(folder)
@@ -468,7 +487,8 @@ def make_dataset(folder: str | Path, split: str = "train", *, training: bool = T
     shared_epoch = SharedEpoch(epoch)
     encode = SampleEncoder(
         transform or default_transform(image_size or DEFAULT_IMAGE_SIZE),
-        TargetEncoder.create(len(info.label_names) if num_labels is None else num_labels, carry_targets),
+        TargetEncoder.create(len(info.label_names) if num_labels is None else num_labels, carry_targets,
+                             facet_targets),
         return_meta,
     )
     source = partial(shard_source, urls, seed=seed, epoch=shared_epoch, training=training, resample=resample)
@@ -519,6 +539,14 @@ def iter_samples(folder: str | Path, split: str) -> Iterator[Sample]:
     urls = ShardInfo.load(folder).shard_urls(split)
     raw = tar_samples({"url": url} for url in urls)
     return map(decode_sample, raw)
+
+
+def carries_facets(folder: str | Path, split: str = "train") -> bool:
+    """Whether the split's samples carry facets: a json with a ``facets`` field (shards written before
+    facets have none)."""
+    urls = ShardInfo.load(folder).shard_urls(split)
+    samples = tar_samples(({"url": url} for url in urls), frozenset(("json",)))
+    return any(FACETS_FIELD in json.loads(sample["json"]) for sample in samples)
 
 
 def carry_classes(folder: str | Path, column: str, split: str = "train") -> list[str]:

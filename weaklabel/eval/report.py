@@ -1,9 +1,10 @@
 """``report.html`` of an evaluation and the compact table printed on the terminal.
 
 The report holds a side-by-side table of the models (best value per row in bold when there are
-several), Recall@k per model, AP per tier, the retrieval metrics per tier, the AP of every label,
-and a grid of query images with their top neighbours, framed green when relevant and red when not
-(images are read from the shards by id). Plots are PNGs embedded as base64; the file stands alone.
+several), Recall@k per model, AP per tier, the retrieval metrics per tier, the facet heads' top-1
+and retrieval per facet, the AP of every label, and a grid of query images with their top
+neighbours, framed green when relevant and red when not (images are read from the shards by id).
+Plots are PNGs embedded as base64; the file stands alone.
 The page is ``templates/eval_report.html``; this module gathers its data.
 """
 
@@ -31,6 +32,7 @@ SHORT = {"recall@1": "R@1", "recall@5": "R@5", "recall@10": "R@10", "precision@1
          "map@100": "mAP@100", "mrr": "MRR"}
 MULTILABEL_ROWS = ("map_macro", "map_micro", "f1_micro@fixed", "f1_macro@fixed", "f1_micro@tuned", "f1_macro@tuned")
 SOFTMAX_ROWS = ("top1", "top5")
+FACET_ROWS = (("top1_accuracy", None), ("recall@1", "overall"))  # (metric, its retrieval block or None)
 EFFICIENCY_ROWS = (("params", "parameters (M)", 1e-6, LOWER), ("gmacs", "GMACs", 1, LOWER),
                    ("latency_ms", "latency, batch 1 (ms)", 1, LOWER),
                    ("throughput", "throughput, batch 64 (img/s)", 1, HIGHER),
@@ -92,6 +94,9 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[Row]:
         kinds = MULTILABEL_ROWS if multilabel else SOFTMAX_ROWS
         for metric in kinds:
             rows.append((f"{task}: {metric}", [m["classification"].get(task, {}).get(metric) for m in models], HIGHER))
+    for facet in _union(m.get("facets", {}) for m in models):
+        for metric, block in FACET_ROWS:
+            rows.append((f"facet {facet}: {metric}", [_facet_metric(m, facet, metric, block) for m in models], HIGHER))
     for column in _union(m["probes"] for m in models):
         for metric in ("knn_accuracy", "linear_accuracy"):
             rows.append((f"probe {column}: {metric}",
@@ -101,6 +106,14 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[Row]:
         if any(v is not None for v in values):
             rows.append((label, [None if v is None else v * scale for v in values], better))
     return rows
+
+
+def _facet_metric(model: Mapping[str, Any], facet: str, metric: str, block: str | None) -> Any:
+    """A facet head's figure: its own (``block`` None) or one of its retrieval's ``block`` summary."""
+    scores = model.get("facets", {}).get(facet)
+    if scores is None:
+        return None
+    return scores[metric] if block is None else scores["retrieval"][block][metric]
 
 
 def _union(mappings: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -220,6 +233,17 @@ def _tier_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def _facet_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
+    """Per model and facet head: classes, items with the facet, top-1/top-5, then the retrieval among them."""
+    rows = []
+    for name, model in metrics["models"].items():
+        for facet, scores in model.get("facets", {}).items():
+            overall = scores["retrieval"]["overall"]
+            rows.append([name, facet, scores["classes"], scores["n"], scores["top1_accuracy"], scores["top5_accuracy"],
+                         *(overall[m] for m in METRICS), overall["queries"]])
+    return rows
+
+
 def _per_label(metrics: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Each labels-head model's per-label AP entries (same labels, same order in every model)."""
     return {name: m["classification"]["labels"]["per_label"] for name, m in metrics["models"].items()
@@ -247,6 +271,7 @@ def report_html(metrics: Mapping[str, Any], examples: Mapping[str, Sequence[Mapp
         tier_plot=tier_plot(metrics),
         metric_names=[SHORT[m] for m in METRICS],
         tier_rows=_tier_rows(metrics),
+        facet_rows=_facet_rows(metrics),
         ap_columns=[f"AP {name}" for name in per_label],
         label_rows=[[e["label_id"], e["name"], e["tier"], e["positives"], *(t[i]["ap"] for t in per_label.values())]
                     for i, e in enumerate(labels)],

@@ -5,8 +5,9 @@ with ``weaklabel.training.embed`` and cached under ``out/embeddings/``; every qu
 searches the gallery exactly (``weaklabel.search.exact_search``); the retrieval metrics follow for each
 relevance definition, overall and per tier; the task heads' classification metrics are computed
 from the cached embeddings (the heads read the embedding, so no second pass over the images);
-then the probes and the efficiency figures. ``metrics.json``, ``queries.parquet`` (every query's
-metrics, for paired comparisons of models), ``report.html`` and ``manifest.json`` are written to ``out``.
+then each facet head's top-1 and the retrieval among the items of its facet, the probes and the
+efficiency figures. ``metrics.json``, ``queries.parquet`` (every query's metrics, for paired
+comparisons of models), ``report.html`` and ``manifest.json`` are written to ``out``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..artifacts import (
     write_manifest,
 )
 from ..datasets.loader import ShardInfo
+from ..facets import FACETS_FIELD
 from ..folders import Outputs, output_folder
 from ..search import Neighbours
 from ..stage import Inputs, OptionTypes, Stage, plural, signature_options
@@ -41,7 +43,7 @@ from ..tiers import label_tiers, rarest_tier, value_tiers
 from ..training.cores import plan_cpu
 from ..training.embed import embed, load_encoder
 from ..training.losses import task_scores
-from ..training.models import EmbeddingModel, Task
+from ..training.models import EmbeddingModel, Task, facet_label_ids, task_facet
 from .classification import multilabel_metrics, softmax_metrics
 from .near_duplicates import group_pairs, near_duplicate_groups, search_without_copies
 from .probes import probe_report
@@ -214,6 +216,7 @@ def _evaluate_checkpoint(context: Context, name: str, checkpoint: Path,
                          efficiency: bool) -> tuple[dict[str, Any], list[dict[str, Any]], pd.DataFrame]:
     model, config = load_encoder(checkpoint, "cpu")
     check_vocabulary(config["label_names"], context.info.label_names, checkpoint, context.shards)
+    facets = facet_label_ids(list(map(Task.from_dict, config["tasks"])), context.info.facets, context.info.label_names)
     query = _cached_embeddings(context, name, checkpoint, context.split)
     gallery = _cached_embeddings(context, name, checkpoint, context.gallery_split) if context.gallery_split else None
     _say(context, f"{name}: retrieval")
@@ -222,6 +225,9 @@ def _evaluate_checkpoint(context: Context, name: str, checkpoint: Path,
         _say(context, f"{name}: {near_duplicates_line(result['near_duplicates_left_out'])}")
     _say(context, f"{name}: classification")
     result["classification"] = classification_report(model, config, query, context.label_tiers)
+    if facets:
+        _say(context, f"{name}: facets")
+    result["facets"] = facet_report(context, model, config, query, gallery, facets)
     if efficiency:
         _say(context, f"{name}: efficiency")
         result["efficiency"] = _efficiency(model, config, checkpoint, context.device)
@@ -240,7 +246,7 @@ def _evaluate_embeddings(context: Context, path: Path) -> tuple[dict[str, Any], 
     _say(context, f"{path.name}: retrieval")
     result, examples, queries = _retrieval_and_probes(context, query, None, [])
     return {"source": str(path), "kind": "embeddings", "model": {"embed_dim": int(vectors.shape[1])}, **result,
-            "classification": {}, "efficiency": {}}, examples, queries
+            "classification": {}, "facets": {}, "efficiency": {}}, examples, queries
 
 
 def _cached_embeddings(context: Context, name: str, checkpoint: Path, split: str) -> Embedded:
@@ -265,23 +271,47 @@ def _shards_fingerprint(shards: Path) -> str:
 
 
 def _task_columns(config: dict[str, Any]) -> list[str]:
-    return [t["name"] for t in config["tasks"] if t["kind"] == "softmax"]
+    """The carried columns the softmax heads predict."""
+    return [t["name"] for t in config["tasks"] if t["kind"] == "softmax" and task_facet(t["name"]) is None]
+
+
+@dataclass
+class Search:
+    """The queries' search of a gallery: the row each query leaves out (itself, when the query split is
+    its own gallery; None otherwise), the near-copies left out and the neighbours found."""
+
+    gallery: Embedded
+    exclude: np.ndarray | None
+    copies: pd.DataFrame
+    neighbours: Neighbours
+
+
+def _search(context: Context, query: Embedded, gallery: Embedded | None) -> Search:
+    searched = gallery if gallery is not None else query
+    exclude = None if gallery is not None else np.arange(len(query.frame))
+    copies = group_pairs(query.frame["id"], searched.frame["id"], context.near_groups)
+    neighbours = search_without_copies(query.vectors, searched.vectors, MAX_K, exclude, copies, context.device)
+    return Search(searched, exclude, copies, neighbours)
+
+
+def _judge(context: Context, name: str, query: pd.DataFrame,
+           search: Search) -> tuple[Relevance, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Relevance ``name``, each query's tier and number of relevant items, and its metrics."""
+    relevance, tiers = _relevance(context, name, query, search.gallery.frame)
+    n_relevant = relevance.counts(search.exclude) - _relevant_copies(relevance, search.copies, len(query))
+    return relevance, tiers, n_relevant, per_query(judge(relevance, search.neighbours.indices), n_relevant)
 
 
 def _retrieval_and_probes(context: Context, query: Embedded, gallery: Embedded | None, task_columns: Sequence[str]
                           ) -> tuple[dict[str, Any], list[dict[str, Any]], pd.DataFrame]:
     """Metrics, example neighbours and the per-query table (one row per query and relevance)."""
-    searched = gallery if gallery is not None else query
-    exclude = None if gallery is not None else np.arange(len(query.frame))
-    copies = group_pairs(query.frame["id"], searched.frame["id"], context.near_groups)
-    neighbours = search_without_copies(query.vectors, searched.vectors, MAX_K, exclude, copies, context.device)
+    search = _search(context, query, gallery)
+    searched, copies, neighbours = search.gallery, search.copies, search.neighbours
     retrieval: dict[str, Any] = {}
     examples: list[dict[str, Any]] = []
     queries: list[pd.DataFrame] = []
     for index, name in enumerate(context.relevance):
-        relevance, tiers = _relevance(context, name, query.frame, searched.frame)
-        n_relevant = relevance.counts(exclude) - _relevant_copies(relevance, copies, len(query.frame))
-        values = per_query(judge(relevance, neighbours.indices), n_relevant)
+        relevance, tiers, n_relevant, values = _judge(context, name, query.frame, search)
         retrieval[name] = report_from_values(values, n_relevant, tiers)
         answerable = n_relevant > 0  # the others are left out of the averages, so they get no value
         queries.append(pd.DataFrame({"relevance": name, "id": query.frame["id"].astype(str).to_numpy(),
@@ -364,7 +394,7 @@ def head_scores(model: Any, config: dict[str, Any], vectors: np.ndarray, batch: 
     for start in range(0, len(vectors), batch):
         scaled = torch.from_numpy(vectors[start:start + batch]) * model.head_scale
         for task in map(Task.from_dict, config["tasks"]):
-            logits = model.heads[task.name](scaled)
+            logits = model.head(task.name)(scaled)
             out[task.name].append(task_scores(task, logits, config.get("loss", "bce")).numpy())
     return {name: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32) for name, parts in out.items()}
 
@@ -385,6 +415,42 @@ def classification_report(model: Any, config: dict[str, Any], query: Embedded,
             values = [missing_to_none(v) for v in query.frame[name]]
             report[name] = softmax_metrics(scores[name], values, task["classes"])
     return report
+
+
+def facet_report(context: Context, model: Any, config: dict[str, Any], query: Embedded, gallery: Embedded | None,
+                 facets: dict[str, list[int]]) -> dict[str, Any]:
+    """Per facet head (``facets``: its task -> the facet's label ids): top-1 and top-5 accuracy over the
+    split's items that have a label of the facet, and retrieval among those items only (the gallery
+    split's too), an item being relevant when it has the query's label in the facet."""
+    scores = head_scores(model, config, query.vectors)
+    classes = {t["name"]: t["classes"] for t in config["tasks"]}
+    report: dict[str, Any] = {}
+    for task, ids in facets.items():
+        values = facet_values(query.frame, ids, classes[task])
+        accuracy = softmax_metrics(scores[task], values, classes[task])
+        faceted = _with_facet(query, task, values)
+        faceted_gallery = None if gallery is None else _with_facet(
+            gallery, task, facet_values(gallery.frame, ids, classes[task]))
+        _, tiers, n_relevant, metrics = _judge(context, task, faceted.frame, _search(context, faceted, faceted_gallery))
+        report[task_facet(task)] = {"task": task, "classes": len(ids), "n": accuracy["samples"],
+                                    "top1_accuracy": accuracy["top1"], "top5_accuracy": accuracy["top5"],
+                                    "retrieval": report_from_values(metrics, n_relevant, tiers)}
+    return report
+
+
+def facet_values(frame: pd.DataFrame, ids: Sequence[int], names: Sequence[str]) -> list[str | None]:
+    """Each row's label in a facet (its label ``ids``, named ``names``), read from the row's ``facets``
+    list of label ids; None for a row without one (or embeddings of shards written before facets)."""
+    name_of = dict(zip(ids, names, strict=True))
+    rows = frame[FACETS_FIELD] if FACETS_FIELD in frame.columns else [None] * len(frame)
+    return [next((name_of[i] for i in row if i in name_of), None) if row is not None else None for row in rows]
+
+
+def _with_facet(embedded: Embedded, column: str, values: list[str | None]) -> Embedded:
+    """The rows that have a value, with it in ``column``."""
+    has = np.array([v is not None for v in values], dtype=bool)
+    frame = embedded.frame[has].assign(**{column: [v for v in values if v is not None]}).reset_index(drop=True)
+    return Embedded(frame, embedded.vectors[has])
 
 
 def _efficiency(model: Any, config: dict[str, Any], checkpoint: Path, device: torch.device) -> dict[str, Any]:
@@ -465,7 +531,8 @@ def _run(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, 
 
 
 def eval_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
-    """One line per model and relevance: Recall@1/10 and mAP@10 overall, Recall@1 on the tail tier."""
+    """One line per model and relevance: Recall@1/10 and mAP@10 overall, Recall@1 on the tail tier;
+    one per model and facet head: top-1, and Recall@1 and mAP@10 among the items of the facet."""
     path = folder / "metrics.json"
     metrics_file = json.loads(path.read_text()) if path.is_file() else {}
     models = metrics_file.get("models", {})
@@ -480,6 +547,11 @@ def eval_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
                          f"R@1 {_three(overall['recall@1'])}, R@10 {_three(overall['recall@10'])}, "
                          f"mAP@10 {_three(overall['map@10'])} over {_queries(overall)}"
                          + (f"; tail R@1 {_three(tail['recall@1'])}" if tail and tail.get("queries") else ""))
+        for facet, scores in metrics.get("facets", {}).items():
+            overall = scores["retrieval"]["overall"]
+            lines.append((f"{model}, " if len(models) > 1 else "") + f"facet '{facet}': top-1 "
+                         f"{_three(scores['top1_accuracy'])} over {plural(scores['n'], 'item')}, R@1 "
+                         f"{_three(overall['recall@1'])}, mAP@10 {_three(overall['map@10'])} over {_queries(overall)}")
     return lines
 
 

@@ -35,7 +35,7 @@ def load_encoder(checkpoint: str | Path, device: str | torch.device = "cpu", *,
     """A trained encoder in eval mode on ``device``, and its config.
 
     ``model.embed(images)`` gives normalized embeddings, ``model(images)`` the embedding and each
-    task's logits, ``model.heads[name]`` a task head. Images are float tensors normalized with
+    task's logits, ``model.head(name)`` a task's head. Images are float tensors normalized with
     ``config["image"]["mean"/"std"]`` at ``config["image"]["size"]`` px (``image_transform(config)``
     builds that transform). The EMA weights are used when the checkpoint has them, unless
     ``ema=False``. ``config`` is the training config plus ``tasks`` (name, kind, classes, weight),

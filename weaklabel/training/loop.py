@@ -24,6 +24,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
@@ -40,6 +41,7 @@ from ..artifacts import Timer, fingerprint_artifact, write_json, write_manifest
 from ..datasets.loader import (
     ShardDataset,
     ShardInfo,
+    carries_facets,
     carry_classes,
     make_dataset,
     make_loader,
@@ -63,7 +65,18 @@ from .losses import (
     task_scores,
     valid_mask,
 )
-from .models import LABELS_TASK, Encoder, Task, check_runs, load_weights, parse_task
+from .models import (
+    LABELS_TASK,
+    Encoder,
+    Task,
+    check_runs,
+    facet_label_ids,
+    facet_task,
+    load_weights,
+    parse_facets,
+    parse_task,
+    task_facet,
+)
 from .sampling import RepeatFactors, eval_transform, image_settings, train_dataset, train_transform
 
 CONFIG = "config.json"
@@ -88,7 +101,7 @@ class TrainConfig:
     drop_path: float = 0.0
     image_size: int = 224
     # tasks and losses
-    tasks: list[str] = field(default_factory=list)  # extra tasks "COLUMN:softmax[:WEIGHT]"
+    tasks: list[str] = field(default_factory=list)  # extra tasks "COLUMN:softmax[:WEIGHT]", "facets[:WEIGHT]"
     labels_weight: float = 1.0
     loss: str = "bce"
     asl_gamma_neg: float = 4.0
@@ -128,7 +141,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.tasks = list(self.tasks)
         for task in self.tasks:
-            parse_task(task)
+            if parse_facets(task) is None:
+                parse_task(task)
         if self.loss not in MULTILABEL_LOSSES:
             raise ValueError(f"loss must be one of {MULTILABEL_LOSSES}, not {self.loss!r}")
         if self.balance not in (None, *BALANCE):
@@ -225,16 +239,38 @@ def resolve_config(options: dict[str, Any], checkpoint: dict[str, Any] | None) -
 
 
 def build_tasks(shards: Path, info: ShardInfo, config: TrainConfig) -> list[Task]:
-    """The labels task over the vocabulary, then one softmax task per ``--task`` column."""
+    """The labels task over the vocabulary, then per ``--task`` a softmax task over a column or one per facet."""
     tasks = [Task(LABELS_TASK, "multilabel", tuple(info.label_names), config.labels_weight)]
     for spec in config.tasks:
-        column, kind, weight = parse_task(spec)
-        classes = carry_classes(shards, column, "train")
-        if not classes:
-            raise ValueError(f"task {spec!r}: no train sample carries a value in {column!r}; write the shards "
-                             f"with --carry {column}")
-        tasks.append(Task(column, kind, tuple(classes), weight))
+        weight = parse_facets(spec)
+        tasks += column_task(shards, spec) if weight is None else facet_tasks(shards, info, weight)
+    repeated = sorted(name for name, n in Counter(task.name for task in tasks).items() if n > 1)
+    if repeated:
+        raise ValueError(f"task {repeated[0]!r} is asked for more than once")
     return tasks
+
+
+def column_task(shards: Path, spec: str) -> list[Task]:
+    """The softmax task of ``"COLUMN:softmax[:WEIGHT]"``, its classes the values the train split carries."""
+    column, kind, weight = parse_task(spec)
+    classes = carry_classes(shards, column, "train")
+    if not classes:
+        raise ValueError(f"task {spec!r}: no train sample carries a value in {column!r}; write the shards "
+                         f"with --carry {column}")
+    return [Task(column, kind, tuple(classes), weight)]
+
+
+def facet_tasks(shards: Path, info: ShardInfo, weight: float) -> list[Task]:
+    """One softmax task per facet of the vocabulary, its classes the facet's labels."""
+    if not info.facets:
+        raise ValueError("task 'facets': these shards carry no facets: rebuild the vocabulary (weaklabel vocab), "
+                         "then assign the labels and write the shards again (weaklabel assign, weaklabel shards)")
+    if not carries_facets(shards, "train"):
+        raise ValueError("task 'facets': the vocabulary of these shards has facets but their samples carry none "
+                         "(written before facets): assign the labels and write the shards again (weaklabel assign, "
+                         "weaklabel shards)")
+    return [Task(facet_task(facet), "softmax", tuple(info.label_names[i] for i in ids), weight)
+            for facet, ids in info.facets.items()]
 
 
 def batches_per_epoch(num_samples: int, world_size: int, workers: int, batch_size: int) -> int:
@@ -454,18 +490,20 @@ def _build_model(config: TrainConfig, tasks: list[Task], device: torch.device, *
 def _build_data(shards: Path, info: ShardInfo, tasks: list[Task], config: TrainConfig, image: dict[str, Any],
                 dist: Distributed, workers: int) -> TrainData:
     repeat = RepeatFactors.from_shards(shards, config.repeat_threshold) if config.balance else None
-    carry = {t.name: list(t.classes) for t in tasks[1:]}
+    carry = {t.name: list(t.classes) for t in tasks[1:] if task_facet(t.name) is None}
+    facets = facet_label_ids(tasks, info.facets, info.label_names)
     augment = train_transform(config.image_size, mean=image["mean"], std=image["std"], crop_scale=config.crop_scale,
                               color_jitter=config.color_jitter)
     train_data = train_dataset(shards, transform=augment, num_labels=len(info.label_names), carry_targets=carry,
-                               image_size=config.image_size, shuffle_buffer=config.shuffle_buffer, seed=config.seed,
-                               repeat=repeat)
+                               facet_targets=facets, image_size=config.image_size,
+                               shuffle_buffer=config.shuffle_buffer, seed=config.seed, repeat=repeat)
     # its own generator: starting an epoch's iterator must not draw from the global RNG (resume)
     loader = make_loader(train_data, config.batch_size, workers, drop_last=True,
                          generator=torch.Generator().manual_seed(config.seed))
     val_loader = None
     if "val" in info.splits and info.num_samples.get("val"):
-        val_data = make_dataset(shards, "val", training=False, carry_targets=carry, image_size=config.image_size,
+        val_data = make_dataset(shards, "val", training=False, carry_targets=carry, facet_targets=facets,
+                                image_size=config.image_size,
                                 transform=eval_transform(config.image_size, mean=image["mean"], std=image["std"],
                                                          interpolation=image["interpolation"],
                                                          crop_pct=image["crop_pct"]))

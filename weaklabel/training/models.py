@@ -10,6 +10,10 @@
 The embedding is what gets served (``embed``/``export``); the task heads exist for training and
 for the evaluator. Heads see the unit embedding scaled by ``sqrt(embed_dim)`` so that each of its
 components has about unit variance, which is what ``nn.Linear``'s initialization expects.
+
+Tasks: ``labels`` (multi-label over the vocabulary), ``COLUMN`` (softmax over a carried column's
+values) and ``facet:NAME`` (softmax over the labels of one facet of the vocabulary, see
+:mod:`weaklabel.facets`; ``"facets"`` asks for one such task per facet).
 """
 
 from __future__ import annotations
@@ -25,15 +29,18 @@ import torch.nn.functional as F
 from torch import nn
 
 LABELS_TASK = "labels"
+FACETS_SPEC = "facets"  # a task spec asking for one softmax task per facet of the vocabulary
+FACET_PREFIX = "facet:"
 TASK_KINDS = ("multilabel", "softmax")
 HEAD_PRIOR = 0.01  # multi-label heads start by predicting this probability for every label
 
 
 @dataclass(frozen=True)
 class Task:
-    """One training target: the vocabulary's multi-label task or a softmax task over a carried column."""
+    """One training target: the vocabulary's multi-label task, or a softmax task over a carried column
+    or over the labels of a facet."""
 
-    name: str  # "labels" or the carried column
+    name: str  # "labels", the carried column or "facet:" + the facet's name
     kind: str  # "multilabel" | "softmax"
     classes: tuple[str, ...]
     weight: float = 1.0
@@ -66,6 +73,58 @@ def parse_task(spec: str) -> tuple[str, str, float]:
     except ValueError:
         raise ValueError(f"task {spec!r}: WEIGHT must be a number") from None
     return parts[0], "softmax", weight
+
+
+def parse_facets(spec: str) -> float | None:
+    """The loss weight of every facet task asked for by ``"facets"`` or ``"facets:WEIGHT"``; None
+    for another spec (``"facets:softmax"`` is a task over a carried column named facets)."""
+    name, _, weight = spec.partition(":")
+    if name != FACETS_SPEC or weight.split(":")[0] == "softmax":
+        return None
+    try:
+        return float(weight) if weight else 1.0
+    except ValueError:
+        raise ValueError(f"task {spec!r}: expected facets or facets:WEIGHT") from None
+
+
+def facet_task(facet: str) -> str:
+    """The name of the softmax task over a facet's labels."""
+    return FACET_PREFIX + facet
+
+
+def task_facet(task: str) -> str | None:
+    """The facet a task predicts; None for the labels task and carried-column tasks (whose names hold no ":")."""
+    return task[len(FACET_PREFIX):] if task.startswith(FACET_PREFIX) else None
+
+
+def head_key(task: str) -> str:
+    """A task head's name in ``Encoder.heads``: a module name may not hold ".", which a facet's name
+    (any text) may, so the facet part is percent-encoded ("%" too, to keep names apart)."""
+    facet = task_facet(task)
+    return task if facet is None else facet_task(facet.replace("%", "%25").replace(".", "%2E"))
+
+
+def facet_label_ids(tasks: Sequence[Task], members: Mapping[str, Sequence[int]],
+                    label_names: Sequence[str]) -> dict[str, list[int]]:
+    """Each facet task's label ids in class order, from a folder's facets (``facet_members``); a
+    ValueError when the folder lacks the facet or gives it other labels than the task's classes."""
+    found: dict[str, list[int]] = {}
+    for task in tasks:
+        facet = task_facet(task.name)
+        if facet is None:
+            continue
+        ids = list(members.get(facet, []))
+        theirs = [label_names[i] for i in ids]
+        if theirs != list(task.classes):
+            raise ValueError(f"the checkpoint's facet {facet!r} ({_some(task.classes)}) is not the shards' "
+                             f"({_some(theirs) if ids else 'they have no such facet'}); use shards written with "
+                             "the checkpoint's vocabulary")
+        found[task.name] = ids
+    return found
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f", ... ({len(names)} labels)" if len(names) > shown else "")
 
 
 def create_backbone(name: str, *, pretrained: bool = False, image_size: int | None = None,
@@ -107,12 +166,17 @@ class Encoder(nn.Module):
         extra = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
         self.backbone = create_backbone(backbone, pretrained=pretrained, image_size=image_size, **extra)
         self.embed_head = nn.Linear(backbone_features(self.backbone), embed_dim)
-        self.heads = nn.ModuleDict({task.name: nn.Linear(embed_dim, len(task.classes)) for task in tasks})
+        self.heads = nn.ModuleDict({head_key(task.name): nn.Linear(embed_dim, len(task.classes)) for task in tasks})
+        self.task_names = [task.name for task in tasks]
         self.embed_dim = embed_dim
         self.head_scale = math.sqrt(embed_dim)
         for task in tasks:
             if task.kind == "multilabel":
-                nn.init.constant_(self.heads[task.name].bias, math.log(HEAD_PRIOR / (1 - HEAD_PRIOR)))
+                nn.init.constant_(self.head(task.name).bias, math.log(HEAD_PRIOR / (1 - HEAD_PRIOR)))
+
+    def head(self, task: str) -> nn.Module:
+        """The linear head of the task named ``task``."""
+        return self.heads[head_key(task)]
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalized embeddings ``[batch, embed_dim]``."""
@@ -122,7 +186,7 @@ class Encoder(nn.Module):
         """``{"embedding": [B, D], task: logits [B, classes], ...}``."""
         embedding = self.embed(images)
         scaled = embedding * self.head_scale
-        return {"embedding": embedding, **{name: head(scaled) for name, head in self.heads.items()}}
+        return {"embedding": embedding, **{name: self.head(name)(scaled) for name in self.task_names}}
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names exempt from weight decay beyond norms and biases (position embeddings...)."""

@@ -190,10 +190,12 @@ class SeededEncoder:
 
 
 def train_dataset(folder: str | Path, *, transform: Any, num_labels: int,
-                  carry_targets: Mapping[str, Sequence[str]] | None = None, split: str = "train",
+                  carry_targets: Mapping[str, Sequence[str]] | None = None,
+                  facet_targets: Mapping[str, Sequence[int]] | None = None, split: str = "train",
                   image_size: int | None = None, shuffle_buffer: int = 1000, seed: int = 0, epoch: int = 0,
                   repeat: RepeatFactors | None = None) -> ShardDataset:
-    """The training stream of ``(image, targets)``; see the module docstring for its stages."""
+    """The training stream of ``(image, targets)``; see the module docstring for its stages and
+    ``weaklabel.datasets.loader.make_dataset`` for the targets."""
     info = ShardInfo.load(folder)
     shared = SharedEpoch(epoch)
     num_samples = info.num_samples[split] if repeat is None else repeat.expected_samples
@@ -210,7 +212,8 @@ def train_dataset(folder: str | Path, *, transform: Any, num_labels: int,
         stages.append(partial(shuffle_samples, bufsize=shuffle_buffer, seed=seed, epoch=shared))
     stages += [
         wds.map(partial(decode_with_copy, draft_size=image_size)),
-        wds.map(SeededEncoder(transform, TargetEncoder.create(num_labels, carry_targets), seed, shared)),
+        wds.map(SeededEncoder(transform, TargetEncoder.create(num_labels, carry_targets, facet_targets), seed,
+                              shared)),
     ]
     return ShardDataset(*stages, epoch=shared, num_samples=num_samples)
 

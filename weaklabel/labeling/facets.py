@@ -24,11 +24,13 @@ The algorithm:
    name two of its labels at most ``max_collision`` of the time (its *collision rate*) and whose
    labels were joined at similarity ``min_similarity`` or more is a facet candidate.
 4. Candidates of one role are then merged greedily, most similar first, while their union's
-   collision rate stays at most ``max_collision``, when their mean similarity reaches
+   collision rate stays at most ``max_collision`` once the labels of step 5 are taken out of it
+   (losing at most ``MAX_PRUNED`` of its support: a category label such as "clothing" beside the
+   product words of one candidate must not keep two product facets apart), when their mean similarity reaches
    ``merge_similarity``; two candidates of phrase-ending labels (informativeness >=
    ``HEAD_INFORMATIVENESS`` on average) always qualify, since a listing names one product.
 5. A label that shares more than ``MAX_OVERLAP`` of its listings with the rest of its facet is
-   taken out ("pack" beside "socks"); a facet keeps at least two labels and ``min_coverage`` of
+   taken out ("pack" beside "socks"), the worst first; a facet keeps at least two labels and ``min_coverage`` of
    the listings.
 
 A facet is named after its three most frequent labels ("black/blue/white") unless the user names
@@ -51,6 +53,7 @@ from scipy.spatial.distance import squareform
 HEAD_INFORMATIVENESS = 0.5  # facets of labels that end this share of their phrases are product words
 ROLE_GAP = 0.3  # facets whose mean informativeness differs by more play different roles: never merged
 MAX_OVERLAP = 0.5  # a label sharing more of its listings with the rest of its facet is taken out
+MAX_PRUNED = 0.2  # two candidates merge only if taking out such labels loses at most this share of their support
 NAME_LABELS = 3  # a facet is named after this many of its most frequent labels
 FACETS_SCHEMA = pa.schema([
     ("facet_id", pa.int32()),
@@ -260,12 +263,22 @@ class _LabelSpace:
             key = tuple(sorted(groups[a] + groups[b]))
             if key in refused:
                 continue
-            if self.collision(groups[a] + groups[b]) <= params.max_collision:
+            both = groups[a] + groups[b]
+            union = self.pruned(both)
+            pruned_share = 1 - self.support[union].sum() / max(self.support[both].sum(), 1)
+            if pruned_share <= MAX_PRUNED and self.collision(union) <= params.max_collision:
                 return int(a), int(b)
             refused.add(key)
         return None
 
     def pruned(self, group: list[int]) -> list[int]:
-        """Without the labels sharing more than MAX_OVERLAP of their listings with the rest of the group."""
-        shared = self.together[np.ix_(group, group)].sum(axis=1)
-        return [label for label, s in zip(group, shared) if s <= MAX_OVERLAP * self.support[label]]
+        """Without the labels sharing more than MAX_OVERLAP of their listings with the rest of the group,
+        the worst first: taking out "kids" keeps "boys" and "girls", which share listings only with it."""
+        group = list(group)
+        while len(group) > 1:
+            shared = self.together[np.ix_(group, group)].sum(axis=1) / np.maximum(self.support[group], 1)
+            worst = int(np.argmax(shared))
+            if shared[worst] <= MAX_OVERLAP:
+                break
+            del group[worst]
+        return group

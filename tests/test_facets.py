@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import one_line_error
 
 from weaklabel.datasets.format import shard_samples
 from weaklabel.facets import facet_members
@@ -137,3 +138,19 @@ def test_facets_off_and_an_older_vocabulary_give_no_facets_column_values(example
     assert vocabulary.labels["facet"].isna().all() and vocabulary.facets.empty
     frame = pd.DataFrame({"id": ["a"], "title": ["red t-shirt"], "image": [""]})
     assert "facets" not in LabelAssigner(vocabulary).fit().transform(frame)
+
+
+def test_the_cli_turns_facets_off_and_checks_their_knobs(example_data, tmp_path, capsys):
+    from weaklabel.cli import main
+
+    listings = str(example_data / "listings.csv")
+    assert main(["vocab", listings, "--text", "title", "--out", str(tmp_path / "off"), "--no-facets", "-q"]) == 0
+    assert pd.read_parquet(tmp_path / "off" / "labels.parquet")["facet"].isna().all()
+    error = one_line_error(["vocab", listings, "--text", "title", "--out", str(tmp_path / "bad"),
+                            "--facet-max-collision", "2", "-q"], capsys)
+    assert "facet_max_collision" in error
+    bad_overrides = tmp_path / "overrides.toml"
+    bad_overrides.write_text('[facets]\ncolour = 5\n')
+    error = one_line_error(["vocab", listings, "--text", "title", "--out", str(tmp_path / "bad2"),
+                            "--overrides", str(bad_overrides), "-q"], capsys)
+    assert "[facets] 'colour'" in error

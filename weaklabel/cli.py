@@ -262,7 +262,22 @@ def _vocab_parser(sub) -> None:
     c.add_argument("--rare-merge-threshold", type=float, metavar="X", default=argparse.SUPPRESS,
                    help="cosine similarity linking rare terms into a new label (default: %(default)s)")
     c.add_argument("--overrides", default=argparse.SUPPRESS, metavar="FILE",
-                   help="TOML file of edits: rename, merge, delete, add labels")
+                   help="TOML file of edits: rename, merge, delete, add labels; name, seed, split facets")
+    f = p.add_argument_group("facets: sets of alternative labels (see README: 'Facets')")
+    f.add_argument("--no-facets", action="store_false", dest="facets", default=argparse.SUPPRESS,
+                   help="find no facets: every label stays in the multi-label group")
+    f.add_argument("--facet-min-support", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="listings a label needs to be in a facet (default: %(default)s)")
+    f.add_argument("--facet-max-collision", type=float, metavar="X", default=argparse.SUPPRESS,
+                   help="the most a facet's listings may name two of its labels (default: %(default)s)")
+    f.add_argument("--facet-min-similarity", type=float, metavar="X", default=argparse.SUPPRESS,
+                   help="similarity at which a subtree of labels becomes a facet candidate (default: %(default)s)")
+    f.add_argument("--facet-merge-similarity", type=float, metavar="X", default=argparse.SUPPRESS,
+                   help="mean similarity at which two candidates of one role merge (default: %(default)s)")
+    f.add_argument("--facet-min-coverage", type=float, metavar="X", default=argparse.SUPPRESS,
+                   help="share of the listings a found facet must cover (default: %(default)s)")
+    f.add_argument("--facet-sample", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="listings (a seeded sample) labelled to find the facets (default: %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_vocab)
 

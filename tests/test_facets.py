@@ -154,3 +154,39 @@ def test_the_cli_turns_facets_off_and_checks_their_knobs(example_data, tmp_path,
     error = one_line_error(["vocab", listings, "--text", "title", "--out", str(tmp_path / "bad2"),
                             "--overrides", str(bad_overrides), "-q"], capsys)
     assert "[facets] 'colour'" in error
+
+
+def test_a_seeded_facet_takes_out_a_label_that_is_no_alternative():
+    # "pack" (7) always sits beside a colour: found or seeded, the colour facet leaves it out
+    listings = [np.append(row, 7) if i % 4 == 0 else row for i, row in enumerate(_toy_listings())]
+    matrix = listing_label_matrix(listings, len(NAMES) + 1)
+    informativeness = np.array([0.05, 0.05, 0.05, 0.95, 0.95, 0.95, 0.1, 0.05])
+    embeddings = np.vstack([_toy_embeddings(), _toy_embeddings()[0]])
+    for seeds in ({}, {"colour": [0, 1]}):
+        found = discover_facets(matrix, [*NAMES, "pack"], informativeness, embeddings, FacetParams(), seeds=seeds)
+        colour = next(ids for ids in found.table["labels"] if 0 in ids)
+        assert sorted(colour) == COLOURS and found.of_label[7] is None
+
+
+def test_misplaced_or_unusable_facet_edits_are_errors(example_data, tmp_path):
+    with pytest.raises(OverridesError, match="before the first"):
+        _vocab(example_data, tmp_path / "a", {"facets": {"colour": ["black"], "unfaceted": ["red"]}})
+    roles = ColumnRoles((Field("title", "text"),), id="id", image="image")
+    with pytest.raises(ValueError, match="facets are off"):
+        build_vocabulary(example_data / "listings.csv", roles, tmp_path / "b", progress=False, facets=False,
+                         overrides={"facets": {"colour": ["black"]}})
+
+
+def test_a_listing_column_named_facets_never_passes_for_facet_labels(example_data, tmp_path):
+    from weaklabel.labeling import assign_labels
+
+    listings = pd.read_csv(example_data / "listings.csv").assign(facets="colour:red")
+    listings.to_csv(tmp_path / "listings.csv", index=False)
+    roles = ColumnRoles((Field("title", "text"),), id="id", image="image")
+    for facets in (True, False):
+        vocab = tmp_path / f"vocab-{facets}"
+        build_vocabulary(tmp_path / "listings.csv", roles, vocab, progress=False, facets=facets)
+        assign_labels(tmp_path / "listings.csv", vocab, tmp_path / f"labeled-{facets}", progress=False, workers=1)
+        labeled = read_labeled(tmp_path / f"labeled-{facets}")
+        assert (labeled["listing_facets"] == "colour:red").all()
+        assert ("facets" in labeled) == facets

@@ -12,7 +12,7 @@ facet in that order: the label id chosen for the facet, or -1 when the listing h
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Sequence
 
 import pandas as pd
 
@@ -32,6 +32,7 @@ def facet_members(labels: pd.DataFrame) -> dict[str, list[int]]:
     return members
 
 
-def facet_index(members: Mapping[str, Sequence[int]]) -> dict[int, tuple[int, int]]:
-    """Label id -> (facet position, class index within the facet)."""
-    return {label: (position, k) for position, ids in enumerate(members.values()) for k, label in enumerate(ids)}
+def label_in_facet(chosen: Sequence[int] | None, ids: Container[int]) -> int | None:
+    """The label a listing's ``facets`` list chose among a facet's label ``ids``, or None (a label is in one facet
+    at most, so the facet's id in the list is the one at the facet's position)."""
+    return next((label for label in chosen if label in ids), None) if chosen is not None else None

@@ -51,7 +51,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, default_collate
 from torchvision import transforms
 
-from ..facets import FACET_COLUMN, FACETS_FIELD, facet_members
+from ..facets import FACET_COLUMN, FACETS_FIELD, facet_members, label_in_facet
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -382,7 +382,8 @@ class TargetEncoder:
             targets[column] = torch.tensor(index.get(_carried_value(meta, column), -1), dtype=torch.int64)
         chosen = meta.get(FACETS_FIELD) or []  # one label id (or -1) per facet
         for target, index in self.facet_classes.items():
-            targets[target] = torch.tensor(next((index[i] for i in chosen if i in index), -1), dtype=torch.int64)
+            label = label_in_facet(chosen, index)
+            targets[target] = torch.tensor(index[label] if label is not None else -1, dtype=torch.int64)
         return targets
 
     def multi_hot(self, labels: Sequence[int], sample_id: object = None) -> torch.Tensor:

@@ -35,7 +35,7 @@ from ..artifacts import (
     write_manifest,
 )
 from ..datasets.loader import ShardInfo
-from ..facets import FACETS_FIELD
+from ..facets import FACETS_FIELD, label_in_facet
 from ..folders import Outputs, output_folder
 from ..search import Neighbours
 from ..stage import Inputs, OptionTypes, Stage, plural, signature_options
@@ -443,7 +443,8 @@ def facet_values(frame: pd.DataFrame, ids: Sequence[int], names: Sequence[str]) 
     list of label ids; None for a row without one (or embeddings of shards written before facets)."""
     name_of = dict(zip(ids, names, strict=True))
     rows = frame[FACETS_FIELD] if FACETS_FIELD in frame.columns else [None] * len(frame)
-    return [next((name_of[i] for i in row if i in name_of), None) if row is not None else None for row in rows]
+    chosen = (label_in_facet(row, name_of) for row in rows)
+    return [name_of[label] if label is not None else None for label in chosen]
 
 
 def _with_facet(embedded: Embedded, column: str, values: list[str | None]) -> Embedded:

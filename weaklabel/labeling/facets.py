@@ -55,6 +55,7 @@ ROLE_GAP = 0.3  # facets whose mean informativeness differs by more play differe
 MAX_OVERLAP = 0.5  # a label sharing more of its listings with the rest of its facet is taken out
 MAX_PRUNED = 0.2  # two candidates merge only if taking out such labels loses at most this share of their support
 NAME_LABELS = 3  # a facet is named after this many of its most frequent labels
+MAX_LABELS = 5000  # the most frequent labels considered: memory grows with their square (~1 GB at 2,600)
 FACETS_SCHEMA = pa.schema([
     ("facet_id", pa.int32()),
     ("name", pa.string()),
@@ -116,9 +117,11 @@ def discover_facets(listing_labels: csr_matrix, names: list[str], informativenes
     seeded = {label for ids in seeds.values() for label in ids}
     support = np.asarray(listing_labels.sum(axis=0)).ravel()
     kept = np.flatnonzero((support >= params.min_support) & ~np.isin(np.arange(len(names)), list(unfaceted)))
+    kept = kept[np.argsort(-support[kept], kind="stable")[:MAX_LABELS]]
     kept = np.union1d(kept, np.fromiter(seeded, np.int64, len(seeded)))
-    space = _LabelSpace(listing_labels[:, kept].tocsc(), support[kept], informativeness[kept], embeddings[kept])
     position = {int(label): i for i, label in enumerate(kept)}
+    space = _LabelSpace(listing_labels[:, kept].tocsc(), support[kept], informativeness[kept], embeddings[kept],
+                        protected={position[label] for label in seeded})
     free = np.array([label not in seeded for label in kept])
     groups = [g for g in space.candidates(params, np.flatnonzero(free)) if len(g) >= 2]
     seed_groups = [[position[label] for label in ids] for ids in seeds.values()]
@@ -127,7 +130,7 @@ def discover_facets(listing_labels: csr_matrix, names: list[str], informativenes
     loose = [[int(i)] for i in np.flatnonzero(free) if int(i) not in grouped] if seeds else []
     groups = space.merged(seed_groups + groups + loose, n_seeds=len(seed_groups), n_loose=len(loose),
                           params=params)
-    groups = [space.pruned(g) if i >= len(seed_groups) else g for i, g in enumerate(groups)]
+    groups = [space.pruned(g) for g in groups]
     n = max(listing_labels.shape[0], 1)
     facets = []
     for i, group in enumerate(groups):
@@ -136,6 +139,8 @@ def discover_facets(listing_labels: csr_matrix, names: list[str], informativenes
             ids = kept[np.asarray(group, np.int64)]
             ids = ids[np.lexsort((ids, -support[ids]))]
             name = list(seeds)[i] if i < len(seed_groups) else "/".join(names[j] for j in ids[:NAME_LABELS])
+            if i >= len(seed_groups) and name in seeds:  # a found facet never takes a seed's name
+                name += " (found)"
             facets.append((name, ids, coverage, space.collision(group), i < len(seed_groups)))
     return _facets_result(facets, len(names), n)
 
@@ -162,8 +167,9 @@ class _LabelSpace:
     """The kept labels: their listings, co-occurrence and pairwise similarity."""
 
     def __init__(self, listings: csc_matrix, support: np.ndarray, informativeness: np.ndarray,
-                 embeddings: np.ndarray) -> None:
+                 embeddings: np.ndarray, protected: set[int]) -> None:
         self.x = listings
+        self.protected = protected  # the labels the user seeded: never taken out
         self.support = support.astype(np.float64)
         self.role = informativeness.astype(np.float64)
         together = (listings.T @ listings).toarray().astype(np.float64)
@@ -244,11 +250,12 @@ class _LabelSpace:
             if pair is None:
                 break
             a, b = pair
-            groups[a] += groups[b]
-            total[a] += total[b]
-            total[:, a] += total[:, b]
-            for values in (size, role_mass, mass):
-                values[a] += values[b]
+            groups[a] = self.pruned(groups[a] + groups[b])
+            merged = groups[a]
+            total[a] = [self.similarity[np.ix_(merged, g)].sum() for g in groups]
+            total[:, a] = total[a]
+            size[a], mass[a] = len(merged), self.support[merged].sum()
+            role_mass[a] = (self.role[merged] * self.support[merged]).sum()
             seed[a] |= seed[b]
             loose[a] = False
             del groups[b]
@@ -277,6 +284,7 @@ class _LabelSpace:
         group = list(group)
         while len(group) > 1:
             shared = self.together[np.ix_(group, group)].sum(axis=1) / np.maximum(self.support[group], 1)
+            shared[[label in self.protected for label in group]] = -1
             worst = int(np.argmax(shared))
             if shared[worst] <= MAX_OVERLAP:
                 break

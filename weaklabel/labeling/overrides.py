@@ -23,7 +23,7 @@ and, with ``delete`` before any table, ``unfaceted = ["printed"]``: labels kept 
 A label is named by its name or by any of its terms. Edits are applied in the order add,
 merge, delete, rename; facets are seeded once the labels are final (see
 :mod:`weaklabel.labeling.facets`): naming a facet's labels names it, naming labels of two facets
-merges them, naming some of a facet's labels under another name splits them off or moves them.
+merges them, naming a label moves it; two seeds split a facet (one alone pulls the rest back in).
 A name that matches nothing, or an added term that is no term of the listings, is an error, so
 no edit is silently lost.
 """
@@ -85,6 +85,10 @@ class Overrides:
         unknown = set(data) - KEYS
         if unknown:
             raise OverridesError(f"{where}: unknown overrides key(s) {sorted(unknown)}; allowed: {sorted(KEYS)}")
+        misplaced = sorted(set(_table(data, "facets", where)) & KEYS)
+        if misplaced:
+            raise OverridesError(f"{where}: {misplaced[0]!r} is inside the [facets] table; top-level keys such as "
+                                 f"{misplaced[0]} must come before the first [table] of the file")
         return cls(
             delete=_names(data.get("delete", []), f"{where}: delete", "label names"),
             rename={key: _name(new, f"{where}: [rename] {key!r}", "the label's new name")
@@ -113,6 +117,9 @@ class Overrides:
                                          f"[facets] {facet!r} and by {other}; a label is in one facet at most")
                 named[label] = facet
         return seeds, unfaceted
+
+    def names_facets(self) -> bool:
+        return bool(self.facets or self.unfaceted)
 
     def added_terms(self) -> set[str]:
         """Terms named in ``add``: they bypass the candidate filters."""

@@ -25,6 +25,7 @@ from ..artifacts import (
     write_manifest,
     write_parquet,
 )
+from ..facets import FACETS_FIELD
 from ..folders import Outputs, output_folder
 from ..listings import (
     REJECTED_LISTINGS_SCHEMA,
@@ -201,7 +202,8 @@ def _output_table(frame, roles: ColumnRoles, labels: pa.Table, passthrough: list
         column = extra.column(name)
         if pa.types.is_large_string(column.type):  # pandas' pyarrow strings: one string type in every part
             column = column.cast(pa.string())
-        table = table.append_column(name if name not in columns else f"listing_{name}", column)
+        clashes = name in columns or name == FACETS_FIELD  # "facets" means facet labels downstream
+        table = table.append_column(f"listing_{name}" if clashes else name, column)
     return table
 
 

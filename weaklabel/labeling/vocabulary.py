@@ -449,7 +449,10 @@ class VocabularyBuilder(BaseEstimator):
             if not ok:
                 raise ValueError(message)
         self._facet_params().check()
-        Overrides.load(self.overrides)  # a bad overrides file stops the fit before any work
+        overrides = Overrides.load(self.overrides)  # a bad overrides file stops the fit before any work
+        if overrides.names_facets() and not self.facets:
+            raise ValueError("the overrides name facets ([facets] or unfaceted) but facets are off (facets = false, "
+                             "--no-facets): turn them on, or remove those edits")
 
 
 def _label_table(kept: pd.DataFrame, tier_mass: tuple[float, float]) -> pd.DataFrame:

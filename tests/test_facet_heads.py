@@ -29,7 +29,7 @@ from weaklabel.facets import FACET_COLUMN, FACETS_FIELD
 from weaklabel.training import Encoder, Task, load_encoder, train
 from weaklabel.training.loop import TrainConfig
 from weaklabel.training.losses import task_loss
-from weaklabel.training.models import facet_label_ids, head_key, parse_facets
+from weaklabel.training.models import facet_label_ids, head_key, parse_facets, parse_task
 from weaklabel.training.stage import TRAIN
 
 # facet name -> label ids; names a module name could not hold as they are ("." is refused by torch)
@@ -105,8 +105,11 @@ def test_the_shards_hold_present_and_absent_facets(faceted: Path):
 def test_facets_specs_parse():
     assert parse_facets("facets") == 1.0 and parse_facets("facets:0.3") == 0.3
     assert parse_facets("facets:softmax") is None and parse_facets("true_type:softmax") is None  # column tasks
-    with pytest.raises(ValueError, match="expected facets or facets:WEIGHT"):
-        parse_facets("facets:heavy")
+    for bad in ("facets:heavy", "facets:nan", "facets:-1", "facets:inf"):
+        with pytest.raises(ValueError, match="expected facets or facets:WEIGHT"):
+            parse_facets(bad)
+    with pytest.raises(ValueError, match="number >= 0"):
+        parse_task("true_type:softmax:nan")
     assert TrainConfig(tasks=["facets", "true_type:softmax:0.5"]).tasks == ["facets", "true_type:softmax:0.5"]
     TRAIN.check({"tasks": ["facets:2"]})  # a pipeline's [train] tasks = ["facets:2"]
     with pytest.raises(ValueError):

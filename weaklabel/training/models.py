@@ -68,11 +68,18 @@ def parse_task(spec: str) -> tuple[str, str, float]:
         raise ValueError(f"task {spec!r}: expected COLUMN:softmax or COLUMN:softmax:WEIGHT")
     if parts[0] == LABELS_TASK:
         raise ValueError(f"task {spec!r}: 'labels' is the vocabulary task; set its weight with labels_weight")
+    return parts[0], "softmax", task_weight(spec, parts[2] if len(parts) == 3 else "", "COLUMN:softmax:WEIGHT")
+
+
+def task_weight(spec: str, text: str, form: str) -> float:
+    """A task spec's loss weight: 1 when ``text`` is empty, else a finite number >= 0."""
     try:
-        weight = float(parts[2]) if len(parts) == 3 else 1.0
+        weight = float(text) if text else 1.0
     except ValueError:
-        raise ValueError(f"task {spec!r}: WEIGHT must be a number") from None
-    return parts[0], "softmax", weight
+        weight = math.nan
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"task {spec!r}: expected {form} with a WEIGHT that is a number >= 0")
+    return weight
 
 
 def parse_facets(spec: str) -> float | None:
@@ -81,10 +88,7 @@ def parse_facets(spec: str) -> float | None:
     name, _, weight = spec.partition(":")
     if name != FACETS_SPEC or weight.split(":")[0] == "softmax":
         return None
-    try:
-        return float(weight) if weight else 1.0
-    except ValueError:
-        raise ValueError(f"task {spec!r}: expected facets or facets:WEIGHT") from None
+    return task_weight(spec, weight, "facets or facets:WEIGHT")
 
 
 def facet_task(facet: str) -> str:

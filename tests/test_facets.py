@@ -12,10 +12,11 @@ from conftest import one_line_error
 from weaklabel.datasets.format import shard_samples
 from weaklabel.facets import facet_members
 from weaklabel.labeling import LabelAssigner, Vocabulary, build_vocabulary
-from weaklabel.labeling.facets import FacetParams, discover_facets, listing_label_matrix
+from weaklabel.labeling.facets import FacetParams, discover_facets
 from weaklabel.labeling.overrides import OverridesError
 from weaklabel.labeling.stages import read_labeled
 from weaklabel.listings import ColumnRoles, Field
+from weaklabel.metrics import multi_hot
 
 NAMES = ["red", "blue", "green", "shirt", "mug", "lamp", "handmade"]
 COLOURS, TYPES = [0, 1, 2], [3, 4, 5]
@@ -38,7 +39,7 @@ def _toy_embeddings() -> np.ndarray:
 
 
 def _toy_facets(**seeding):
-    matrix = listing_label_matrix(_toy_listings(), len(NAMES))
+    matrix = multi_hot(_toy_listings(), len(NAMES))
     informativeness = np.array([0.05, 0.05, 0.05, 0.95, 0.95, 0.95, 0.1])
     return discover_facets(matrix, NAMES, informativeness, _toy_embeddings(), FacetParams(), **seeding)
 
@@ -63,7 +64,7 @@ def test_a_seed_names_its_facet_and_grows_and_unfaceted_labels_stay_out():
 
 def test_labels_that_share_listings_are_no_facet():
     together = [np.array([0, 1]) for _ in range(300)] + [np.array([2]) for _ in range(300)]
-    matrix = listing_label_matrix(together, 3)
+    matrix = multi_hot(together, 3)
     found = discover_facets(matrix, ["a", "b", "c"], np.full(3, 0.5), np.eye(3), FacetParams())
     assert found.of_label[0] is None or found.of_label[0] != found.of_label[1]
 
@@ -159,7 +160,7 @@ def test_the_cli_turns_facets_off_and_checks_their_knobs(example_data, tmp_path,
 def test_a_seeded_facet_takes_out_a_label_that_is_no_alternative():
     # "pack" (7) always sits beside a colour: found or seeded, the colour facet leaves it out
     listings = [np.append(row, 7) if i % 4 == 0 else row for i, row in enumerate(_toy_listings())]
-    matrix = listing_label_matrix(listings, len(NAMES) + 1)
+    matrix = multi_hot(listings, len(NAMES) + 1)
     informativeness = np.array([0.05, 0.05, 0.05, 0.95, 0.95, 0.95, 0.1, 0.05])
     embeddings = np.vstack([_toy_embeddings(), _toy_embeddings()[0]])
     for seeds in ({}, {"colour": [0, 1]}):

@@ -1,4 +1,5 @@
-"""Ranking metrics shared by the training loop (validation mAP) and the evaluator.
+"""Ranking metrics shared by the training loop (validation mAP) and the evaluator, and the
+multi-hot label matrix they and facet discovery read.
 
 ``average_precision`` equals sklearn's ``average_precision_score`` per column, ties included,
 computed in bounded memory (column chunks; counts against the positives' scores for micro AP).
@@ -6,9 +7,10 @@ computed in bounded memory (column chunks; counts against the positives' scores 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import sparse
 
 CHUNK_ELEMENTS = 1 << 22
 
@@ -58,3 +60,17 @@ def count_at_least(grid: np.ndarray, scores: np.ndarray) -> np.ndarray:
         part = np.sort(scores[start:start + rows], axis=None)
         counts += part.size - np.searchsorted(part, grid, side="left")
     return counts
+
+
+def multi_hot(labels: Sequence[Sequence[int]], num_labels: int) -> sparse.csr_matrix:
+    """Rows of label ids as a sparse boolean matrix ``[rows, num_labels]``."""
+    lengths = np.fromiter((len(row) for row in labels), dtype=np.int64, count=len(labels))
+    flat = np.fromiter((int(x) for row in labels for x in row), dtype=np.int64, count=int(lengths.sum()))
+    if len(flat) and (flat.min() < 0 or flat.max() >= num_labels):
+        raise ValueError(f"label ids must be in 0..{num_labels - 1}, found {flat.min()}..{flat.max()}")
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    data = np.ones(len(flat), dtype=np.int32)
+    matrix = sparse.csr_matrix((data, flat, indptr), shape=(len(labels), num_labels))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1
+    return matrix

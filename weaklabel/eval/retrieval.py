@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-from scipy import sparse
 
+from ..metrics import multi_hot
 from ..tiers import TIERS
 
 MAX_K = 100
@@ -93,20 +93,6 @@ def _self_relevant(relevance: Relevance, exclude: np.ndarray | None, n: int) -> 
     if exclude is None:
         return np.zeros(n, dtype=np.int64)
     return relevance.pairs(np.arange(n), np.asarray(exclude, dtype=np.int64)).astype(np.int64)
-
-
-def multi_hot(labels: Sequence[Sequence[int]], num_labels: int) -> sparse.csr_matrix:
-    """Rows of label ids as a sparse boolean matrix ``[rows, num_labels]``."""
-    lengths = np.fromiter((len(row) for row in labels), dtype=np.int64, count=len(labels))
-    flat = np.fromiter((int(x) for row in labels for x in row), dtype=np.int64, count=int(lengths.sum()))
-    if len(flat) and (flat.min() < 0 or flat.max() >= num_labels):
-        raise ValueError(f"label ids must be in 0..{num_labels - 1}, found {flat.min()}..{flat.max()}")
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    data = np.ones(len(flat), dtype=np.int32)
-    matrix = sparse.csr_matrix((data, flat, indptr), shape=(len(labels), num_labels))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1
-    return matrix
 
 
 def encode_values(*columns: Sequence[Any]) -> tuple[np.ndarray, ...]:

@@ -402,7 +402,7 @@ def head_scores(model: Any, config: dict[str, Any], vectors: np.ndarray, batch: 
 def classification_report(model: Any, config: dict[str, Any], query: Embedded,
                           tiers: np.ndarray) -> dict[str, Any]:
     """Metrics of every task head on the evaluated split."""
-    from .retrieval import multi_hot
+    from ..metrics import multi_hot
 
     scores = head_scores(model, config, query.vectors)
     report: dict[str, Any] = {}

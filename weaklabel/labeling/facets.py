@@ -99,16 +99,6 @@ class Facets:
     table: pd.DataFrame  # FACETS_SCHEMA: facet_id, name, labels, listings, coverage, collision, seeded
 
 
-def listing_label_matrix(labels: list[np.ndarray], n_labels: int) -> csr_matrix:
-    """Binary listings x labels matrix from each listing's label ids."""
-    lengths = np.fromiter(map(len, labels), np.int64, len(labels))
-    rows = np.repeat(np.arange(len(labels)), lengths)
-    cols = np.concatenate(labels).astype(np.int64) if lengths.sum() else np.zeros(0, np.int64)
-    matrix = csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(labels), n_labels))
-    matrix.data[:] = 1
-    return matrix
-
-
 def discover_facets(listing_labels: csr_matrix, names: list[str], informativeness: np.ndarray,
                     embeddings: np.ndarray, params: FacetParams, seeds: dict[str, list[int]] | None = None,
                     unfaceted: set[int] | frozenset[int] = frozenset()) -> Facets:
@@ -246,12 +236,11 @@ class _LabelSpace:
                        & (heads | (mean >= params.merge_similarity))
                        & ~(loose[:, None] & ~seed[None, :]) & ~(loose[None, :] & ~seed[:, None]))
             allowed &= np.triu(np.ones_like(allowed), k=1).astype(bool)
-            pair = self._first_exclusive(groups, np.argwhere(allowed), (mean + heads), refused, params)
-            if pair is None:
+            found = self._first_exclusive(groups, np.argwhere(allowed), (mean + heads), refused, params)
+            if found is None:
                 break
-            a, b = pair
-            groups[a] = self.pruned(groups[a] + groups[b])
-            merged = groups[a]
+            a, b, merged = found
+            groups[a] = merged
             total[a] = [self.similarity[np.ix_(merged, g)].sum() for g in groups]
             total[:, a] = total[a]
             size[a], mass[a] = len(merged), self.support[merged].sum()
@@ -263,18 +252,18 @@ class _LabelSpace:
             size, role_mass, mass, seed, loose = (np.delete(v, b) for v in (size, role_mass, mass, seed, loose))
         return groups
 
-    def _first_exclusive(self, groups, pairs, score, refused, params) -> tuple[int, int] | None:
-        """The most similar allowed pair whose union stays exclusive."""
+    def _first_exclusive(self, groups, pairs, score, refused, params) -> tuple[int, int, list[int]] | None:
+        """The most similar allowed pair whose union stays exclusive, and that union, pruned."""
         order = np.lexsort((pairs[:, 1], pairs[:, 0], -score[pairs[:, 0], pairs[:, 1]])) if len(pairs) else []
         for a, b in pairs[order]:
-            key = tuple(sorted(groups[a] + groups[b]))
+            both = groups[a] + groups[b]
+            key = tuple(sorted(both))
             if key in refused:
                 continue
-            both = groups[a] + groups[b]
             union = self.pruned(both)
             pruned_share = 1 - self.support[union].sum() / max(self.support[both].sum(), 1)
             if pruned_share <= MAX_PRUNED and self.collision(union) <= params.max_collision:
-                return int(a), int(b)
+                return int(a), int(b), union
             refused.add(key)
         return None
 

@@ -21,11 +21,12 @@ from sklearn.base import BaseEstimator
 from ..artifacts import Timer, read_manifest, write_parquet
 from ..facets import FACET_COLUMN
 from ..listings import ColumnRoles, Listings
+from ..metrics import multi_hot
 from ..tiers import assign_tiers
 from .boilerplate import Boilerplate
 from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
-from .facets import FACETS_SCHEMA, FacetParams, discover_facets, listing_label_matrix
+from .facets import FACETS_SCHEMA, FacetParams, discover_facets
 from .overrides import Overrides, OverridesError, most_frequent_first, no_terms_message
 from .terms import TermCounts, phrases, select_candidates
 from .text import (
@@ -292,10 +293,9 @@ class VocabularyBuilder(BaseEstimator):
         params = self._facet_params()
         sample = frame.sample(n=params.sample, random_state=0) if len(frame) > params.sample else frame
         assigned = LabelAssigner(vocabulary, self.roles).fit().transform_arrow(sample)
-        label_lists = [np.asarray(v, np.int64) for v in assigned.column("labels").to_pylist()]
         labels = vocabulary.labels
         seeds, unfaceted = Overrides.load(self.overrides).facet_seeds(labels, vocabulary.terms)
-        found = discover_facets(listing_label_matrix(label_lists, len(labels)), labels["name"].tolist(),
+        found = discover_facets(multi_hot(assigned.column("labels").to_pylist(), len(labels)), labels["name"].tolist(),
                                 labels["informativeness"].to_numpy(np.float64), vocabulary.label_embeddings,
                                 params, seeds, unfaceted)
         labels[FACET_COLUMN] = found.of_label

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def tiny_toml(example_data: Path, folder: Path, *, model: str = "resnet10t", relevance: str = '"labels"') -> Path:
+def tiny_toml(example_data: Path, folder: Path, *, model: str = "resnet10t", relevance: str = '"labels"',
+              apply: bool = False) -> Path:
     """A pipeline file in ``folder`` whose listings path is relative to it, as a user would write one."""
     folder.mkdir(parents=True, exist_ok=True)
     data = os.path.relpath(example_data, folder)
@@ -73,6 +74,9 @@ shuffle_buffer = 20
 split = "test"
 relevance = [{relevance}]
 efficiency = false
+[audit]
+checkpoint = "last"
+apply = {str(apply).lower()}
 """)
     return path
 
@@ -84,7 +88,7 @@ def statuses(results) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def first_run(example_data: Path, tmp_path_factory):
     """The pipeline run once through every stage: (pipeline file, results, echoed lines)."""
-    path = tiny_toml(example_data, tmp_path_factory.mktemp("pipeline"), relevance='"labels", "true_type"')
+    path = tiny_toml(example_data, tmp_path_factory.mktemp("pipeline"), relevance='"labels", "true_type"', apply=True)
     lines: list[str] = []
     results = run_pipeline(load_pipeline(path), progress=False, echo=lines.append)
     return path, results, lines
@@ -107,6 +111,11 @@ def test_first_run_runs_every_stage_and_writes_every_artifact(first_run):
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["split"] == "test"
     assert set(metrics["models"]["train-last"]["retrieval"]) == {"labels", "true_type"}
+    assert (out / "audit" / "labels_audit.parquet").is_file() and (out / "audit" / "report.html").is_file()
+    round2 = json.loads((out / "round2" / MANIFEST).read_text())
+    assert set(round2["outputs"]) == {"round1", "round2"} and (out / "round2" / "train" / "last.pt").is_file()
+    assert json.loads((out / "round2" / "train" / "config.json").read_text())["relabel"] == str(out / "audit")
+    assert any(line.startswith("round2: done") and "round 1 -> round 2: R@1" in line for line in lines)
     # the listings path is relative to the pipeline file; outside its folder, it is recorded resolved
     vocab_inputs = json.loads((out / "vocab" / MANIFEST).read_text())["pipeline"]["inputs"]
     assert vocab_inputs[0]["path"].endswith("listings.csv") and Path(vocab_inputs[0]["path"]).is_absolute()
@@ -144,7 +153,7 @@ def test_force_train_reruns_train_and_eval_only(first_run):
     lines: list[str] = []
     results = run_pipeline(load_pipeline(path), force=["train"], progress=False, echo=lines.append)
     assert statuses(results) == {"vocab": "skipped", "assign": "skipped", "shards": "skipped", "train": "ran",
-                                 "eval": "ran"}
+                                 "eval": "ran", "audit": "ran", "round2": "ran"}
     assert "train: running (forced)" in lines
     assert results["eval"].reason.startswith("inputs changed: ") and "train" in results["eval"].reason
     assert (path.parent / "out" / "train" / "last.pt").stat().st_mtime_ns != before
@@ -157,8 +166,9 @@ def test_a_changed_setting_reruns_its_stage_and_the_later_ones(first_run):
     path.write_text(text.replace("max_samples = 200\nworkers = 1", "max_samples = 200\nworkers = 2"))
     results = run_pipeline(load_pipeline(path), progress=False, echo=lambda line: None)
     assert statuses(results) == {"vocab": "skipped", "assign": "skipped", "shards": "skipped", "train": "skipped",
-                                 "eval": "ran"}
+                                 "eval": "ran", "audit": "skipped", "round2": "ran"}
     assert results["eval"].reason == "settings changed: [eval] relevance"
+    assert results["round2"].reason.startswith("settings changed: [eval] relevance")  # it evaluates as eval does
     metrics = json.loads((path.parent / "out" / "eval" / "metrics.json").read_text())
     assert set(metrics["models"]["train-last"]["retrieval"]) == {"true_type"}
 
@@ -183,7 +193,22 @@ def test_from_and_until_select_stages(first_run):
     heads = list(dict.fromkeys(line.split(":")[0] for line in summarize(pipeline, until="assign")))
     assert heads == ["vocab", "assign", "reports"]  # later stages were not run: their older results are not shown
     assert {"shards", "train"} <= {line.split(":")[0] for line in summarize(pipeline)}
-    assert statuses(run_pipeline(pipeline, start="eval", progress=False, echo=lambda line: None)) == {"eval": "ran"}
+    assert statuses(run_pipeline(pipeline, start="eval", progress=False, echo=lambda line: None)) == {
+        "eval": "ran", "audit": "skipped", "round2": "ran"}
+
+
+def test_round2_runs_only_when_asked_and_the_audit_needs_a_held_out_split(example_data: Path, tmp_path: Path):
+    from weaklabel.audit.round2 import ROUND2
+    from weaklabel.audit.stage import AUDIT
+
+    pipeline = load_pipeline(tiny_toml(example_data, tmp_path))
+    assert ROUND2.not_asked(pipeline.sections) == "[audit] apply = false"
+    path = tiny_toml(example_data, tmp_path, apply=True)
+    text = path.read_text().replace("splits = {train = 0.8, val = 0.1, test = 0.1}", 'splits = "train=1"')
+    path.write_text(text.replace('split = "test"', 'split = "train"'))
+    sections = load_pipeline(path).sections
+    assert AUDIT.not_asked(sections) == ROUND2.not_asked(sections) == (
+        "[shards] splits has no split besides train to judge the labels on")
 
 
 def test_stage_selection_errors():
@@ -193,7 +218,7 @@ def test_stage_selection_errors():
         select_stages([], "eval", "train")
     with pytest.raises(PipelineError, match="--force vocab: that stage is not among those selected"):
         select_stages(["vocab"], "train", None)
-    assert select_stages(["eval"], "train", None) == (3, 4, {"train", "eval"})
+    assert select_stages(["eval"], "train", None) == (3, 6, {"train", "eval"})
 
 
 def test_from_needs_the_earlier_artifacts(example_data: Path, tmp_path: Path):

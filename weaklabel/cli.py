@@ -486,8 +486,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         options["balance"] = None
     if args.quiet:
         options["progress"] = False
-    if "stop_after_steps" in args:
-        options["stop_after_steps"] = args.stop_after_steps
+    for name in ("stop_after_steps", "relabel"):  # not pipeline settings ([train] of round 2 gets the audit itself)
+        if name in args:
+            options[name] = getattr(args, name)
     result = train(args.shards, args.out, resume=args.resume, overwrite=args.overwrite, **options)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
@@ -564,6 +565,10 @@ def _train_parser(sub) -> None:
                         "the loss weight (repeatable; default: only the multi-label task over the vocabulary)")
     t.add_argument("--labels-weight", default=argparse.SUPPRESS, type=float, metavar="W",
                    help="loss weight of the vocabulary task (default: %(default)s)")
+    t.add_argument("--relabel", default=argparse.SUPPRESS, metavar="AUDIT_DIR",
+                   help="a second round: leave the labels that 'weaklabel audit' wrote to AUDIT_DIR as non-visual, "
+                        "and its contradicted listing-label pairs, out of the vocabulary task's targets; the shards "
+                        "are not changed (default: every label of the shards)")
     t.add_argument("--loss", default=argparse.SUPPRESS, choices=("bce", "asl", "softmax"),
                    help="loss of the vocabulary task: sigmoid BCE, asymmetric loss, or softmax cross-entropy over "
                         "the normalized multi-hot (default: %(default)s)")
@@ -737,6 +742,58 @@ def _eval_parser(sub) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
+def _cmd_audit(args: argparse.Namespace) -> None:
+    from .audit import audit
+
+    options = {key: value for key, value in vars(args).items()
+               if key in ("neighbours", "min_visualness", "min_held_out", "batch_size", "device", "workers")}
+    audit(args.checkpoint, args.shards, args.out, vocab=args.vocab, progress=not args.quiet, overwrite=args.overwrite,
+          **options)
+    _print_summary("audit", args.out)
+    print(f"wrote {args.out}/labels_audit.parquet, pairs.parquet, overrides.toml (a suggestion), report.html "
+          "and manifest.json")
+
+
+def _audit_parser(sub) -> None:
+    p = sub.add_parser("audit", help="ask the images which labels are visual and which listing labels are wrong",
+                       formatter_class=_api_help(_function_defaults("weaklabel.audit", "audit")),
+                       usage="weaklabel audit CHECKPOINT --shards DIR --out DIR [--vocab DIR] [options]",
+                       description="Audit the weak labels with a trained encoder. Visualness per label, on the "
+                                   "held-out splits (images the encoder did not learn from): the multi-label head's "
+                                   "AP gain over chance and the neighbour agreement gain; labels below "
+                                   "--min-visualness are flagged non-visual. Suspect listing-label pairs, from each "
+                                   "image's nearest neighbours (itself left out) and cleanlab's confident learning: "
+                                   "labels the text gave that the images contradict, and labels the images give that "
+                                   "the text missed. Writes labels_audit.parquet, pairs.parquet, a suggested "
+                                   "overrides.toml (never applied: review it, then pass it to 'weaklabel vocab "
+                                   "--overrides'), report.html (per label: typical, contradicted and missed images) "
+                                   "and manifest.json. 'weaklabel train --relabel DIR' trains a second round without "
+                                   "the flagged labels and contradicted pairs.",
+                       epilog=EPILOG)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="best.pt or last.pt of a run trained on these shards")
+    p.add_argument("--shards", required=True, metavar="DIR", help="shards folder written by 'weaklabel shards'")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--vocab", metavar="DIR", default=None,
+                   help="vocabulary folder the shards were built from: its aliases show in the report (default: the "
+                        "label names in the shards)")
+    _add_overwrite(p)
+    p.add_argument("--neighbours", type=int, default=argparse.SUPPRESS, metavar="K",
+                   help="nearest images that vote for an image's labels and measure agreement (default: %(default)s)")
+    p.add_argument("--min-visualness", type=float, default=argparse.SUPPRESS, metavar="X",
+                   help="a label judged below this visualness (0 chance .. 1 perfect) is non-visual "
+                        "(default: %(default)s)")
+    p.add_argument("--min-held-out", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="held-out images a label needs to be judged; fewer leave it unjudged (default: %(default)s)")
+    p.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE",
+                   help="cpu, cuda or cuda:N (default: %(default)s, cuda if present)")
+    p.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="images per batch (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="DataLoader worker processes; torch gets the cores left (default: from the cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_audit)
+
+
 def _verify_parser(sub) -> None:
     p = sub.add_parser("verify", help="re-read a shards folder and report every problem",
                        description="Re-read a shards folder written by 'weaklabel shards': every tar, index "
@@ -750,7 +807,7 @@ def _verify_parser(sub) -> None:
 
 PARSERS: list[Callable] = [_demo_parser, _run_parser, _example_data_parser, _vocab_parser, _assign_parser,
                            _shards_parser, _verify_parser, _train_parser, _embed_parser, _export_parser,
-                           _eval_parser]
+                           _eval_parser, _audit_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,13 +2,15 @@
 
 A pipeline file (TOML) describes a whole run, one table per stage besides ``[listings]``::
 
-    out = "."                 # stage folders go here: vocab/ labeled/ shards/ train/ eval/
+    out = "."                 # stage folders go here: vocab/ labeled/ shards/ train/ eval/ audit/ round2/
     [listings]                # input files and column roles (the options of `weaklabel vocab`)
     [vocab]                   # keyword arguments of VocabularyBuilder
     [assign]                  # of LabelAssigner and assign_labels
     [shards]                  # of write_shards
     [train]                   # fields of TrainConfig
     [eval]                    # of weaklabel.eval.evaluate, plus `checkpoint`
+    [audit]                   # of weaklabel.audit.audit, plus `checkpoint`, `apply` and `warm_start`:
+                              # with apply = true, stage round2 retrains on the audited labels and evaluates
 
 A section takes the keyword arguments of its stage's Python function, with the same defaults, so
 the Python API, the file and the README's tables say the same thing. Unknown keys and values of
@@ -52,7 +54,7 @@ from .artifacts import (
 from .folders import PIPELINE_PENDING as PENDING  # the record of a stage that started and has not finished
 from .folders import folder_lock
 from .listings import ColumnRoles
-from .stage import STAGES, Inputs, OptionTypes, dataclass_options
+from .stage import SECTIONLESS, STAGES, Inputs, OptionTypes, dataclass_options, shown_path
 from .stage import get as get_stage
 from .textfile import read_text
 
@@ -61,7 +63,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SECTIONS: tuple[str, ...] = ("listings", *STAGES)
+SECTIONS: tuple[str, ...] = ("listings", *(stage for stage in STAGES if stage not in SECTIONLESS))
 
 LISTINGS_KEYS: OptionTypes = {
     "paths": ([], list[str]),
@@ -112,7 +114,7 @@ class Pipeline:
     source: Path | None = None
 
     def __getitem__(self, section: str) -> dict[str, Any]:
-        return self.sections[section]
+        return {} if section in SECTIONLESS else self.sections[section]
 
     def folder(self, stage: str) -> Path:
         return self.out / get_stage(stage).folder
@@ -283,6 +285,11 @@ def run_pipeline(pipeline: Pipeline, *, force: Iterable[str] = (), start: str | 
     fingerprints = _Fingerprints()
     results: dict[str, StageResult] = {}
     for name in STAGES[first : last + 1]:
+        why = get_stage(name).not_asked(pipeline.sections)
+        if why:
+            echo(f"{name}: not asked for ({why})")
+            results[name] = StageResult(name, "skipped", why)
+            continue
         results[name] = _run_or_skip(pipeline, name, name in forced, fingerprints, progress, echo)
     return results
 
@@ -367,13 +374,14 @@ def _execute(pipeline: Pipeline, name: str, record: dict[str, Any], forced: bool
     pending = folder / PENDING
     inputs = Inputs(tuple(pipeline["listings"]["paths"]), pipeline.roles(),
                     {before: pipeline.folder(before) for before in stage.upstream})
+    options = dict(pipeline[name]) | {section: dict(pipeline[section]) for section in stage.reads}
     with folder_lock(folder):  # held before the folder is touched; the stage's own lock reuses it
         interrupted = not forced and pending.is_file() and json.loads(pending.read_text()) == record
         (folder / MANIFEST).unlink(missing_ok=True)
         write_json(pending, record)
         started = time.perf_counter()
         try:
-            manifest = stage.run(inputs, folder, dict(pipeline[name]), progress=progress, resume=interrupted)
+            manifest = stage.run(inputs, folder, options, progress=progress, resume=interrupted)
         except Exception as error:
             raise StageFailed(name, error, kept) from error
         _record(folder, name, record, time.perf_counter() - started)
@@ -427,13 +435,19 @@ def _stage_record(pipeline: Pipeline, name: str, fingerprints: _Fingerprints) ->
     listings) and the fingerprints of its inputs (listing files, the files its options name, the
     manifests of the stages it reads), with the paths inside the project relative to it."""
     stage = get_stage(name)
-    settings = {key: value for key, value in pipeline[name].items() if key not in stage.execution}
-    config = ({"listings": pipeline["listings"]} if stage.reads_listings else {}) | {name: settings}
+    config = ({"listings": pipeline["listings"]} if stage.reads_listings else {}) | {
+        section: _settings(pipeline, section) for section in (name, *stage.reads)}
     inputs = (fingerprints.listings(pipeline) if stage.reads_listings else []) + fingerprints.files(
         stage.files(pipeline[name])) + [_artifact(pipeline, before) for before in stage.upstream]
     base = pipeline.base
     return {"config": {section: _portable_settings(section, values, base) for section, values in config.items()},
             "inputs": [{**entry, "path": _portable(entry["path"], base)} for entry in inputs]}
+
+
+def _settings(pipeline: Pipeline, section: str) -> dict[str, Any]:
+    """A stage's section without the keys that change how it runs but not what it writes."""
+    execution = get_stage(section).execution
+    return {key: value for key, value in pipeline[section].items() if key not in execution}
 
 
 def _portable_settings(section: str, settings: Mapping[str, Any], base: Path) -> dict[str, Any]:
@@ -472,7 +486,8 @@ def summarize(pipeline: Pipeline, until: str | None = None) -> list[str]:
 
     Stages after ``until`` were not run, so their artifacts (if any) may be stale: they are not shown.
     """
-    shown = STAGES[: STAGES.index(until) + 1] if until else STAGES
+    shown = [name for name in (STAGES[: STAGES.index(until) + 1] if until else STAGES)
+             if not get_stage(name).not_asked(pipeline.sections)]
     lines: list[str] = []
     for name in shown:
         folder = pipeline.folder(name)
@@ -480,14 +495,6 @@ def summarize(pipeline: Pipeline, until: str | None = None) -> list[str]:
             lines += [f"{name + ':':<8}{line}" for line in get_stage(name).summary(folder, read_manifest(folder))]
     reports = [pipeline.folder(stage) / name for stage, name in
                (("vocab", "report.html"), ("shards", "gallery.html"), ("eval", "report.html"),
-                ("eval", "metrics.json")) if stage in shown]
-    found = [_shown(path) for path in reports if path.is_file()]
+                ("eval", "metrics.json"), ("audit", "report.html"), ("round2", "eval/report.html")) if stage in shown]
+    found = [shown_path(path) for path in reports if path.is_file()]
     return lines + ([f"reports: {', '.join(found)}"] if found else [])
-
-
-def _shown(path: Path) -> str:
-    """A path as the user would type it: relative to the current folder when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)

@@ -23,11 +23,13 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-STAGES: tuple[str, ...] = ("vocab", "assign", "shards", "train", "eval")
+STAGES: tuple[str, ...] = ("vocab", "assign", "shards", "train", "eval", "audit", "round2")
 _HOMES = {"vocab": "weaklabel.labeling.stages:VOCAB", "assign": "weaklabel.labeling.stages:ASSIGN",
           "shards": "weaklabel.datasets.stage:SHARDS", "train": "weaklabel.training.stage:TRAIN",
-          "eval": "weaklabel.eval.stage:EVAL"}
+          "eval": "weaklabel.eval.stage:EVAL", "audit": "weaklabel.audit.stage:AUDIT",
+          "round2": "weaklabel.audit.round2:ROUND2"}
 
+SECTIONLESS = frozenset({"round2"})  # stages with no settings of their own: no table in the pipeline file
 OptionTypes = dict[str, tuple[Any, Any]]  # key -> (default, type)
 PER_CALL = frozenset({"progress", "overwrite"})  # how one call behaves, never a setting of a stage
 
@@ -49,7 +51,9 @@ class Stage:
     (``resume``: continue an interrupted run of the same settings where the stage can);
     ``summary(out, manifest)`` gives a few lines for a person; ``outputs`` are the globs a
     finished folder holds; ``execution`` the option keys that change how a stage runs but not what
-    it writes; ``files(options)`` the files its options name (fingerprinted as inputs).
+    it writes; ``files(options)`` the files its options name (fingerprinted as inputs); ``reads``
+    other sections of the pipeline file it runs with (given to ``run`` under their names, and part of
+    its record); ``not_asked(sections)`` why the pipeline's sections leave the stage out (None: run it).
     """
 
     name: str
@@ -63,6 +67,8 @@ class Stage:
     summary: Callable[[Path, Mapping[str, Any]], list[str]]
     execution: tuple[str, ...] = ()
     files: Callable[[Mapping[str, Any]], list[str]] = lambda options: []
+    reads: tuple[str, ...] = ()
+    not_asked: Callable[[Mapping[str, Mapping[str, Any]]], str | None] = lambda sections: None
 
 
 def get(name: str) -> Stage:
@@ -105,6 +111,14 @@ def listings_read(counts: Mapping[str, Any]) -> str:
     rejected = counts["rejected"]
     return (f"{plural(counts['rows_in'], 'listing')} read: {counts['rows_out']} kept, "
             f"{sum(rejected.values())} rejected{by_reason(rejected)}")
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _plain(value: Any) -> Any:

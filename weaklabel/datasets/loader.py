@@ -51,6 +51,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, default_collate
 from torchvision import transforms
 
+from ..corrections import Corrections
 from ..facets import FACET_COLUMN, FACETS_FIELD, facet_members, label_in_facet
 
 __all__ = [
@@ -366,18 +367,23 @@ class TargetEncoder:
     num_labels: int
     classes: Mapping[str, Mapping[str, int]]  # column -> {class name: index}
     facet_classes: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # target -> {label id: index}
+    corrections: Corrections = field(default_factory=Corrections)  # labels an audit left out of the multi-hot
 
     @classmethod
     def create(cls, num_labels: int, carry_targets: Mapping[str, Sequence[str]] | None = None,
-               facet_targets: Mapping[str, Sequence[int]] | None = None) -> TargetEncoder:
+               facet_targets: Mapping[str, Sequence[int]] | None = None,
+               corrections: Corrections | None = None) -> TargetEncoder:
         classes = {column: {name: i for i, name in enumerate(names)}
                    for column, names in (carry_targets or {}).items()}
         facet_classes = {target: {label: i for i, label in enumerate(ids)}
                          for target, ids in (facet_targets or {}).items()}
-        return cls(num_labels, classes, facet_classes)
+        return cls(num_labels, classes, facet_classes, corrections or Corrections())
 
     def __call__(self, meta: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        targets = {"labels": self.multi_hot(meta.get("labels") or [], meta.get("id"))}
+        labels = meta.get("labels") or []
+        if self.corrections:
+            labels = self.corrections.kept(labels, meta.get("id"))
+        targets = {"labels": self.multi_hot(labels, meta.get("id"))}
         for column, index in self.classes.items():
             targets[column] = torch.tensor(index.get(_carried_value(meta, column), -1), dtype=torch.int64)
         chosen = meta.get(FACETS_FIELD) or []  # one label id (or -1) per facet
@@ -469,8 +475,9 @@ class ShardDataset(wds.DataPipeline):
 def make_dataset(folder: str | Path, split: str = "train", *, training: bool = True,
                  transform: Transform | None = None, image_size: int | None = None,
                  num_labels: int | None = None, carry_targets: Mapping[str, Sequence[str]] | None = None,
-                 facet_targets: Mapping[str, Sequence[int]] | None = None, shuffle_buffer: int = 1000,
-                 seed: int = 0, epoch: int = 0, resample: bool = False, return_meta: bool = False) -> ShardDataset:
+                 facet_targets: Mapping[str, Sequence[int]] | None = None, corrections: Corrections | None = None,
+                 shuffle_buffer: int = 1000, seed: int = 0, epoch: int = 0, resample: bool = False,
+                 return_meta: bool = False) -> ShardDataset:
     """A streaming dataset of ``(image, targets)`` (``(image, targets, json)`` with ``return_meta``).
 
     ``transform`` maps a PIL RGB image to a tensor; by default ``default_transform(image_size or 224)``.
@@ -480,8 +487,9 @@ def make_dataset(folder: str | Path, split: str = "train", *, training: bool = T
     (``{"articleType": [class names]}``, see ``carry_classes``) adds an int64 class index, -1 for
     a missing or unknown value. Each target of ``facet_targets`` (``{"facet:colour": [label ids of
     the facet]}``) adds an int64 class index: the position in that list of the label the sample's
-    json ``facets`` chose, -1 when none. ``training`` shuffles shards and samples (``shuffle_buffer``
-    samples, 0 for none) by ``seed`` and ``epoch`` and balances ranks; see the module docstring.
+    json ``facets`` chose, -1 when none. ``corrections`` (an audit's) leave labels out of the multi-hot.
+    ``training`` shuffles shards and samples (``shuffle_buffer`` samples, 0 for none) by ``seed`` and
+    ``epoch`` and balances ranks; see the module docstring.
     """
     info = ShardInfo.load(folder)
     urls = info.shard_urls(split)
@@ -489,7 +497,7 @@ def make_dataset(folder: str | Path, split: str = "train", *, training: bool = T
     encode = SampleEncoder(
         transform or default_transform(image_size or DEFAULT_IMAGE_SIZE),
         TargetEncoder.create(len(info.label_names) if num_labels is None else num_labels, carry_targets,
-                             facet_targets),
+                             facet_targets, corrections),
         return_meta,
     )
     source = partial(shard_source, urls, seed=seed, epoch=shared_epoch, training=training, resample=resample)
@@ -540,6 +548,26 @@ def iter_samples(folder: str | Path, split: str) -> Iterator[Sample]:
     urls = ShardInfo.load(folder).shard_urls(split)
     raw = tar_samples({"url": url} for url in urls)
     return map(decode_sample, raw)
+
+
+def load_thumbnails(shards: str | Path, splits: Sequence[str], ids: Iterable[str], size: int) -> dict[str, str]:
+    """JPEG data URIs (at most ``size`` px) of the samples with these listing ids, read from the splits'
+    shards in one pass that stops once all are found (missing ids left out)."""
+    from ..reports import jpeg_data_uri
+
+    wanted = set(ids)
+    found: dict[str, str] = {}
+    info = ShardInfo.load(shards)
+    for split in dict.fromkeys(splits):
+        for sample in tar_samples({"url": url} for url in info.shard_urls(split)):
+            if len(found) == len(wanted):
+                return found
+            sample_id = str(json.loads(sample["json"]).get("id"))
+            if sample_id in wanted and sample_id not in found:
+                image = decode_sample(sample)["image"]
+                image.thumbnail((size, size))
+                found[sample_id] = jpeg_data_uri(image)
+    return found
 
 
 def carries_facets(folder: str | Path, split: str = "train") -> bool:

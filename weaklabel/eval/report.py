@@ -10,7 +10,6 @@ The page is ``templates/eval_report.html``; this module gathers its data.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,8 +19,8 @@ from urllib.parse import quote
 import numpy as np
 
 from ..datasets.gallery import GALLERY
-from ..datasets.loader import ShardInfo, decode_sample, tar_samples
-from ..reports import figure_data_uri, format_metric, jpeg_data_uri, render
+from ..datasets.loader import load_thumbnails
+from ..reports import figure_data_uri, format_metric, render
 from ..tiers import TIERS
 from .efficiency import load_note
 from .retrieval import METRICS, RECALL_KS
@@ -179,24 +178,6 @@ def tier_plot(metrics: Mapping[str, Any]) -> str:
 # Images
 # ---------------------------------------------------------------------------------------------
 
-def load_thumbnails(shards: str | Path, splits: Sequence[str], ids: Iterable[str],
-                    size: int = THUMBNAIL) -> dict[str, str]:
-    """JPEG data URIs of the samples with these ids, read from the splits' shards (missing ids left out)."""
-    wanted = set(ids)
-    found: dict[str, str] = {}
-    info = ShardInfo.load(shards)
-    for split in dict.fromkeys(splits):
-        for sample in tar_samples({"url": url} for url in info.shard_urls(split)):
-            if len(found) == len(wanted):
-                return found
-            sample_id = str(json.loads(sample["json"]).get("id"))
-            if sample_id in wanted and sample_id not in found:
-                image = decode_sample(sample)["image"]
-                image.thumbnail((size, size))
-                found[sample_id] = jpeg_data_uri(image)
-    return found
-
-
 def grid_rows(examples: Sequence[Mapping[str, Any]], thumbnails: Mapping[str, str]) -> list[list[dict[str, Any]]]:
     """Per example, its query's cell then its neighbours': id, thumbnail (None when missing), caption and frame."""
     def cell(image_id: str, caption: str, frame: str) -> dict[str, Any]:
@@ -294,7 +275,7 @@ def write_report(path: str | Path, metrics: Mapping[str, Any], examples: Mapping
     """Write the standalone HTML report, its thumbnails read from ``shards``."""
     ids = {i for grid in examples.values() for e in grid for i in (e["query"], *(n["id"] for n in e["neighbours"]))}
     splits = [metrics["split"]] + ([metrics["gallery_split"]] if metrics["gallery_split"] else [])
-    page = report_html(metrics, examples, load_thumbnails(shards, splits, ids), _gallery_link(path, shards))
+    page = report_html(metrics, examples, load_thumbnails(shards, splits, ids, THUMBNAIL), _gallery_link(path, shards))
     Path(path).write_text(page, encoding="utf-8")
 
 

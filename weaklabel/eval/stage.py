@@ -41,7 +41,7 @@ from ..search import Neighbours
 from ..stage import Inputs, OptionTypes, Stage, plural, signature_options
 from ..tiers import label_tiers, rarest_tier, value_tiers
 from ..training.cores import plan_cpu
-from ..training.embed import embed, load_encoder
+from ..training.embed import embed, inference_device, load_encoder
 from ..training.losses import task_scores
 from ..training.models import EmbeddingModel, Task, facet_label_ids, task_facet
 from .classification import multilabel_metrics, softmax_metrics
@@ -166,7 +166,7 @@ def _context(shards: str | Path, out: str | Path, split: str, gallery_split: str
         raise ValueError(f"relevance must name at least one definition, each once; got {list(relevance)}")
     out = Path(out)
     (out / "embeddings").mkdir(parents=True, exist_ok=True)
-    resolved_device = _resolve_device(device)
+    resolved_device = inference_device(device)
     return Context(Path(shards), out, info, split, gallery_split, relevance, label_tiers(shards),
                    resolved_device, batch_size, plan_cpu(workers, resolved_device).workers, progress,
                    near_duplicate_groups(shards) if exclude_near_duplicates else {})
@@ -484,14 +484,6 @@ def _write_outputs(context: Context, metrics: dict[str, Any], examples: dict[str
 def _say(context: Context, message: str) -> None:
     if context.progress:
         print(f"[eval] {message}", file=sys.stderr, flush=True)
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but CUDA is not available")
-    return torch.device(device)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def load_encoder(checkpoint: str | Path, device: str | torch.device = "cpu", *,
         raise ValueError(f"{checkpoint} has no EMA weights (the run was trained without --ema)")
     model = Encoder(saved["model"], tasks, embed_dim=saved["embed_dim"], image_size=saved["image_size"])
     model.load_state_dict(state["ema"] if use_ema else state["model"])
-    model.to(_device(device)).eval()
+    model.to(inference_device(device)).eval()
     config = dict(saved) | {"tasks": [t.to_dict() for t in tasks], "label_names": list(state["label_names"]),
                             "image": dict(state["image"]), "step": state["step"],
                             "weights": "ema" if use_ema else "model", "checkpoint": str(checkpoint)}
@@ -75,7 +75,7 @@ def embed(checkpoint: str | Path, source: str | Path, out: str | Path, *, split:
     source, out = Path(source), Path(out)
     if not source.is_dir():
         raise FileNotFoundError(f"{source} is neither a shards folder nor an image folder")
-    device = _device(device)
+    device = inference_device(device)
     workers = plan_cpu(workers, device).workers
     model, config = load_encoder(checkpoint, device, ema=ema)
     transform = image_transform(config)
@@ -183,7 +183,8 @@ def _arrow_safe(values: list[Any]) -> list[Any]:
         return [None if v is None else str(v) for v in values]
 
 
-def _device(device: str | torch.device) -> torch.device:
+def inference_device(device: str | torch.device) -> torch.device:
+    """``auto``: CUDA when present, else the CPU; a clear error when CUDA is asked for and absent."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":

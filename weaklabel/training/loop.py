@@ -38,6 +38,7 @@ from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader
 
 from ..artifacts import Timer, fingerprint_artifact, write_json, write_manifest
+from ..corrections import Corrections
 from ..datasets.loader import (
     ShardDataset,
     ShardInfo,
@@ -103,6 +104,7 @@ class TrainConfig:
     # tasks and losses
     tasks: list[str] = field(default_factory=list)  # extra tasks "COLUMN:softmax[:WEIGHT]", "facets[:WEIGHT]"
     labels_weight: float = 1.0
+    relabel: str | None = None  # an audit folder: its non-visual labels and contradicted pairs leave the targets
     loss: str = "bce"
     asl_gamma_neg: float = 4.0
     asl_gamma_pos: float = 0.0
@@ -492,10 +494,11 @@ def _build_data(shards: Path, info: ShardInfo, tasks: list[Task], config: TrainC
     repeat = RepeatFactors.from_shards(shards, config.repeat_threshold) if config.balance else None
     carry = {t.name: list(t.classes) for t in tasks[1:] if task_facet(t.name) is None}
     facets = facet_label_ids(tasks, info.facets, info.label_names)
+    corrections = Corrections.read(config.relabel) if config.relabel else None
     augment = train_transform(config.image_size, mean=image["mean"], std=image["std"], crop_scale=config.crop_scale,
                               color_jitter=config.color_jitter)
     train_data = train_dataset(shards, transform=augment, num_labels=len(info.label_names), carry_targets=carry,
-                               facet_targets=facets, image_size=config.image_size,
+                               facet_targets=facets, corrections=corrections, image_size=config.image_size,
                                shuffle_buffer=config.shuffle_buffer, seed=config.seed, repeat=repeat)
     # its own generator: starting an epoch's iterator must not draw from the global RNG (resume)
     loader = make_loader(train_data, config.batch_size, workers, drop_last=True,
@@ -503,6 +506,7 @@ def _build_data(shards: Path, info: ShardInfo, tasks: list[Task], config: TrainC
     val_loader = None
     if "val" in info.splits and info.num_samples.get("val"):
         val_data = make_dataset(shards, "val", training=False, carry_targets=carry, facet_targets=facets,
+                                corrections=corrections,
                                 image_size=config.image_size,
                                 transform=eval_transform(config.image_size, mean=image["mean"], std=image["std"],
                                                          interpolation=image["interpolation"],

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from ..corrections import Corrections
 from ..datasets.loader import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -191,7 +192,8 @@ class SeededEncoder:
 
 def train_dataset(folder: str | Path, *, transform: Any, num_labels: int,
                   carry_targets: Mapping[str, Sequence[str]] | None = None,
-                  facet_targets: Mapping[str, Sequence[int]] | None = None, split: str = "train",
+                  facet_targets: Mapping[str, Sequence[int]] | None = None, corrections: Corrections | None = None,
+                  split: str = "train",
                   image_size: int | None = None, shuffle_buffer: int = 1000, seed: int = 0, epoch: int = 0,
                   repeat: RepeatFactors | None = None) -> ShardDataset:
     """The training stream of ``(image, targets)``; see the module docstring for its stages and
@@ -212,8 +214,8 @@ def train_dataset(folder: str | Path, *, transform: Any, num_labels: int,
         stages.append(partial(shuffle_samples, bufsize=shuffle_buffer, seed=seed, epoch=shared))
     stages += [
         wds.map(partial(decode_with_copy, draft_size=image_size)),
-        wds.map(SeededEncoder(transform, TargetEncoder.create(num_labels, carry_targets, facet_targets), seed,
-                              shared)),
+        wds.map(SeededEncoder(transform, TargetEncoder.create(num_labels, carry_targets, facet_targets, corrections),
+                              seed, shared)),
     ]
     return ShardDataset(*stages, epoch=shared, num_samples=num_samples)
 

@@ -16,7 +16,7 @@ CURVE_POINTS = 6
 
 
 def train_options() -> OptionTypes:
-    return dataclass_options(TrainConfig, exclude={"stop_after_steps"})
+    return dataclass_options(TrainConfig, exclude={"stop_after_steps", "relabel"})
 
 
 def _check(options: dict[str, Any]) -> None:

@@ -128,11 +128,11 @@ def test_the_audit_folder_holds_every_label_and_pair_in_open_formats(audited: Pa
     assert {"ap_gain", "agreement_gain", "visualness", "held_out", "contradicted", "missed"} <= set(verdicts)
     judged = verdicts[verdicts["verdict"] != "unjudged"]
     assert (judged["held_out"] >= AuditParams().min_held_out).all()
-    assert ((judged["visualness"] < 0.2) == (judged["verdict"] == "non-visual")).all()
+    assert ((judged["visualness"] < AuditParams().min_visualness) == (judged["verdict"] == "non-visual")).all()
     pairs = pd.read_parquet(audited / PAIRS)
     assert list(pairs.columns) == ["id", "split", "label_id", "name", "kind", "score", "predicted"]
     assert set(pairs["kind"]) <= {"contradicted", "missed"}
-    assert set(pairs["label_id"]) <= set(verdicts.loc[verdicts["verdict"] == "visual", "label_id"])
+    assert not set(pairs["label_id"]) & set(verdicts.loc[verdicts["verdict"] == "non-visual", "label_id"])
     manifest = json.loads((audited / "manifest.json").read_text())
     counts = manifest["counts"]
     assert counts["visual"] + counts["non-visual"] + counts["unjudged"] == len(verdicts) == counts["labels"]

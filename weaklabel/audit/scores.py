@@ -12,13 +12,14 @@ so a label it memorized without seeing it scores at chance there):
 The visualness is their mean; a label with at least ``min_held_out`` held-out images and a
 visualness below ``min_visualness`` is non-visual, one with fewer images is unjudged.
 
-**Suspect listing-label pairs**, of the labels judged visual: each image's out-of-sample
-probability of each label is the share of its ``k`` nearest neighbours (itself left out) that
-carry it. cleanlab's confident learning, one class at a time
-(``find_multilabel_issues_per_class``), then marks the pairs whose given label disagrees with
-that probability beyond the label's own noise: a given label the neighbours deny is
-*contradicted* (score ``1 - p``), a label the neighbours give that the text did not is *missed*
-(score ``p``).
+**Suspect listing-label pairs**, of every label not judged non-visual: an image's probability of
+a label is the mean of two predictions, the share of its ``k`` nearest neighbours (itself left
+out) that carry the label, and the multi-label head's. cleanlab's confident learning, one class at
+a time (``find_multilabel_issues_per_class``), then marks the pairs whose given label disagrees
+with that probability beyond the label's own estimated noise: a given label the images deny is
+*contradicted* (score ``1 - p``), a label the images give that the text did not is *missed*
+(score ``p``). The neighbour vote never counts the image's own label; the head learned the train
+split's labels, so on a train image it is an in-sample prediction.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class AuditParams:
     """The audit's settings (one set of defaults for every catalogue)."""
 
     neighbours: int = 20  # k of the neighbour votes and of the agreement
-    min_visualness: float = 0.2  # below it (with enough held-out images) a label is non-visual
+    min_visualness: float = 0.1  # below it (with enough held-out images) a label is non-visual
     min_held_out: int = 5  # held-out images a label needs for a verdict
 
     def __post_init__(self) -> None:
@@ -91,19 +92,24 @@ def label_visualness(predictions: Predictions, given: sparse.csr_matrix, votes: 
     })
 
 
-def suspect_pairs(predictions: Predictions, given: sparse.csr_matrix, votes: np.ndarray,
-                  visual: np.ndarray) -> pd.DataFrame:
-    """The suspect pairs of the ``visual`` label ids: id, split, label_id, kind, score, predicted."""
+def label_probabilities(predictions: Predictions, votes: np.ndarray) -> np.ndarray:
+    """``[n, labels]``: the mean of the neighbour votes and the head's probabilities."""
+    return (votes + predictions.probabilities) / 2
+
+
+def suspect_pairs(predictions: Predictions, given: sparse.csr_matrix, probabilities: np.ndarray,
+                  judged: np.ndarray) -> pd.DataFrame:
+    """The suspect pairs of the ``judged`` label ids: id, split, label_id, kind, score, predicted."""
     from cleanlab.multilabel_classification.filter import find_multilabel_issues_per_class
 
-    columns = np.asarray(visual, dtype=np.int64)
+    columns = np.asarray(judged, dtype=np.int64)
     empty = pd.DataFrame({"id": pd.Series(dtype=str), "split": pd.Series(dtype=str),
                           "label_id": pd.Series(dtype=np.int32), "kind": pd.Series(dtype=str),
                           "score": pd.Series(dtype=np.float32), "predicted": pd.Series(dtype=np.float32)})
     if len(columns) < 2 or given.shape[0] < 2:
         return empty  # cleanlab needs two classes
     sub = given[:, columns].tocsr()
-    probabilities = np.clip(votes[:, columns], 0.0, 1.0)
+    probabilities = np.clip(probabilities[:, columns], 0.0, 1.0)
     labels = [list(sub.indices[sub.indptr[i]:sub.indptr[i + 1]]) for i in range(sub.shape[0])]
     issues = np.asarray(find_multilabel_issues_per_class(labels=labels, pred_probs=probabilities), dtype=bool)
     rows, cols = np.nonzero(issues)

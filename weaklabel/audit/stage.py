@@ -26,7 +26,7 @@ from ..folders import Outputs, output_folder
 from ..stage import Inputs, OptionTypes, Stage, plural, shown_path, signature_options
 from .predict import TRAIN_SPLIT, predict
 from .report import write_report
-from .scores import AuditParams, given_matrix, label_visualness, neighbour_votes, suspect_pairs
+from .scores import AuditParams, given_matrix, label_probabilities, label_visualness, neighbour_votes, suspect_pairs
 
 SUGGESTED_OVERRIDES = "overrides.toml"
 REPORT = "report.html"
@@ -34,7 +34,7 @@ OUTPUTS = Outputs("audit", frozenset({LABELS_AUDIT, PAIRS, SUGGESTED_OVERRIDES, 
 
 
 def audit(checkpoint: str | Path, shards: str | Path, out: str | Path, *, vocab: str | Path | None = None,
-          neighbours: int = 20, min_visualness: float = 0.2, min_held_out: int = 5, batch_size: int = 64,
+          neighbours: int = 20, min_visualness: float = 0.1, min_held_out: int = 5, batch_size: int = 64,
           device: str = "auto", workers: int | None = None, progress: bool = False,
           overwrite: bool = False) -> dict[str, Any]:
     """Audit the weak labels of ``shards`` with the encoder of ``checkpoint``; write ``out``; return its manifest.
@@ -64,8 +64,8 @@ def audit(checkpoint: str | Path, shards: str | Path, out: str | Path, *, vocab:
             votes = neighbour_votes(predictions.embeddings, given, params.neighbours)
             verdicts = labels.merge(label_visualness(predictions, given, votes, params), on="label_id")
         with timer("suspects"):
-            visual = verdicts.loc[verdicts["verdict"] == VISUAL, "label_id"].to_numpy()
-            pairs = suspect_pairs(predictions, given, votes, visual)
+            judged = verdicts.loc[verdicts["verdict"] != NON_VISUAL, "label_id"].to_numpy()
+            pairs = suspect_pairs(predictions, given, label_probabilities(predictions, votes), judged)
             pairs.insert(3, "name", verdicts["name"].to_numpy()[pairs["label_id"].to_numpy()])
             kinds = pairs.groupby(["label_id", "kind"]).size().unstack(fill_value=0)
             for kind in (CONTRADICTED, MISSED):

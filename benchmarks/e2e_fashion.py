@@ -22,7 +22,8 @@ Recall@10 and mAP@10, overall and on the tail tier (the rarest articleTypes, hol
 of the split's items), then the targets: (a) >= 0.90 x (b) on Recall@1; (a) clearly (by at least
 0.05) above (c) on Recall@1; (a) above (d) on the tail tier's Recall@1; and, printed as met or
 MISSED, (a+) >= 0.95 x (b) on Recall@1 ((a+) is skipped when (a)'s vocabulary has no facets) and
-(a2) >= 0.95 x (b) on Recall@1. ``--arms`` runs some arms only.
+(a2) >= 0.95 x (b) on Recall@1. ``--arms`` runs some arms only; ``--judge-only`` judges the arms an
+earlier run trained, without training.
 Below them, a 95% interval for each comparison of (a) by a paired bootstrap over the test queries
 (from each arm's ``queries.parquet``); ``--pool OUT OUT ...`` prints them over several finished
 runs (seeds), from the queries' means.
@@ -56,6 +57,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from weaklabel.artifacts import read_manifest
 from weaklabel.audit import audit
 from weaklabel.datasets.loader import ShardInfo
 from weaklabel.eval import evaluate
@@ -86,6 +88,8 @@ def parse_args() -> argparse.Namespace:
                              "runs' --out folders (e.g. three seeds)")
     parser.add_argument("--arms", default=",".join(ARMS),
                         help="the arms to run, comma-separated (default: all; (a) always runs)")
+    parser.add_argument("--judge-only", action="store_true",
+                        help="train nothing: judge the arms' checkpoints of an earlier run in --out and print")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
     args.arms = {"a_weak", *args.arms.split(",")}
@@ -129,11 +133,19 @@ def weak_arm(args: argparse.Namespace, listings: Path, arm: str, *, cluster: boo
 def direct_arm(args: argparse.Namespace, shards: Path, arm: str, options: dict[str, Any]) -> Path:
     """Train on (a)'s shards with other options, into a fresh folder."""
     folder = args.out / arm
+    if args.judge_only:
+        return finished(folder / "last.pt")
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     result = train(shards, folder, progress=not args.quiet, **options)
     say(f"[{arm}] trained {result['step']} steps in {time.perf_counter() - started:.0f} s")
     return folder / "last.pt"
+
+
+def finished(checkpoint: Path) -> Path:
+    if not checkpoint.is_file():
+        raise SystemExit(f"error: --judge-only needs {checkpoint}; run the benchmark without it first")
+    return checkpoint
 
 
 def audit_arm(args: argparse.Namespace, weak: Pipeline, arm: str) -> tuple[Path, dict[str, Any]]:
@@ -142,7 +154,8 @@ def audit_arm(args: argparse.Namespace, weak: Pipeline, arm: str) -> tuple[Path,
     first = options["steps"] // 2
     round1 = direct_arm(args, shards, f"{arm}-round1", options | {"steps": first})
     folder = args.out / f"{arm}-audit"
-    manifest = audit(round1, shards, folder, vocab=weak.folder("vocab"), progress=not args.quiet, overwrite=True)
+    manifest = (read_manifest(folder, "audit") if args.judge_only else
+                audit(round1, shards, folder, vocab=weak.folder("vocab"), progress=not args.quiet, overwrite=True))
     c = manifest["counts"]
     say(f"[{arm}] audit: {c['non-visual']} of {c['labels']} labels non-visual, {c['contradicted']} contradicted and "
         f"{c['missed']} missed pairs over {c['images']} images in {sum(manifest['timings_s'].values()):.0f} s "
@@ -180,29 +193,29 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, bool]]:
     def r1(arm: str, tier: str | None = None) -> float:
         return recall_at_1(results, arm, tier)
 
-    a, b, c = r1("a_weak"), r1("b_supervised"), r1("c_random")
-    a_tail, d_tail = r1("a_weak", "tail"), r1("d_no_cluster", "tail")
-    return [(f"(a) >= {RATIO:.2f} x (b) on Recall@1: {a:.3f} vs {RATIO * b:.3f} ({a / b:.1%} of (b))", a >= RATIO * b),
-            (f"(a) above (c) by >= {MARGIN} on Recall@1: {a:.3f} vs {c:.3f} ({a - c:+.3f})", a - c >= MARGIN),
-            (f"(a) above (d) on tail Recall@1: {a_tail:.3f} vs {d_tail:.3f} ({a_tail - d_tail:+.3f})", a_tail > d_tail)]
+    found = []
+    a = r1("a_weak")
+    if "b_supervised" in results:
+        b = r1("b_supervised")
+        found.append((f"(a) >= {RATIO:.2f} x (b) on Recall@1: {a:.3f} vs {RATIO * b:.3f} ({a / b:.1%} of (b))",
+                      a >= RATIO * b))
+    if "c_random" in results:
+        c = r1("c_random")
+        found.append((f"(a) above (c) by >= {MARGIN} on Recall@1: {a:.3f} vs {c:.3f} ({a - c:+.3f})", a - c >= MARGIN))
+    if "d_no_cluster" in results:
+        a_tail, d_tail = r1("a_weak", "tail"), r1("d_no_cluster", "tail")
+        found.append((f"(a) above (d) on tail Recall@1: {a_tail:.3f} vs {d_tail:.3f} ({a_tail - d_tail:+.3f})",
+                      a_tail > d_tail))
+    return found
 
 
-def audit_target(results: dict[str, dict[str, Any]]) -> str:
-    """The line of the (a2) target, met or MISSED, with (a) and (b) beside it."""
-    if "a2_audit" not in results:
-        return "skipped  (a2): not among --arms"
-    a2, a, b = (recall_at_1(results, arm) for arm in ("a2_audit", "a_weak", "b_supervised"))
-    return (f"{'met' if a2 >= AUDIT_RATIO * b else 'MISSED'}  (a2) >= {AUDIT_RATIO:.2f} x (b) on Recall@1: "
-            f"{a2:.3f} vs {AUDIT_RATIO * b:.3f} ({a2 / b:.1%} of (b)); (a) {a:.3f}, (a2) {a2:.3f}, (b) {b:.3f}")
-
-
-def facets_target(results: dict[str, dict[str, Any]]) -> str:
-    """The line of the (a+) target, met or MISSED; skipped without an (a+) arm."""
-    if "a_facets" not in results:
-        return "skipped  (a+): the vocabulary of (a) has no facets"
-    facets, a, b = (recall_at_1(results, arm) for arm in ("a_facets", "a_weak", "b_supervised"))
-    return (f"{'met' if facets >= FACETS_RATIO * b else 'MISSED'}  (a+) >= {FACETS_RATIO:.2f} x (b) on Recall@1: "
-            f"{facets:.3f} vs {FACETS_RATIO * b:.3f} ({facets / b:.1%} of (b); (a) {a:.3f})")
+def ratio_target(results: dict[str, dict[str, Any]], arm: str, name: str, ratio: float) -> str:
+    """The line of an arm's target against (b), met or MISSED, with (a) and (b) beside it; skipped without either."""
+    if arm not in results or "b_supervised" not in results:
+        return f"skipped  {name}: not run (not among --arms, or for (a+) a vocabulary without facets)"
+    value, a, b = (recall_at_1(results, x) for x in (arm, "a_weak", "b_supervised"))
+    return (f"{'met' if value >= ratio * b else 'MISSED'}  {name} >= {ratio:.2f} x (b) on Recall@1: "
+            f"{value:.3f} vs {ratio * b:.3f} ({value / b:.1%} of (b)); (a) {a:.3f}, {name} {value:.3f}, (b) {b:.3f}")
 
 
 COMPARISONS = (("(a) / (b) on Recall@1", "a_weak", "b_supervised", None, "ratio"),
@@ -229,6 +242,8 @@ def intervals(outs: list[Path]) -> list[dict[str, Any]]:
 
     found = []
     for text, x, y, tier, statistic in COMPARISONS:
+        if not all((out / "eval" / arm / "queries.parquet").is_file() for out in outs for arm in (x, y)):
+            continue  # an arm not run
         value, low, high, n = paired_bootstrap(recall_at_1(x, tier), recall_at_1(y, tier), STATISTICS[statistic])
         found.append({"comparison": text, "statistic": statistic, "queries": n,  # null, not NaN, in results.json
                       **{key: None if np.isnan(v) else v
@@ -320,7 +335,8 @@ def main() -> int:
     say(f"\nretrieval on the {split} split of {shards}, relevance: same {COLUMN}; {config['model']} at "
         f"{config['image_size']} px, {config['steps']} steps of {config['batch_size']} images per trained arm")
     lines = table(results) + [""] + [f"{'PASS' if ok else 'FAIL'}  {text}" for text, ok in targets(results)]
-    lines += [facets_target(results), audit_target(results)]
+    lines += [ratio_target(results, "a_facets", "(a+)", FACETS_RATIO), ratio_target(results, "a2_audit", "(a2)",
+                                                                                    AUDIT_RATIO)]
     found = intervals([args.out])
     lines += [""] + interval_lines(found, runs=1)
     lines.append(f"\nwall time {minutes:.1f} min")

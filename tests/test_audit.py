@@ -218,3 +218,26 @@ def test_the_training_targets_leave_out_what_the_audit_dropped(audited: Path, ex
         checked += 1
     assert checked and (corrections.labels or corrections.pairs)
     assert torch.is_tensor(targets["labels"])
+
+
+@pytest.mark.timeout(180)
+def test_the_report_in_a_headless_browser_shows_every_image_and_filters_by_search(audited: Path):
+    from test_gallery import chromium_binary, visible_rows
+
+    binary = chromium_binary()
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=binary, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto((audited / "report.html").as_uri())
+            page.wait_for_function("[...document.images].every(image => image.complete)")
+            widths = page.eval_on_selector_all("img", "images => images.map(image => image.naturalWidth)")
+            assert widths and min(widths) > 0
+            rows = visible_rows(page)
+            assert rows == min(200, len(pd.read_parquet(audited / LABELS_AUDIT)))
+            page.locator("#search").fill("no label is called this")
+            assert visible_rows(page) == 0 and page.locator("#count").inner_text() == f"0 of {rows} labels"
+        finally:
+            browser.close()

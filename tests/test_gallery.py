@@ -65,7 +65,7 @@ def test_hostile_label_names_and_aliases_come_out_as_text():
     label = GalleryLabel(0, HOSTILE, [HOSTILE], support=5, tier="tail", samples=1, thumbnails=[0])
     html = gallery_html([label], ["data:image/jpeg;base64,AA"], total=1, vocab_report=f"../{HOSTILE}/report.html")
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert GalleryPage(html).scripts == 1  # the page's own search script only
+    assert GalleryPage(html).scripts == 2  # the page's own: thumbnails and search
 
 
 def test_the_eval_report_links_the_gallery_relative_to_its_own_folder(example_shards: Path, tmp_path: Path):

@@ -786,7 +786,7 @@ def _audit_parser(sub) -> None:
     p.add_argument("--min-held-out", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="held-out images a label needs to be judged; fewer leave it unjudged (default: %(default)s)")
     p.add_argument("--device", default=argparse.SUPPRESS, metavar="DEVICE",
-                   help="cpu, cuda or cuda:N (default: %(default)s, cuda if present)")
+                   help="cpu, cuda or cuda:N; auto: cuda if present (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="images per batch (default: %(default)s)")
     p.add_argument("--workers", type=int, default=argparse.SUPPRESS, metavar="N",

@@ -29,7 +29,7 @@ DEMO_TOML = """\
 # Every key is documented in the README ("Running the whole pipeline"); a key left out takes its
 # default. Paths are relative to this file.
 
-out = "."                              # stage folders vocab/ labeled/ shards/ train/ eval/ go here
+out = "."                              # stage folders vocab/ labeled/ shards/ train/ eval/ audit/ go here
 
 [listings]                             # the generated dump (see `weaklabel example-data`)
 paths = ["data/listings.csv"]
@@ -62,6 +62,9 @@ eval_every = 100                       # validation loss and mAP every 100 steps
 [eval]
 split = "test"                         # queries: the test split's images, searched among themselves
 relevance = ["labels", "true_type"]    # relevant = shares a weak label; = has the same true type
+
+[audit]                                # after eval: which labels the images show, which pairs are wrong
+apply = false                          # true: train a second round without them and compare (stage round2)
 """
 
 

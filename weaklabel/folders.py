@@ -1,6 +1,6 @@
 """Output folders: one writer at a time, and no file a stage did not write is deleted.
 
-Every stage that writes a folder (vocab, assign, shards, train, eval) runs inside
+Every stage that writes a folder (vocab, assign, shards, train, eval, audit) runs inside
 :func:`output_folder`, which
 
 - **locks** the folder: a POSIX lock on ``.weaklabel.lock``, held for the whole run. The operating

@@ -19,9 +19,9 @@ from typing import Any
 from ..artifacts import fingerprint_artifact, read_manifest, write_manifest
 from ..eval.stage import EVAL
 from ..stage import Inputs, Stage
-from ..training.checkpoint import LAST
+from ..training.checkpoint import LAST, run_checkpoint
 from ..training.stage import TRAIN
-from .stage import audit_not_asked, run_checkpoint
+from .stage import audit_not_asked
 
 TRAIN_FOLDER, EVAL_FOLDER = "train", "eval"
 

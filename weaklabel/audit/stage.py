@@ -24,6 +24,7 @@ from ..datasets.format import parse_splits
 from ..datasets.loader import ShardInfo
 from ..folders import Outputs, output_folder
 from ..stage import Inputs, OptionTypes, Stage, plural, shown_path, signature_options
+from ..training.checkpoint import run_checkpoint
 from .predict import TRAIN_SPLIT, predict
 from .report import write_report
 from .scores import AuditParams, given_matrix, label_probabilities, label_visualness, neighbour_votes, suspect_pairs
@@ -149,15 +150,6 @@ def audit_not_asked(sections: Mapping[str, Mapping[str, Any]]) -> str | None:
     if set(parse_splits(sections["shards"]["splits"])) <= {"train"}:
         return "[shards] splits has no split besides train to judge the labels on"
     return None
-
-
-def run_checkpoint(train_folder: Path, which: str) -> Path:
-    """``best.pt`` or ``last.pt`` of a run folder; a clear error when it is not there."""
-    path = train_folder / f"{which}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist (best.pt needs a val split in [shards] splits); "
-                                "set checkpoint = \"last\"")
-    return path
 
 
 def _run(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, resume: bool = False,

@@ -40,6 +40,7 @@ from ..folders import Outputs, output_folder
 from ..search import Neighbours
 from ..stage import Inputs, OptionTypes, Stage, plural, signature_options
 from ..tiers import label_tiers, rarest_tier, value_tiers
+from ..training.checkpoint import run_checkpoint
 from ..training.cores import plan_cpu
 from ..training.embed import embed, inference_device, load_encoder
 from ..training.losses import task_scores
@@ -515,10 +516,7 @@ def _files(options: dict[str, Any]) -> list[str]:
 def _run(inputs: Inputs, out: Path, options: dict[str, Any], *, progress: bool, resume: bool = False,
          overwrite: bool = False) -> dict[str, Any]:
     params = dict(options)
-    checkpoint = inputs.folders["train"] / f"{params.pop('checkpoint', 'last')}.pt"
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint} does not exist (best.pt needs a val split in [shards] splits); "
-                                "set [eval] checkpoint = \"last\"")
+    checkpoint = run_checkpoint(inputs.folders["train"], params.pop("checkpoint", "last"))
     evaluate([checkpoint], inputs.folders["shards"], out, progress=progress, overwrite=overwrite, **params)
     return read_manifest(out, "eval")
 

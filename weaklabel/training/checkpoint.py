@@ -115,3 +115,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_checkpoint(run_folder: Path, which: str) -> Path:
+    """``best.pt`` or ``last.pt`` (``which``: "best" or "last") of a run folder; a clear error when it is not there."""
+    path = Path(run_folder) / f"{which}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (best.pt needs a val split in [shards] splits); "
+                                "set checkpoint = \"last\"")
+    return path

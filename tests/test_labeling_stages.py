@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import EXAMPLE_ROLES
+from conftest import EXAMPLE_ROLES, one_line_error
 
 from weaklabel.cli import _remove_empty, build_parser, main
 from weaklabel.labeling import LabelAssigner, Vocabulary, assign_labels, build_vocabulary, read_labeled
@@ -404,6 +404,76 @@ def test_assign_on_a_dask_cluster_matches_inline_and_resolves_cross_file_duplica
     assert (rejected["reason"] == "duplicate_id").sum() == 50 and rejected["source"].str.endswith("b.csv").all()
     counts = json.loads((tmp_path / "dask" / "manifest.json").read_text())["counts"]
     assert counts["rows_in"] == 650 and counts["rows_out"] == 600 and counts["rejected"]["duplicate_id"] == 50
+
+
+def test_vocab_over_file_partitions_matches_one_file_and_drops_cross_file_duplicates(example_data, tmp_path):
+    from distributed import LocalCluster
+
+    frame = pd.read_csv(example_data / "listings.csv")
+    (tmp_path / "in").mkdir()
+    frame.iloc[:250].to_csv(tmp_path / "in" / "a.csv", index=False)
+    frame.iloc[200:450].to_csv(tmp_path / "in" / "b.csv", index=False)  # rows 200-249 repeat a.csv's ids
+    frame.iloc[450:].to_parquet(tmp_path / "in" / "c.parquet")
+    whole = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path / "whole", progress=False,
+                             min_label_support=5)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        parts = build_vocabulary(tmp_path / "in", EXAMPLE_ROLES, tmp_path / "parts", progress=False,
+                                 min_label_support=5, scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(whole.labels, parts.labels)
+    pd.testing.assert_frame_equal(whole.terms, parts.terms)
+    pd.testing.assert_frame_equal(whole.boilerplate.to_frame(), parts.boilerplate.to_frame())
+    pd.testing.assert_frame_equal(whole.facets, parts.facets)
+    counts = json.loads((tmp_path / "parts" / "manifest.json").read_text())["counts"]
+    assert counts["rows_in"] == 650 and counts["listings"] == 600 and counts["rejected"]["duplicate_id"] == 50
+    assert counts["boilerplate"] == json.loads((tmp_path / "whole" / "manifest.json").read_text())["counts"][
+        "boilerplate"]
+
+
+def test_boilerplate_found_on_a_sample_is_stripped_from_every_listing(example_data, tmp_path):
+    vocab = build_vocabulary(example_data / "listings.csv", EXAMPLE_ROLES, tmp_path, progress=False,
+                             min_label_support=5, boilerplate_sample=300, facet_sample=300, workers=1)
+    assert "ships within 1-3 business days" in set(vocab.boilerplate.to_frame()["pattern"])
+    assert label_of(vocab, "business days") is None
+    stripped = json.loads((tmp_path / "manifest.json").read_text())["counts"]["boilerplate"]["description"]
+    assert stripped["listings"] > 300  # found on 300 listings, stripped from all 600
+
+
+def test_append_labels_only_new_ids_and_matches_one_run_over_everything(example_data, example_vocab, tmp_path,
+                                                                       capsys):
+    frame = pd.read_csv(example_data / "listings.csv")
+    days = tmp_path / "days"
+    days.mkdir()
+    frame.iloc[:300].to_csv(days / "day1.csv", index=False)
+    out = tmp_path / "labeled"
+    assign_labels(days, example_vocab, out, append=True, workers=1, progress=False)  # nothing to add to: all
+    frame.iloc[250:].to_csv(days / "day2.csv", index=False)  # ids 250-299 are labelled already
+    main(["assign", str(days), "--vocab", str(example_vocab), "--out", str(out), "--append", "-q"])
+    printed = capsys.readouterr().out
+    assert "appended 300 listings from 1 new or changed file (50 of their listings were labelled already)" in printed
+    assign_labels(example_data / "listings.csv", example_vocab, tmp_path / "once", workers=1, progress=False)
+    appended, once = read_labeled(out), read_labeled(tmp_path / "once")
+    pd.testing.assert_frame_equal(appended, once)  # the same rows in the same order: new parts come last
+    assert [p.name for p in sorted((out / "parts").glob("*"))] == ["part-00000-0000.parquet",
+                                                                    "part-00001-0000.parquet"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert (counts["rows_in"], counts["rows_out"], counts["already_labelled"]) == (600, 600, 50)
+    assert counts["listings_labelled"] == json.loads((tmp_path / "once" / "manifest.json").read_text())["counts"][
+        "listings_labelled"]
+    assert [Path(i["path"]).name for i in manifest["inputs"] if "sha256" in i] == ["day1.csv", "day2.csv"]
+    before = (out / "manifest.json").read_bytes()
+    assign_labels(days, example_vocab, out, append=True, workers=1, progress=False)  # nothing new: untouched
+    assert (out / "manifest.json").read_bytes() == before and not (out / "parts.tmp").exists()
+
+
+def test_append_refuses_other_settings_in_one_line(example_data, example_vocab, tmp_path, capsys):
+    out = tmp_path / "labeled"
+    assign_labels(example_data / "listings.csv", example_vocab, out, workers=1, progress=False)
+    before = (out / "manifest.json").read_bytes()
+    error = one_line_error(["assign", str(example_data / "listings.csv"), "--vocab", str(example_vocab), "--out",
+                            str(out), "--append", "--top-k", "3", "-q"], capsys)
+    assert "other settings (top_k)" in error and "--overwrite" in error
+    assert (out / "manifest.json").read_bytes() == before
 
 
 def test_quiet_embedder_draws_no_model_loading_bar(capfd):

@@ -150,7 +150,7 @@ def _cmd_assign(args: argparse.Namespace) -> None:
 
     roles = _roles(args, fallback=Vocabulary.load(args.vocab).roles)
     assign_labels(args.listings, args.vocab, args.out, roles=roles, progress=not args.quiet, overwrite=args.overwrite,
-                  **_given(args, assign_options()))
+                  append=getattr(args, "append", False), **_given(args, assign_options()))
     _print_summary("assign", args.out)
     print(f"wrote {args.out}/parts/part-*.parquet, labels.feather, rejected.parquet and manifest.json")
 
@@ -232,6 +232,9 @@ def _vocab_parser(sub) -> None:
                    help="take terms from every sentence, even those many listings repeat (README: 'Boilerplate')")
     t.add_argument("--group", dest="boilerplate_group", default=argparse.SUPPRESS, metavar="COLUMN",
                    help="a column (seller, shop) within which repeated sentences are also boilerplate")
+    t.add_argument("--boilerplate-sample", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="listings (a seeded sample) searched for boilerplate, which is then stripped from all "
+                        "(default: %(default)s)")
     t.add_argument("--head-prior", type=float, metavar="N", default=argparse.SUPPRESS,
                    help="listings' worth of the corpus-wide phrase-end rate each label's informativeness starts "
                         "from; informativeness ranks a listing's labels (README: 'Scores'; default: %(default)s)")
@@ -278,6 +281,7 @@ def _vocab_parser(sub) -> None:
                    help="share of the listings a found facet must cover (default: %(default)s)")
     f.add_argument("--facet-sample", type=int, metavar="N", default=argparse.SUPPRESS,
                    help="listings (a seeded sample) labelled to find the facets (default: %(default)s)")
+    _add_dask(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_vocab)
 
@@ -303,6 +307,10 @@ def _assign_parser(sub) -> None:
                    help="listing column to pass through (repeatable; default: all)")
     p.add_argument("--rows-per-part", type=int, metavar="N", default=argparse.SUPPRESS,
                    help="listings per output part (default: %(default)s)")
+    p.add_argument("--append", action="store_true", default=argparse.SUPPRESS,
+                   help="add to the finished run in --out only the listings whose id it does not hold: files it "
+                        "read unchanged are skipped, new parts are added (same vocabulary and settings; a folder "
+                        "without a finished run is labelled whole)")
     _add_dask(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_assign)

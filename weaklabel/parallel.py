@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -28,6 +29,22 @@ CONNECT_TIMEOUT_S = 5  # an existing scheduler answers in well under a second; a
 
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _fresh_offload_thread() -> None:
+    """Give a forked process its own thread for distributed's offloaded (de)serialization.
+
+    distributed serializes a message over 10 MiB on a module-level one-thread executor. Once this
+    process has used it, a forked worker inherits the executor with that thread recorded but not
+    running, so the worker's first large result waits forever (a sample of listings did).
+    """
+    utils = sys.modules.get("distributed.utils")
+    if utils is not None:
+        utils._offload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="Dask-Offload")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_offload_thread)
 
 
 def local_cluster(workers: int) -> Any:

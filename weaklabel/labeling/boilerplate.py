@@ -466,6 +466,8 @@ class Boilerplate:
 
     def strip_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, StripCounts]]:
         """A copy of ``frame`` with the boilerplate of each known field stripped, and what was removed."""
+        if not self.fields:
+            return frame, {}
         out = frame.copy()
         counts = {}
         for column, found in self.fields.items():

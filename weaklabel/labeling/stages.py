@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +36,12 @@ from ..listings import (
     concat_listings,
     list_listing_files,
     read_listing_file,
-    read_listings,
 )
 from ..parallel import run_partitions
-from ..stage import Inputs, OptionTypes, Stage, listings_read, signature_options
+from ..stage import Inputs, OptionTypes, Stage, listings_read, plural, signature_options
+from .appending import STAGING, EarlierRun
 from .assign import LabelAssigner
+from .counting import count_terms, read_sample, repeated_per_file
 from .report import write_vocab_report
 from .vocabulary import Vocabulary, VocabularyBuilder
 
@@ -49,24 +52,37 @@ ASSIGN_OUTPUTS = Outputs("assign", frozenset({"rejected.parquet", LABELED_LABELS
 
 
 def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRoles, out: str | Path,
-                     *, progress: bool = True, overwrite: bool = False, **params: Any) -> Vocabulary:
-    """Read listings, fit a :class:`VocabularyBuilder` with ``params``, and write the vocab folder.
+                     *, workers: int | None = None, scheduler: str | None = None, progress: bool = True,
+                     overwrite: bool = False, **params: Any) -> Vocabulary:
+    """Count the terms of the listings in ``source``, fit a :class:`VocabularyBuilder` with
+    ``params`` on the counts, and write the vocab folder.
 
-    The folder holds ``labels.parquet``, ``terms.parquet``, ``label_embeddings.npy``, ``boilerplate.parquet``,
-    ``facets.parquet``,
-    ``rejected.parquet``, ``report.html`` and ``manifest.json``, written last: a run killed while
-    writing leaves no manifest, which readers refuse. ``overwrite``: write even if ``out`` holds
-    files this stage did not write (they are kept).
+    Each listing file is one partition (see :mod:`weaklabel.labeling.counting`): memory holds one
+    file's listings per worker, a sample of ``max(boilerplate_sample, facet_sample)`` listings and
+    the ids, never every listing. The folder holds ``labels.parquet``, ``terms.parquet``,
+    ``label_embeddings.npy``, ``boilerplate.parquet``, ``facets.parquet``, ``rejected.parquet``,
+    ``report.html`` and ``manifest.json``, written last: a run killed while writing leaves no
+    manifest, which readers refuse. ``overwrite``: write even if ``out`` holds files this stage did
+    not write (they are kept).
     """
     out = Path(out)
     timer = Timer()
     files = list_listing_files(source)
+    builder = VocabularyBuilder(roles, progress=progress, **params)
+    builder._validate()  # a bad setting stops the run before any file is read
+    parallel = {"workers": workers, "scheduler": scheduler, "progress": progress}
     with output_folder(out, VOCAB_OUTPUTS, overwrite=overwrite) as folder:
         with timer("read"):
-            listings = read_listings(files, roles, progress=progress)
-        builder = VocabularyBuilder(roles, progress=progress, **params).fit(listings)
+            sampled = read_sample(files, roles, max(builder.boilerplate_sample, builder.facet_sample), **parallel)
+        with timer("boilerplate"):
+            boilerplate = builder.find_boilerplate(sampled.sample)
+            sample, _ = boilerplate.strip_frame(sampled.sample)
+        with timer("count_terms"):
+            counts, stripped = count_terms(sampled, builder.analyzer(), boilerplate, **parallel)
+        builder.fit_counts(counts, boilerplate=boilerplate, stripped=stripped, sample=sample)
         timer.seconds.update(builder.timer_.seconds)
         vocabulary = builder.vocabulary_
+        listings = sampled.ids
         with timer("write"):
             folder.clear()
             vocabulary.save(out)
@@ -89,7 +105,8 @@ def build_vocabulary(source: str | Path | Sequence[str | Path], roles: ColumnRol
 def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, out: str | Path,
                   *, roles: ColumnRoles | None = None, keep: Sequence[str] | None = None,
                   rows_per_part: int = 250_000, workers: int | None = None, scheduler: str | None = None,
-                  progress: bool = True, overwrite: bool = False, **params: Any) -> dict[str, Any]:
+                  append: bool = False, progress: bool = True, overwrite: bool = False,
+                  **params: Any) -> dict[str, Any]:
     """Label listings with the vocabulary in ``vocab``; write ``parts/part-*.parquet``, a copy of the
     vocabulary's labels as ``labels.feather`` (the folder carries what the shards stage needs) and a manifest.
 
@@ -98,7 +115,9 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
     then removed from later parts and rejected as ``duplicate_id``. ``keep`` names the listing
     columns passed through besides id and image (all by default). Returns the coverage counts.
     The manifest is written last: a run killed midway leaves none, which readers refuse.
-    ``overwrite``: write even if ``out`` holds files this stage did not write (they are kept).
+    ``append``: add to the finished folder ``out`` only the listings whose id it does not hold (see
+    :mod:`weaklabel.labeling.appending`). ``overwrite``: write even if ``out`` holds files this
+    stage did not write (they are kept).
     """
     out = Path(out)
     timer = Timer()
@@ -106,28 +125,52 @@ def assign_labels(source: str | Path | Sequence[str | Path], vocab: str | Path, 
     roles = roles or vocabulary.roles
     LabelAssigner(vocabulary, roles, **params).fit()  # validate the parameters before starting workers
     files = list_listing_files(source)
-    with output_folder(out, ASSIGN_OUTPUTS, overwrite=overwrite) as folder:
-        folder.clear()
-        (out / LABELED_PARTS).mkdir()
-        convert_table(Path(vocab) / "labels.parquet", out / LABELED_LABELS)  # the folder carries what shards needs
-        partitions = [_AssignPartition(i, str(f), str(vocab), str(out), roles.to_dict(), list(keep) if keep else None,
-                                       rows_per_part, params) for i, f in enumerate(files)]
+    config = {"vocab": str(Path(vocab).resolve()), "roles": roles.to_dict(),
+              "keep": list(keep) if keep is not None else None, "rows_per_part": rows_per_part, **params}
+    fingerprints = fingerprint_files(files)
+    outputs = dataclasses.replace(ASSIGN_OUTPUTS, refuse_finished=False) if append else ASSIGN_OUTPUTS
+    with output_folder(out, outputs, overwrite=overwrite) as folder:
+        earlier = EarlierRun.read(out, config, vocab) if append else None
+        if earlier:
+            fingerprints = earlier.new_files(fingerprints)
+            if not fingerprints:
+                return {k: v for k, v in earlier.manifest["counts"].items() if k in COVERAGE_KEYS}
+            files = [Path(f["path"]) for f in fingerprints]
+            parts_dir = out / STAGING
+            shutil.rmtree(parts_dir, ignore_errors=True)  # a failed append's leftovers
+        else:
+            folder.clear()
+            parts_dir = out / LABELED_PARTS
+            convert_table(Path(vocab) / "labels.parquet", out / LABELED_LABELS)  # the folder carries what shards needs
+        parts_dir.mkdir()
+        first, known = (earlier.next_index, tuple(str(p) for p in earlier.parts)) if earlier else (0, ())
+        partitions = [_AssignPartition(first + i, str(f), str(vocab), str(parts_dir), roles.to_dict(),
+                                       list(keep) if keep else None, rows_per_part, params, known)
+                      for i, f in enumerate(files)]
         with timer("assign"):
             results = run_partitions(_assign_file, partitions, workers=workers, scheduler=scheduler,
                                      progress=progress, desc="assign")
         with timer("merge"):
             listings = concat_listings([r["ids"] for r in results])
             _drop_cross_file_duplicates(results)
-            write_parquet(listings.rejected, out / "rejected.parquet", schema=REJECTED_LISTINGS_SCHEMA)
+            counts, rejected = listings.counts, listings.rejected
+            if earlier:
+                counts = earlier.counts_with(counts | {"already_labelled": sum(r["known"] for r in results)})
+                rejected = earlier.rejected_with(out, rejected)
+                folder.remove_manifest()
+                for part in sorted(parts_dir.glob("part-*.parquet")):
+                    part.rename(out / LABELED_PARTS / part.name)
+                parts_dir.rmdir()
+            write_parquet(rejected, out / "rejected.parquet", schema=REJECTED_LISTINGS_SCHEMA)
             coverage = _coverage(labeled_parts(out), vocabulary)
+        appended = {"files": len(files), "listings": listings.counts["rows_out"],
+                    "already_labelled": sum(r["known"] for r in results)} if earlier else None
         write_manifest(
-            out, "assign",
-            config={"vocab": str(Path(vocab).resolve()), "roles": roles.to_dict(),
-                    "keep": list(keep) if keep is not None else None, "rows_per_part": rows_per_part, **params},
-            inputs=fingerprint_files(files) + [fingerprint_artifact(vocab)],
-            counts={**listings.counts, **coverage},
+            out, "assign", config=config,
+            inputs=(earlier.file_inputs() if earlier else []) + fingerprints + [fingerprint_artifact(vocab)],
+            counts={**counts, **coverage},
             timings=timer.seconds,
-            outputs={"parts": [p.name for p in labeled_parts(out)]},
+            outputs={"parts": [p.name for p in labeled_parts(out)], **({"appended": appended} if appended else {})},
         )
     return coverage
 
@@ -137,37 +180,49 @@ class _AssignPartition:
     index: int
     path: str
     vocab: str
-    out: str
+    parts: str
     roles: dict
     keep: list[str] | None
     rows_per_part: int
     params: dict
+    known: tuple[str, ...] = ()  # parts of an earlier run: their ids are labelled already
 
 
 def _assign_file(partition: _AssignPartition) -> dict[str, Any]:
     """One partition: label one listing file into its own parts (runs on a worker)."""
     roles = ColumnRoles.from_dict(partition.roles)
-    listings = read_listing_file(partition.path, roles)
+    listings, known = _without_known(read_listing_file(partition.path, roles), partition.known)
     assigner = LabelAssigner(Vocabulary.load(partition.vocab), roles, **partition.params).fit()
     passthrough = _passthrough_columns(listings, roles, partition.keep)
     parts = []
     for chunk, start in enumerate(range(0, max(len(listings.frame), 1), partition.rows_per_part)):
         frame = listings.frame.iloc[start : start + partition.rows_per_part]
-        path = Path(partition.out) / LABELED_PARTS / f"part-{partition.index:05d}-{chunk:04d}.parquet"
+        path = Path(partition.parts) / f"part-{partition.index:05d}-{chunk:04d}.parquet"
         pq.write_table(_output_table(frame, roles, assigner.transform_arrow(frame), passthrough), path)
         parts.append(str(path))
     slim = Listings(listings.frame[[roles.id]], listings.rejected, listings.counts, listings.files,
                     listings.roles, listings.origin)
-    return {"parts": parts, "ids": slim}
+    return {"parts": parts, "ids": slim, "known": known}
+
+
+def _without_known(listings: Listings, known_parts: Sequence[str]) -> tuple[Listings, int]:
+    """``listings`` without those whose id the ``known_parts`` hold, and how many those were (they
+    are neither read nor rejected in this run's counts)."""
+    if not known_parts:
+        return listings, 0
+    known = pq.read_table(list(known_parts), columns=["id"]).column("id")
+    ids = pa.array(listings.frame[listings.roles.id].tolist(), pa.string())
+    is_known = pc.is_in(ids, value_set=known.combine_chunks()).to_numpy(zero_copy_only=False)
+    n = int(is_known.sum())
+    counts = {**listings.counts, "rows_in": listings.counts["rows_in"] - n, "rows_out": listings.counts["rows_out"] - n}
+    keep = ~is_known
+    return dataclasses.replace(listings, frame=listings.frame[keep].reset_index(drop=True), counts=counts,
+                               origin=listings.origin[keep].reset_index(drop=True)), n
 
 
 def _drop_cross_file_duplicates(results: list[dict[str, Any]]) -> None:
     """Remove from each file's parts the ids an earlier file already holds (the first file wins)."""
-    seen: set[str] = set()
-    for result in results:
-        ids = result["ids"].frame.iloc[:, 0]
-        repeated = set(ids[ids.isin(seen)])
-        seen.update(ids)
+    for result, repeated in zip(results, repeated_per_file([r["ids"] for r in results])):
         if repeated:
             for part in result["parts"]:
                 table = pq.read_table(part)
@@ -207,6 +262,10 @@ def _output_table(frame, roles: ColumnRoles, labels: pa.Table, passthrough: list
     return table
 
 
+COVERAGE_KEYS = ("listings_labelled", "listings_unlabelled", "coverage", "labels_per_listing_mean",
+                 "listings_labelled_by_fallback", "label_assignments_by_tier", "labels_never_assigned")
+
+
 def _coverage(parts: list[Path], vocabulary: Vocabulary) -> dict[str, Any]:
     """Coverage statistics read back from the written parts."""
     table = pq.read_table(parts, columns=["labels", "evidence"])
@@ -241,7 +300,8 @@ WORD_FILE_OPTIONS = ("overrides", "blocklist", "allowlist", "stopwords")
 
 
 def vocab_options() -> OptionTypes:
-    return signature_options(VocabularyBuilder.__init__, exclude={"self", "roles", "progress"})
+    return (signature_options(VocabularyBuilder.__init__, exclude={"self", "roles", "progress"})
+            | signature_options(build_vocabulary, exclude={"source", "roles", "out", "progress", "overwrite"}))
 
 
 def vocab_params(options: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +328,8 @@ def read_words(path: str | Path) -> list[str]:
 
 
 def _check_vocab(options: dict[str, Any]) -> None:
-    VocabularyBuilder(None, **vocab_params(options))._validate()
+    params = {k: v for k, v in vocab_params(options).items() if k not in ("workers", "scheduler")}
+    VocabularyBuilder(None, **params)._validate()
 
 
 def _vocab_files(options: dict[str, Any]) -> list[str]:
@@ -302,7 +363,8 @@ def vocab_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
 
 def assign_options() -> OptionTypes:
     return (signature_options(LabelAssigner.__init__, exclude={"self", "vocabulary", "roles"})
-            | signature_options(assign_labels, exclude={"source", "vocab", "out", "roles", "progress", "overwrite"}))
+            | signature_options(assign_labels, exclude={"source", "vocab", "out", "roles", "progress", "overwrite",
+                                                        "append"}))
 
 
 ASSIGN_CALL_KEYS = ("keep", "rows_per_part", "workers", "scheduler")
@@ -323,15 +385,17 @@ def _run_assign(inputs: Inputs, out: Path, options: dict[str, Any], *, progress:
 
 
 def assign_summary(folder: Path, manifest: dict[str, Any]) -> list[str]:
-    counts = manifest["counts"]
-    return [listings_read(counts),
+    counts, appended = manifest["counts"], manifest["outputs"].get("appended")
+    added = [(f"appended {appended['listings']} listings from {plural(appended['files'], 'new or changed file')} "
+              f"({appended['already_labelled']} of their listings were labelled already)")] if appended else []
+    return [*added, listings_read(counts),
             (f"{counts['listings_labelled']} listings labelled ({counts['coverage']:.1%}), "
             f"{counts['listings_unlabelled']} without a label, {counts['labels_per_listing_mean']:.2f} labels each")]
 
 
 VOCAB = Stage("vocab", "vocab", upstream=(), reads_listings=True, outputs=("labels.parquet",), options=vocab_options,
               check=_check_vocab, run=_run_vocab, summary=vocab_summary,
-              execution=("batch_size", "device", "cache_dir"), files=_vocab_files)
+              execution=("batch_size", "device", "cache_dir", "workers", "scheduler"), files=_vocab_files)
 ASSIGN = Stage("assign", "labeled", upstream=("vocab",), reads_listings=True,
                outputs=(f"{LABELED_PARTS}/part-*.parquet",), options=assign_options, check=_check_assign,
                run=_run_assign, summary=assign_summary, execution=("batch_size", "device", "workers", "scheduler"))

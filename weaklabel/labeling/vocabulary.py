@@ -23,7 +23,7 @@ from ..facets import FACET_COLUMN
 from ..listings import ColumnRoles, Listings
 from ..metrics import multi_hot
 from ..tiers import assign_tiers
-from .boilerplate import Boilerplate
+from .boilerplate import Boilerplate, StripCounts
 from .clustering import ClusterParams, cluster_terms, weighted_centroids
 from .embeddings import TextEmbedder
 from .facets import FACETS_SCHEMA, FacetParams, discover_facets
@@ -171,10 +171,12 @@ class VocabularyBuilder(BaseEstimator):
         starts from (see :func:`informativeness`).
     boilerplate: find the sentences and sentence templates many listings repeat in each free-text
         field and count no terms in them (see :mod:`weaklabel.labeling.boilerplate`); assignment
-        skips them too. ``fit_counts`` takes counts as they are.
+        skips them too.
     boilerplate_group: a column (seller, shop) within which repeated sentences are also looked for.
+    boilerplate_sample: the boilerplate is looked for in a seeded sample of this many listings (in
+        all of them when there are fewer); it is stripped from all of them.
     facets: group labels into facets, sets of alternatives (see :mod:`weaklabel.labeling.facets`);
-        ``fit_counts`` finds none (facets need listings). facet_min_support, facet_max_collision,
+        ``fit_counts`` finds them on the sample it is given. facet_min_support, facet_max_collision,
         facet_min_similarity, facet_merge_similarity, facet_min_coverage, facet_sample: its knobs,
         documented there.
     """
@@ -209,6 +211,7 @@ class VocabularyBuilder(BaseEstimator):
         head_prior: float = 20.0,
         boilerplate: bool = True,
         boilerplate_group: str | None = None,
+        boilerplate_sample: int = 200_000,
         facets: bool = True,
         facet_min_support: int = 20,
         facet_max_collision: float = 0.1,
@@ -245,6 +248,7 @@ class VocabularyBuilder(BaseEstimator):
         self.head_prior = head_prior
         self.boilerplate = boilerplate
         self.boilerplate_group = boilerplate_group
+        self.boilerplate_sample = boilerplate_sample
         self.facets = facets
         self.facet_min_support = facet_min_support
         self.facet_max_collision = facet_max_collision
@@ -258,32 +262,51 @@ class VocabularyBuilder(BaseEstimator):
         return Analyzer(tuple(self.ngram_range), resolve_stopwords(self.stopwords))
 
     def fit(self, listings: Listings | pd.DataFrame, y: None = None) -> VocabularyBuilder:
-        """Count terms in ``listings`` (a :class:`Listings` or its cleaned frame) and fit on the counts."""
+        """Find the boilerplate of ``listings`` (a :class:`Listings` or its cleaned frame), strip it,
+        count the terms and fit on the counts."""
         frame = listings.frame if isinstance(listings, Listings) else listings
         self._validate()
+        self.timer_ = Timer()
+        with self.timer_("boilerplate"):
+            boilerplate = self.find_boilerplate(frame)
+            frame, stripped = boilerplate.strip_frame(frame)
+        with self.timer_("count_terms"):
+            counts = TermCounts.count(frame, self.roles, self.analyzer())
+        return self._fit(counts, boilerplate, stripped, frame)
+
+    def fit_counts(self, counts: TermCounts, *, boilerplate: Boilerplate | None = None,
+                   stripped: dict[str, StripCounts] | None = None,
+                   sample: pd.DataFrame | None = None) -> VocabularyBuilder:
+        """Fit on term statistics alone, counted over any number of partitions
+        (:mod:`weaklabel.labeling.counting`). ``boilerplate``: what the counts were stripped of (see
+        :meth:`find_boilerplate`), ``stripped`` how much of it per field; ``sample``: listings,
+        stripped too, on which facets are found (none without it)."""
+        self._validate()
+        self.timer_ = Timer()
+        return self._fit(counts, boilerplate or Boilerplate({}), stripped or {}, sample)
+
+    def find_boilerplate(self, frame: pd.DataFrame) -> Boilerplate:
+        """The boilerplate of the free-text fields of ``frame`` (a seeded sample of ``boilerplate_sample`` rows)."""
+        if not self.boilerplate:
+            return Boilerplate({})
         if self.boilerplate_group is not None and self.boilerplate_group not in frame.columns:
             raise ValueError(f"boilerplate_group (--group): the listings have no column {self.boilerplate_group!r}; "
                              f"columns are {list(frame.columns)}")
-        self.timer_ = Timer()
-        with self.timer_("boilerplate"):
-            boilerplate, frame, stripped = self._find_boilerplate(frame)
-        with self.timer_("count_terms"):
-            counts = TermCounts.count(frame, self.roles, self.analyzer())
+        if len(frame) > self.boilerplate_sample:
+            frame = frame.sample(n=self.boilerplate_sample, random_state=0).sort_index()
+        return Boilerplate.find(frame, list(self.roles.text_weights), groups=self.boilerplate_group)
+
+    def _fit(self, counts: TermCounts, boilerplate: Boilerplate, stripped: dict[str, StripCounts],
+             sample: pd.DataFrame | None) -> VocabularyBuilder:
         self._fit_counts(counts, boilerplate)
-        if self.facets:
+        if self.facets and sample is not None:
             with self.timer_("facets"):
-                self._find_facets(frame)
+                self._find_facets(sample)
         patterns = boilerplate.to_frame()["field"].value_counts()
         self.vocabulary_.stats["boilerplate"] = {
             column: {"patterns": int(patterns.get(column, 0)), "listings": found.listings, "words": found.words}
             for column, found in stripped.items()}
         return self
-
-    def fit_counts(self, counts: TermCounts) -> VocabularyBuilder:
-        """Fit on term statistics alone (counted over any number of partitions; no boilerplate is found)."""
-        self._validate()
-        self.timer_ = Timer()
-        return self._fit_counts(counts, Boilerplate({}))
 
     def _find_facets(self, frame: pd.DataFrame) -> None:
         """Label a sample of the listings with the fitted vocabulary and group its labels into facets."""
@@ -306,14 +329,6 @@ class VocabularyBuilder(BaseEstimator):
         return FacetParams(min_support=self.facet_min_support, max_collision=self.facet_max_collision,
                            min_similarity=self.facet_min_similarity, merge_similarity=self.facet_merge_similarity,
                            min_coverage=self.facet_min_coverage, sample=self.facet_sample)
-
-    def _find_boilerplate(self, frame: pd.DataFrame):
-        """The boilerplate of the free-text fields, the frame with it stripped, and what was stripped per field."""
-        if not self.boilerplate:
-            return Boilerplate({}), frame, {}
-        found = Boilerplate.find(frame, list(self.roles.text_weights), groups=self.boilerplate_group)
-        stripped, removed = found.strip_frame(frame)
-        return found, stripped, removed
 
     def _fit_counts(self, counts: TermCounts, boilerplate: Boilerplate) -> VocabularyBuilder:
         timer = self.timer_
@@ -437,6 +452,7 @@ class VocabularyBuilder(BaseEstimator):
             (0 < self.tier_mass[0] <= self.tier_mass[1] <= 1,
              f"tier_mass must be 0 < head <= torso <= 1, got {self.tier_mass}"),
             (self.head_prior > 0, f"head_prior must be > 0, got {self.head_prior}"),
+            (self.boilerplate_sample >= 1, f"boilerplate_sample must be >= 1, got {self.boilerplate_sample}"),
             (self.boilerplate or self.boilerplate_group is None,
              "boilerplate_group (--group) needs boilerplate on (it names where to look for repeated sentences)"),
             (0 < self.same_listings_ratio <= 1,

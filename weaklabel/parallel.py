@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -94,26 +94,50 @@ def run_partitions(
     desc: str = "partitions",
 ) -> list[Any]:
     """``[func(p) for p in partitions]``, run in parallel as configured; results keep the partitions' order."""
+    return list(iter_partitions(func, partitions, workers=workers, scheduler=scheduler, progress=progress, desc=desc))
+
+
+def iter_partitions(
+    func: Callable[[T], Any],
+    partitions: Sequence[T],
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    desc: str = "partitions",
+) -> Iterator[Any]:
+    """``func(p)`` for each partition, run as :func:`run_partitions` does, yielded in the partitions'
+    order as soon as it and those before it are done. A result is fetched from its worker only then
+    and not kept here, so a caller that adds the results up holds its total and no list of them."""
     workers = workers or default_workers()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     bar = tqdm(total=len(partitions), desc=desc, unit="part", disable=not progress)
     if scheduler is None and (workers == 1 or len(partitions) <= 1):
         with bar:  # closed before an error, which then starts a line of its own
-            results = []
             for partition in partitions:
-                results.append(func(partition))
+                result = func(partition)
                 bar.update()
-            return results
+                yield result
+            return
     from distributed import Client, as_completed
 
     cluster = local_cluster(min(workers, len(partitions))) if scheduler is None else None
     try:
         with _connect(scheduler) if scheduler else Client(cluster) as client:
             futures = client.map(func, list(partitions), pure=False)
-            for _ in as_completed(futures):
+            position = {future.key: i for i, future in enumerate(futures)}
+            done: dict[int, Any] = {}
+            following = 0
+            for future in as_completed(futures):
                 bar.update()
-            return client.gather(futures)
+                done[position[future.key]] = future
+                while following in done:
+                    ready = done.pop(following)
+                    following += 1
+                    result = ready.result()
+                    ready.release()
+                    yield result
     finally:
         bar.close()
         if cluster is not None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..listings import ColumnRoles, Listings, concat_listings, read_listing_file
-from ..parallel import run_partitions
+from ..parallel import iter_partitions, run_partitions
 from .boilerplate import Boilerplate, StripCounts
 from .terms import TermCounts
 from .text import Analyzer
@@ -70,16 +70,20 @@ def read_sample(files: Sequence[str | Path], roles: ColumnRoles, size: int, *, w
 def count_terms(sampled: Sampled, analyzer: Analyzer, boilerplate: Boilerplate, *, workers: int | None = None,
                 scheduler: str | None = None,
                 progress: bool = True) -> tuple[TermCounts, dict[str, StripCounts]]:
-    """The term counts of every accepted listing, its boilerplate stripped, and what was stripped per field."""
+    """The term counts of every accepted listing, its boilerplate stripped, and what was stripped per field.
+
+    Each file's counts are added to the total as they come, in file order: memory holds the total
+    and the counts of files that finished early, not the counts of every file."""
     count = partial(_count_file, analyzer=analyzer, boilerplate=boilerplate)
-    results = run_partitions(count, sampled.files, workers=workers, scheduler=scheduler, progress=progress,
-                             desc="counting terms")
+    total: TermCounts | None = None
     stripped: dict[str, StripCounts] = {}
-    for _, removed in results:
+    for counts, removed in iter_partitions(count, sampled.files, workers=workers, scheduler=scheduler,
+                                           progress=progress, desc="counting terms"):
+        total = counts if total is None else TermCounts.combine([total, counts])
         for column, found in removed.items():
-            total = stripped.get(column, StripCounts(0, 0))
-            stripped[column] = StripCounts(total.listings + found.listings, total.words + found.words)
-    return TermCounts.combine([counts for counts, _ in results]), stripped
+            before = stripped.get(column, StripCounts(0, 0))
+            stripped[column] = StripCounts(before.listings + found.listings, before.words + found.words)
+    return total, stripped
 
 
 def _ids_of(part: _File) -> Listings:
@@ -112,11 +116,11 @@ def _hash_bound(ids: pd.Series, size: int) -> int:
 
 
 def repeated_per_file(slim: list[Listings]) -> list[set[str]]:
-    """Per file, its accepted ids that an earlier file accepted first."""
-    seen: set[str] = set()
-    repeated = []
-    for listings in slim:
-        ids = listings.frame.iloc[:, 0]
-        repeated.append(set(ids[ids.isin(seen)]))
-        seen.update(ids)
+    """Per file, its accepted ids that an earlier file accepted first (each file's own ids are distinct)."""
+    ids = pd.concat([listings.frame.iloc[:, 0] for listings in slim], ignore_index=True)
+    file_of = np.repeat(np.arange(len(slim)), [len(listings.frame) for listings in slim])
+    again = ids.duplicated().to_numpy()
+    repeated: list[set[str]] = [set() for _ in slim]
+    for file, id_ in zip(file_of[again], ids[again]):
+        repeated[file].add(id_)
     return repeated

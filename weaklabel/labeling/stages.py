@@ -267,24 +267,29 @@ COVERAGE_KEYS = ("listings_labelled", "listings_unlabelled", "coverage", "labels
 
 
 def _coverage(parts: list[Path], vocabulary: Vocabulary) -> dict[str, Any]:
-    """Coverage statistics read back from the written parts."""
-    table = pq.read_table(parts, columns=["labels", "evidence"])
-    labels = table.column("labels").combine_chunks()
-    per_row = labels.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
-    counts = np.bincount(labels.flatten().to_numpy(), minlength=len(vocabulary.labels))
-    evidence = table.column("evidence").combine_chunks()
-    by_embedding = pc.equal(evidence.flatten().field("field"), "embedding")
-    fallback_rows = pc.filter(pc.list_parent_indices(evidence), by_embedding)
+    """Coverage statistics read back from the written parts, one part at a time."""
+    rows = labelled = assigned = by_fallback = 0
+    per_label = np.zeros(len(vocabulary.labels), np.int64)
+    for part in parts:
+        table = pq.read_table(part, columns=["labels", "evidence"])
+        labels = table.column("labels").combine_chunks()
+        per_row = labels.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+        per_label += np.bincount(labels.flatten().to_numpy(), minlength=len(per_label))
+        evidence = table.column("evidence").combine_chunks()
+        by_embedding = pc.equal(evidence.flatten().field("field"), "embedding")
+        by_fallback += len(pc.unique(pc.filter(pc.list_parent_indices(evidence), by_embedding)))
+        rows += len(per_row)
+        labelled += int((per_row > 0).sum())
+        assigned += int(per_row.sum())
     tiers = vocabulary.labels["tier"].to_numpy()
-    n = len(per_row)
     return {
-        "listings_labelled": int((per_row > 0).sum()),
-        "listings_unlabelled": int((per_row == 0).sum()),
-        "coverage": float((per_row > 0).mean()) if n else 0.0,
-        "labels_per_listing_mean": float(per_row.mean()) if n else 0.0,
-        "listings_labelled_by_fallback": len(pc.unique(fallback_rows)),
-        "label_assignments_by_tier": {t: int(counts[tiers == t].sum()) for t in ("head", "torso", "tail")},
-        "labels_never_assigned": int((counts == 0).sum()),
+        "listings_labelled": labelled,
+        "listings_unlabelled": rows - labelled,
+        "coverage": labelled / rows if rows else 0.0,
+        "labels_per_listing_mean": assigned / rows if rows else 0.0,
+        "listings_labelled_by_fallback": by_fallback,
+        "label_assignments_by_tier": {t: int(per_label[tiers == t].sum()) for t in ("head", "torso", "tail")},
+        "labels_never_assigned": int((per_label == 0).sum()),
     }
 
 

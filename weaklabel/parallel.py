@@ -1,9 +1,10 @@
 """Running a function over partitions: inline, on a local Dask cluster, or on an existing one.
 
-Stages that are embarrassingly parallel over listings (assignment, shard writing) describe their
-work as a list of picklable partitions and a function of one partition. Each partition writes its
-own output files under deterministic names, so a rerun can skip finished partitions and a crashed
-one is rerun alone.
+Stages that are embarrassingly parallel over listings (term counting, assignment, shard writing)
+describe their work as a list of picklable partitions and a function of one partition. Each
+partition writes its own output files under deterministic names, so a rerun can skip finished
+partitions and a crashed one is rerun alone; or it returns a small result that the driver adds
+up as results arrive (:func:`iter_partitions`).
 
 - ``scheduler="tcp://host:8786"``: an existing cluster (``dask scheduler`` / ``dask worker``);
   every worker must see the same paths (a shared filesystem or object store).
